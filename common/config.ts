@@ -1,0 +1,97 @@
+// Configuration from the environment as one schema (contract.md, Configuration). Parsed once at an
+// entry point with loadConfig(process.env); a bad value is an error naming the variable and the fix.
+import { z } from 'zod';
+import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464');
+
+const schema = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  BATCHPILOT_TASK_QUEUE: z.string().min(1).default('batchpilot'),
+  BATCHPILOT_PROVIDER: z
+    .enum(PROFILE_NAMES, { error: `must be one of ${PROFILE_NAMES.join(', ')}` })
+    .optional(),
+  BATCHPILOT_BASE_URL: z.url({ error: 'must be a URL such as https://host/v1' }).optional(),
+  BATCHPILOT_API_KEY: z.string().min(1).optional(),
+  DASHSCOPE_API_KEY: z.string().min(1).optional(),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  BATCHPILOT_DATA_DIR: z.string().min(1).default('./batchpilot-data'),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  BATCHPILOT_METRICS_ADDRESS: hostPort.optional(),
+  BATCHPILOT_MAX_IN_FLIGHT: z.coerce
+    .number({ error: 'must be a positive whole number' })
+    .int('must be a positive whole number')
+    .positive('must be a positive whole number')
+    .optional(),
+  TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+  BATCHPILOT_CODEC_KEY: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (a 256-bit AES key)')
+    .optional(),
+});
+
+export interface Config {
+  temporal: { address: string | undefined; namespace: string; taskQueue: string };
+  provider: {
+    profile: Profile;
+    /** Whether the provider was chosen implicitly because no key is set. */
+    implicitEmulator: boolean;
+    baseUrl: string | undefined;
+    apiKey: string | undefined;
+  };
+  dataDir: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  metricsAddress: string | undefined;
+  maxInFlight: number | undefined;
+  temporalCliPath: string | undefined;
+  codecKey: string | undefined;
+}
+
+/** Thrown for a bad environment; the CLI prints the message and exits 2. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates the environment and resolves the provider profile, base URL and key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const blankless = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(blankless);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const anyKey = e.BATCHPILOT_API_KEY ?? e.DASHSCOPE_API_KEY ?? e.OPENAI_API_KEY;
+  const profileName: ProfileName = e.BATCHPILOT_PROVIDER ?? (anyKey ? 'dashscope-intl' : 'emulator');
+  const profile = PROFILES[profileName];
+  const apiKey = e.BATCHPILOT_API_KEY ?? (profile.keyFallback ? e[profile.keyFallback] : undefined);
+  const baseUrl = e.BATCHPILOT_BASE_URL ?? profile.baseUrl;
+  if (profileName === 'custom' && !baseUrl) {
+    throw new ConfigError(
+      'invalid configuration:\n  BATCHPILOT_BASE_URL: required with BATCHPILOT_PROVIDER=custom',
+    );
+  }
+  if (profileName !== 'emulator' && !apiKey) {
+    const fallback = profile.keyFallback ? ` (or ${profile.keyFallback})` : '';
+    throw new ConfigError(
+      `invalid configuration:\n  BATCHPILOT_API_KEY: required for provider ${profileName}${fallback}`,
+    );
+  }
+  return {
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.BATCHPILOT_TASK_QUEUE,
+    },
+    provider: { profile, implicitEmulator: !e.BATCHPILOT_PROVIDER && !anyKey, baseUrl, apiKey },
+    dataDir: e.BATCHPILOT_DATA_DIR,
+    logLevel: e.LOG_LEVEL,
+    metricsAddress: e.BATCHPILOT_METRICS_ADDRESS,
+    maxInFlight: e.BATCHPILOT_MAX_IN_FLIGHT,
+    temporalCliPath: e.TEMPORAL_CLI_PATH,
+    codecKey: e.BATCHPILOT_CODEC_KEY,
+  };
+}

@@ -1,0 +1,86 @@
+// The one table of provider facts (../shared/batch-api.md): base URLs, per-file limits, accepted
+// completion windows and which key variable a profile falls back to. Everything else reads it here.
+
+export const PROFILE_NAMES = ['dashscope-intl', 'dashscope-cn', 'openai', 'custom', 'emulator'] as const;
+export type ProfileName = (typeof PROFILE_NAMES)[number];
+
+export interface Limits {
+  /** Lines per input file. */
+  maxLines: number;
+  /** Bytes per input file. */
+  maxBytes: number;
+  /** Bytes per request line. */
+  maxLineBytes: number;
+}
+
+export interface Profile {
+  name: ProfileName;
+  baseUrl: string | undefined;
+  limits: Limits;
+  /** Completion windows in hours the provider accepts, inclusive. */
+  windowHours: { min: number; max: number };
+  /** Whether `batches.list` takes DashScope's filters (`input_file_ids`, `status`, `ds_name`, …). */
+  listFilters: boolean;
+  /** Environment variable the API key falls back to when BATCHPILOT_API_KEY is unset. */
+  keyFallback: 'DASHSCOPE_API_KEY' | 'OPENAI_API_KEY' | undefined;
+  /** Base URL of the synchronous Batch Chat API, where the provider has one. */
+  batchChatBaseUrl?: string;
+}
+
+const MB = 1_000_000;
+const DASHSCOPE_LIMITS: Limits = { maxLines: 50_000, maxBytes: 500 * MB, maxLineBytes: 6 * MB };
+
+export const PROFILES: Record<ProfileName, Profile> = {
+  'dashscope-intl': {
+    name: 'dashscope-intl',
+    baseUrl: 'https://dashscope-intl.aliyuncs.com/compatible-mode/v1',
+    limits: DASHSCOPE_LIMITS,
+    windowHours: { min: 24, max: 336 },
+    listFilters: true,
+    keyFallback: 'DASHSCOPE_API_KEY',
+  },
+  'dashscope-cn': {
+    name: 'dashscope-cn',
+    baseUrl: 'https://dashscope.aliyuncs.com/compatible-mode/v1',
+    limits: DASHSCOPE_LIMITS,
+    windowHours: { min: 24, max: 336 },
+    listFilters: true,
+    keyFallback: 'DASHSCOPE_API_KEY',
+    batchChatBaseUrl: 'https://batch.dashscope.aliyuncs.com/compatible-mode/v1',
+  },
+  openai: {
+    name: 'openai',
+    baseUrl: 'https://api.openai.com/v1',
+    limits: { maxLines: 50_000, maxBytes: 200 * MB, maxLineBytes: 6 * MB },
+    windowHours: { min: 24, max: 24 },
+    listFilters: false,
+    keyFallback: 'OPENAI_API_KEY',
+  },
+  custom: {
+    name: 'custom',
+    baseUrl: undefined,
+    limits: DASHSCOPE_LIMITS,
+    windowHours: { min: 24, max: 336 },
+    listFilters: false,
+    keyFallback: 'OPENAI_API_KEY',
+  },
+  emulator: {
+    name: 'emulator',
+    baseUrl: 'http://127.0.0.1:8787/v1',
+    limits: DASHSCOPE_LIMITS,
+    windowHours: { min: 24, max: 336 },
+    listFilters: true,
+    keyFallback: undefined,
+  },
+};
+
+/** DashScope's free validation model and its endpoint (dry run). */
+export const DRY_RUN = {
+  model: 'batch-test-model',
+  endpoint: '/v1/chat/ds-test',
+  limits: { maxLines: 100, maxBytes: 1 * MB, maxLineBytes: 1 * MB } satisfies Limits,
+  maxConcurrentBatches: 2,
+} as const;
+
+export const ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings', '/v1/chat/ds-test'] as const;
+export type Endpoint = (typeof ENDPOINTS)[number];

@@ -1,0 +1,8 @@
+# Source this to put the project's Node 24 and Temporal CLI on PATH (scripts/setup.sh installs them).
+NODE_VERSION=24.21.0
+TEMPORAL_CLI_VERSION=v1.5.1
+BATCHPILOT_CACHE=${BATCHPILOT_CACHE:-$HOME/.cache/batchpilot}
+BATCHPILOT_NODE_DIR="$BATCHPILOT_CACHE/node-$NODE_VERSION"
+BATCHPILOT_TEMPORAL_CLI="$BATCHPILOT_CACHE/temporal-${TEMPORAL_CLI_VERSION#v}/temporal"
+export BATCHPILOT_CACHE BATCHPILOT_TEMPORAL_CLI
+case ":$PATH:" in *":$BATCHPILOT_NODE_DIR/bin:"*) ;; *) export PATH="$BATCHPILOT_NODE_DIR/bin:$PATH" ;; esac

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../common/config.ts';
+
+describe('loadConfig', () => {
+  it('defaults to the emulator when no key is set', () => {
+    const c = loadConfig({});
+    expect(c.provider.profile.name).toBe('emulator');
+    expect(c.provider.implicitEmulator).toBe(true);
+    expect(c.temporal.namespace).toBe('default');
+    expect(c.temporal.taskQueue).toBe('batchpilot');
+    expect(c.dataDir).toBe('./batchpilot-data');
+  });
+  it('falls back to the profile key variable', () => {
+    const c = loadConfig({ BATCHPILOT_PROVIDER: 'dashscope-cn', DASHSCOPE_API_KEY: 'sk-test' });
+    expect(c.provider.apiKey).toBe('sk-test');
+    expect(c.provider.baseUrl).toBe('https://dashscope.aliyuncs.com/compatible-mode/v1');
+  });
+  it('names the variable on a bad value', () => {
+    expect(() => loadConfig({ BATCHPILOT_PROVIDER: 'azure' })).toThrow(ConfigError);
+    expect(() => loadConfig({ BATCHPILOT_PROVIDER: 'azure' })).toThrow(/BATCHPILOT_PROVIDER: must be one of/);
+    expect(() => loadConfig({ BATCHPILOT_MAX_IN_FLIGHT: '-3' })).toThrow(/BATCHPILOT_MAX_IN_FLIGHT/);
+    expect(() => loadConfig({ BATCHPILOT_METRICS_ADDRESS: 'nope' })).toThrow(
+      /BATCHPILOT_METRICS_ADDRESS: must be host:port/,
+    );
+    expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
+  });
+  it('requires a key for a real provider', () => {
+    expect(() => loadConfig({ BATCHPILOT_PROVIDER: 'openai' })).toThrow(
+      /BATCHPILOT_API_KEY: required for provider openai \(or OPENAI_API_KEY\)/,
+    );
+  });
+});
