@@ -8,7 +8,14 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 180_000,
     projects: [
-      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        extends: true,
+        // No Temporal server needed: pure code, the emulator over HTTP, the planner on files.
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts', 'test/emulator/**/*.test.ts', 'test/planner/**/*.test.ts'],
+        },
+      },
       {
         extends: true,
         test: {
