@@ -13,7 +13,12 @@ export default defineConfig({
         // No Temporal server needed: pure code, the emulator over HTTP, the planner on files.
         test: {
           name: 'unit',
-          include: ['test/unit/**/*.test.ts', 'test/emulator/**/*.test.ts', 'test/planner/**/*.test.ts'],
+          include: [
+            'test/unit/**/*.test.ts',
+            'test/emulator/**/*.test.ts',
+            'test/planner/**/*.test.ts',
+            'test/replay/**/*.test.ts',
+          ],
         },
       },
       {

@@ -59,8 +59,8 @@ export function parseCommandArgs(cmd: Command, argv: string[]): { args: string[]
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\nRun "batchpilot ${cmd.name} --help" for the flags.`);
   }
-  const required = cmd.positionals.filter((p) => p.startsWith('<') && !p.endsWith('...'));
-  const variadic = cmd.positionals.some((p) => p.endsWith('...'));
+  const required = cmd.positionals.filter((p) => p.startsWith('<') && !p.includes('...'));
+  const variadic = cmd.positionals.some((p) => p.includes('...'));
   if (!parsed.values.help) {
     if (parsed.positionals.length < required.length) {
       throw new UsageError(

@@ -27,11 +27,15 @@ const schema = z.object({
     .positive('must be a positive whole number')
     .optional(),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+  BATCHPILOT_WORKFLOW_BUNDLE: z.string().min(1).optional(),
   BATCHPILOT_CODEC_KEY: z
     .string()
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (a 256-bit AES key)')
     .optional(),
 });
+
+/** Every environment variable batchpilot reads. */
+export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
 export interface Config {
   temporal: { address: string | undefined; namespace: string; taskQueue: string };
@@ -47,6 +51,8 @@ export interface Config {
   metricsAddress: string | undefined;
   maxInFlight: number | undefined;
   temporalCliPath: string | undefined;
+  /** A prebuilt workflow bundle (scripts/bundle-workflows.ts); built at start when unset. */
+  workflowBundle: string | undefined;
   codecKey: string | undefined;
 }
 
@@ -92,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsAddress: e.BATCHPILOT_METRICS_ADDRESS,
     maxInFlight: e.BATCHPILOT_MAX_IN_FLIGHT,
     temporalCliPath: e.TEMPORAL_CLI_PATH,
+    workflowBundle: e.BATCHPILOT_WORKFLOW_BUNDLE,
     codecKey: e.BATCHPILOT_CODEC_KEY,
   };
 }

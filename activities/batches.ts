@@ -1,0 +1,224 @@
+// Provider calls for one unit: upload its file, create exactly one batch, read it, cancel it.
+// Exactly-once: every create is preceded by a lookup for a batch carrying the unit's key, and runs
+// with maxRetries 0, so a worker killed between the provider's answer and the activity's completion
+// finds the batch on retry instead of paying for a second one (batch-api.md, SDK retries).
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
+import type OpenAI from 'openai';
+import { BATCH_KEY_METADATA, JOB_ID_METADATA } from '../common/definitions.ts';
+import { unitFileName } from '../common/keys.ts';
+import type { ActivityDeps } from './deps.ts';
+import { providerCall, statusOf, toFailure } from './provider-errors.ts';
+import { readError } from './classify.ts';
+import { withHeartbeat } from './heartbeat.ts';
+import { count } from './metrics.ts';
+import { unitFile } from './work-dir.ts';
+
+export interface UploadInput {
+  key: string;
+  workDir: string;
+  round: number;
+  index: number;
+  /** Epoch seconds before which no file of this job can exist: bounds the lookup scan. */
+  notBefore: number;
+}
+
+export interface UploadedFile {
+  fileId: string;
+  createdAt: number;
+}
+
+export interface CreateBatchInput {
+  key: string;
+  jobId: string;
+  fileId: string;
+  fileCreatedAt: number;
+  endpoint: string;
+  completionWindow: string;
+  metadata: Record<string, string>;
+}
+
+/** The part of a provider batch the workflow needs; `errors` capped to keep payloads small. */
+export interface BatchView {
+  id: string;
+  status: string;
+  outputFileId: string | null;
+  errorFileId: string | null;
+  requestCounts: { total: number; completed: number; failed: number };
+  errors: { code: string; message: string; line: number | null }[];
+}
+
+const MAX_ERRORS_IN_VIEW = 20;
+/** Clock skew allowed between us and the provider when bounding lookups. */
+const SKEW_SECONDS = 300;
+
+export function toView(b: OpenAI.Batches.Batch): BatchView {
+  const rc = b.request_counts ?? { total: 0, completed: 0, failed: 0 };
+  const errors = (b.errors?.data ?? []).slice(0, MAX_ERRORS_IN_VIEW).map((e) => {
+    const { code, message } = readError(e);
+    return {
+      code: code ?? 'unknown',
+      message: message ?? '',
+      line: typeof e.line === 'number' ? e.line : null,
+    };
+  });
+  return {
+    id: b.id,
+    status: b.status,
+    outputFileId: b.output_file_id ?? null,
+    errorFileId: b.error_file_id ?? null,
+    requestCounts: { total: rc.total, completed: rc.completed, failed: rc.failed },
+    errors,
+  };
+}
+
+function signal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Finds a file this unit already uploaded (same name and size), newest first. */
+async function findUploaded(
+  openai: OpenAI,
+  name: string,
+  bytes: number,
+  notBefore: number,
+): Promise<UploadedFile | undefined> {
+  for await (const f of openai.files.list({ limit: 100 }, { signal: signal() })) {
+    if (f.created_at < notBefore - SKEW_SECONDS) return undefined;
+    if (f.filename === name && f.bytes === bytes && f.purpose === 'batch')
+      return { fileId: f.id, createdAt: f.created_at };
+  }
+  return undefined;
+}
+
+/** Finds the batch made for this key: by DashScope's input_file_ids filter, or by scanning newest first. */
+export async function findBatch(
+  deps: ActivityDeps,
+  key: string,
+  fileId: string,
+  notBefore: number,
+): Promise<OpenAI.Batches.Batch | undefined> {
+  const matches = (b: OpenAI.Batches.Batch) =>
+    b.metadata?.[BATCH_KEY_METADATA] === key || b.input_file_id === fileId;
+  if (deps.profile.listFilters) {
+    // DashScope filters go in the query itself (batch-api.md, the openai Node SDK).
+    const query = { input_file_ids: fileId, limit: 100 } as OpenAI.Batches.BatchListParams;
+    for await (const b of deps.openai.batches.list(query, { signal: signal() })) if (matches(b)) return b;
+    return undefined;
+  }
+  for await (const b of deps.openai.batches.list({ limit: 100 }, { signal: signal() })) {
+    if (b.created_at < notBefore - SKEW_SECONDS) return undefined;
+    if (matches(b)) return b;
+  }
+  return undefined;
+}
+
+export function batchActivities(deps: ActivityDeps) {
+  return {
+    /** Uploads a unit's file, or returns the one an earlier attempt uploaded. */
+    async uploadUnit(input: UploadInput): Promise<UploadedFile> {
+      const name = unitFileName(input.key);
+      const path = unitFile(input.workDir, input.round, input.index);
+      const { size } = await fsp.stat(path);
+      const existing = await providerCall('look up uploaded files', () =>
+        findUploaded(deps.openai, name, size, input.notBefore),
+      );
+      if (existing) {
+        deps.logger.info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
+        return existing;
+      }
+      // A file-backed Blob streams from disk: a 500 MB shard never sits in memory.
+      const blob = await fs.openAsBlob(path, { type: 'application/jsonl' });
+      const file = new File([blob], name, { type: 'application/jsonl' });
+      const f = await withHeartbeat(() =>
+        providerCall('upload shard', () =>
+          deps.openai.files.create({ file, purpose: 'batch' }, { signal: signal() }),
+        ),
+      );
+      deps.logger.info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
+      return { fileId: f.id, createdAt: f.created_at };
+    },
+
+    /** Creates the unit's batch exactly once (lookup first, no SDK retries). */
+    async createBatch(input: CreateBatchInput): Promise<BatchView> {
+      const found = await providerCall('look up batches', () =>
+        findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
+      );
+      if (found) {
+        deps.logger.info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
+        return toView(found);
+      }
+      const metadata = {
+        ...input.metadata,
+        [BATCH_KEY_METADATA]: input.key,
+        [JOB_ID_METADATA]: input.jobId.slice(0, 512),
+      };
+      const b = await providerCall('create batch', () =>
+        deps.openai.batches.create(
+          {
+            input_file_id: input.fileId,
+            endpoint: input.endpoint as OpenAI.Batches.BatchCreateParams['endpoint'],
+            completion_window: input.completionWindow as '24h',
+            metadata,
+          },
+          { maxRetries: 0, signal: signal() },
+        ),
+      );
+      deps.logger.info({ key: input.key, batchId: b.id }, 'created batch');
+      count('batchesCreated');
+      count('linesSubmitted', b.request_counts?.total ?? 0);
+      return toView(b);
+    },
+
+    /** Reads a batch's status (one poll). */
+    async getBatch(batchId: string): Promise<BatchView> {
+      count('polls');
+      return toView(
+        await providerCall('read batch', () => deps.openai.batches.retrieve(batchId, { signal: signal() })),
+      );
+    },
+
+    /** Finds the batch of a key, for a cancel that raced with create. */
+    async findUnitBatch(input: {
+      key: string;
+      fileId: string;
+      notBefore: number;
+    }): Promise<BatchView | null> {
+      const b = await providerCall('look up batches', () =>
+        findBatch(deps, input.key, input.fileId, input.notBefore),
+      );
+      return b ? toView(b) : null;
+    },
+
+    /** Asks the provider to cancel; a batch that already ended (409) is fine. */
+    async cancelBatch(batchId: string): Promise<BatchView> {
+      try {
+        return toView(await deps.openai.batches.cancel(batchId));
+      } catch (err) {
+        if (statusOf(err) === 409) {
+          return toView(await providerCall('read batch', () => deps.openai.batches.retrieve(batchId)));
+        }
+        throw toFailure(err, 'cancel batch');
+      }
+    },
+
+    /** Deletes the job's provider files once results are safe locally; a missing file is fine. */
+    async deleteRemoteFiles(fileIds: string[]): Promise<number> {
+      let deleted = 0;
+      for (const id of fileIds) {
+        try {
+          await deps.openai.files.delete(id);
+          deleted++;
+        } catch (err) {
+          if (statusOf(err) !== 404) throw toFailure(err, `delete file ${id}`);
+        }
+      }
+      return deleted;
+    },
+  };
+}

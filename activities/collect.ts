@@ -1,0 +1,143 @@
+// Streams a finished batch's output and error files down, classifies every line by its own status
+// and error, and files each outcome under the original shard it came from. Lines in neither file
+// were never run and are marked for resubmission. Memory: one Map of this unit's custom_ids
+// (bounded by --max-lines), never the results themselves.
+import fsp from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { Context } from '@temporalio/activity';
+import type { Unit, UnitCounts } from '../common/job-types.ts';
+import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
+import type { ActivityDeps } from './deps.ts';
+import { AtomicWriter, readLines, splitLines } from './lines.ts';
+import { withHeartbeat } from './heartbeat.ts';
+import { count } from './metrics.ts';
+import { encodeOutcome } from './outcome.ts';
+import { providerCall } from './provider-errors.ts';
+import { originFile, outcomeFile, unitFile } from './work-dir.ts';
+
+export interface CollectInput {
+  workDir: string;
+  jobId: string;
+  unit: Unit;
+  batchId: string;
+  /** The user cancelled the job: unfinished lines fail as cancelled instead of being retried. */
+  cancelledByUs: boolean;
+  maxAttempts: number;
+}
+
+/** Where each line of a unit came from: (original shard, line index in it). */
+async function loadOrigins(workDir: string, unit: Unit): Promise<Uint32Array | null> {
+  if (unit.round === 1) return null;
+  const buf = await fsp.readFile(originFile(workDir, unit.round, unit.index));
+  return new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+}
+
+async function loadIds(workDir: string, unit: Unit): Promise<{ ids: Map<string, number>; list: string[] }> {
+  const ids = new Map<string, number>();
+  const list: string[] = [];
+  for await (const line of readLines(unitFile(workDir, unit.round, unit.index))) {
+    const cid = (JSON.parse(line.text) as { custom_id: string }).custom_id;
+    ids.set(cid, list.length);
+    list.push(cid);
+  }
+  return { ids, list };
+}
+
+export function collectActivities(deps: ActivityDeps) {
+  return {
+    /** Downloads and classifies one unit's results into outcome files; returns its counts. */
+    async collectUnit(input: CollectInput): Promise<UnitCounts> {
+      return withHeartbeat(() => collect(input));
+    },
+  };
+
+  async function collect(input: CollectInput): Promise<UnitCounts> {
+    const { workDir, unit, maxAttempts } = input;
+    const ctx = Context.current();
+    const batch = await providerCall('read batch', () => deps.openai.batches.retrieve(input.batchId));
+    const origins = await loadOrigins(workDir, unit);
+    const { ids, list } = await loadIds(workDir, unit);
+    const seen = new Uint8Array(list.length);
+    const writers = new Map<number, AtomicWriter>();
+    const counts: UnitCounts = { succeeded: 0, failed: 0, retry: 0 };
+    let tokens = 0;
+    const originOf = (p: number): [number, number] =>
+      origins ? [origins[2 * p]!, origins[2 * p + 1]!] : [unit.index, p];
+
+    const record = async (p: number, c: Classified, resultJson: string) => {
+      seen[p] = 1;
+      const [shard, i] = originOf(p);
+      let w = writers.get(shard);
+      if (!w) {
+        w = new AtomicWriter(outcomeFile(workDir, shard, unit.round, unit.index));
+        writers.set(shard, w);
+      }
+      const header = {
+        i,
+        k: c.kind,
+        a: unit.round,
+        cid: list[p]!,
+        ...(c.usage ? { u: c.usage } : {}),
+        ...(c.error ? { e: c.error } : {}),
+      };
+      await w.writeLine(encodeOutcome(header, resultJson));
+      if (c.kind === 'ok') counts.succeeded++;
+      if (c.usage) tokens += c.usage[2];
+      else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
+      else counts.failed++;
+    };
+
+    try {
+      let n = 0;
+      for (const fileId of [batch.output_file_id, batch.error_file_id]) {
+        if (!fileId) continue;
+        const res = await providerCall('download results', () => deps.openai.files.content(fileId));
+        if (!res.body) continue;
+        for await (const line of splitLines(Readable.fromWeb(res.body))) {
+          const parsed = JSON.parse(line.text) as { custom_id?: unknown };
+          const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
+          if (p === undefined || seen[p]) {
+            deps.logger.warn(
+              { batchId: batch.id, custom_id: parsed.custom_id },
+              'result line for an unknown or repeated custom_id: ignored',
+            );
+            continue;
+          }
+          await record(p, classifyResult(parsed, input.cancelledByUs), JSON.stringify(parsed));
+          if (++n % 5000 === 0) ctx.heartbeat({ lines: n });
+        }
+      }
+      // A failed batch ran nothing: lines it names are bad for good, the rest go again.
+      const fileErrors = new Map<number, { code: string; message: string }>();
+      let wholeFile: { code: string; message: string } | undefined;
+      for (const e of batch.errors?.data ?? []) {
+        const { code, message } = readError(e);
+        const err = { code: code ?? 'batch_failed', message: message ?? '' };
+        if (typeof e.line === 'number' && e.line >= 1) fileErrors.set(e.line - 1, err);
+        else wholeFile ??= err;
+      }
+      for (let p = 0; p < list.length; p++) {
+        if (seen[p]) continue;
+        const named = fileErrors.get(p);
+        if (batch.status === 'failed') {
+          const err = named ??
+            wholeFile ?? { code: 'batch_failed', message: 'the batch failed without naming this line' };
+          const kind = named ? 'permanent' : 'retry';
+          await record(p, { kind, error: { ...err, status_code: null }, usage: null }, '');
+        } else {
+          await record(p, missingLine(batch.status, input.cancelledByUs), '');
+        }
+      }
+      for (const w of writers.values()) await w.commit();
+    } catch (err) {
+      for (const w of writers.values()) await w.abort();
+      throw err;
+    }
+    deps.logger.info({ batchId: batch.id, unit, ...counts }, 'collected results');
+    count('linesSucceeded', counts.succeeded);
+    count('linesFailed', counts.failed);
+    count('linesRetried', counts.retry);
+    count('tokens', tokens);
+    return counts;
+  }
+}

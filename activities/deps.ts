@@ -1,0 +1,15 @@
+// What activities need from the outside world, injected by the worker (and by tests).
+import type OpenAI from 'openai';
+import type { Logger } from 'pino';
+import type { Profile } from '../common/profiles.ts';
+
+export interface ActivityDeps {
+  /** Provider client, built with maxRetries 0: Temporal's retry policy is the only retry loop. */
+  openai: OpenAI;
+  profile: Profile;
+  /** Root under which every input and output path must stay. */
+  dataDir: string;
+  logger: Logger;
+  /** Merge memory budget per shard in bytes (outcome records loaded at once). */
+  mergeShardBudgetBytes?: number;
+}

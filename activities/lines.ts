@@ -1,0 +1,108 @@
+// Streaming line I/O with bounded memory: a reader that yields each line with its byte offset, and
+// a writer that writes to a temporary name and renames on close, so a crash never leaves a half
+// file that looks whole (design-notes.md, Streaming and memory).
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { once } from 'node:events';
+
+export interface Line {
+  /** Line content without the trailing newline (or CR LF). */
+  text: string;
+  /** Byte offset of the line's first byte in the file. */
+  offset: number;
+  /** Bytes of the line including its newline. */
+  length: number;
+}
+
+/** Yields the non-empty lines of a file in order. */
+export function readLines(file: string, highWaterMark = 1 << 20): AsyncGenerator<Line> {
+  return splitLines(fs.createReadStream(file, { highWaterMark }));
+}
+
+/** Splits a byte stream into non-empty lines (LF or CRLF), tracking byte offsets. */
+export async function* splitLines(source: AsyncIterable<Uint8Array>): AsyncGenerator<Line> {
+  let carry: Buffer | null = null;
+  let carryOffset = 0;
+  let position = 0;
+  for await (const raw of source) {
+    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const buf: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
+    const base = carry ? carryOffset : position;
+    position += chunk.length;
+    let start = 0;
+    for (let nl = buf.indexOf(10, start); nl !== -1; nl = buf.indexOf(10, start)) {
+      const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl;
+      if (end > start)
+        yield { text: buf.toString('utf8', start, end), offset: base + start, length: nl + 1 - start };
+      start = nl + 1;
+    }
+    carry = start < buf.length ? buf.subarray(start) : null;
+    carryOffset = base + start;
+  }
+  if (carry && carry.length > 0) {
+    const end = carry[carry.length - 1] === 13 ? carry.length - 1 : carry.length;
+    if (end > 0) yield { text: carry.toString('utf8', 0, end), offset: carryOffset, length: carry.length };
+  }
+}
+
+/** A file written under `<name>.tmp-<pid>` and renamed into place by `commit()`. */
+export class AtomicWriter {
+  readonly file: string;
+  private readonly tmp: string;
+  private readonly stream: fs.WriteStream;
+  bytes = 0;
+  lines = 0;
+
+  constructor(file: string) {
+    this.file = file;
+    this.tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.stream = fs.createWriteStream(this.tmp, { highWaterMark: 1 << 20 });
+  }
+
+  /** Writes one line (a newline is added); waits when the buffer is full. */
+  async writeLine(text: string): Promise<void> {
+    const data = text + '\n';
+    this.bytes += Buffer.byteLength(data);
+    this.lines++;
+    if (!this.stream.write(data)) await once(this.stream, 'drain');
+  }
+
+  async write(data: Buffer | string): Promise<void> {
+    this.bytes += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    if (!this.stream.write(data)) await once(this.stream, 'drain');
+  }
+
+  /** Flushes, fsyncs and renames the file into place. */
+  async commit(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.stream.on('error', reject);
+      this.stream.end(() => resolve());
+    });
+    const fh = await fsp.open(this.tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(this.tmp, this.file);
+  }
+
+  /** Drops the temporary file (on failure). */
+  async abort(): Promise<void> {
+    this.stream.destroy();
+    await fsp.rm(this.tmp, { force: true });
+  }
+}
+
+/** Writes a small JSON file atomically. */
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const w = new AtomicWriter(file);
+  await w.write(JSON.stringify(value, null, 2) + '\n');
+  await w.commit();
+}
+
+export async function readJson<T>(file: string): Promise<T> {
+  return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
+}

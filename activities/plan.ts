@@ -1,0 +1,71 @@
+// The planning activity: resolves the job's paths under the data root, then runs the streaming
+// planner into the work directory, heartbeating how far it has read.
+import fsp from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { JobInput, JobPaths, PlanSummary } from '../common/job-types.ts';
+import { DRY_RUN } from '../common/profiles.ts';
+import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
+import { planInput } from '../planner/index.ts';
+import type { ActivityDeps } from './deps.ts';
+import { withHeartbeat } from './heartbeat.ts';
+import { roundDir, workDirOf } from './work-dir.ts';
+
+export function resolveJobPaths(dataDir: string, input: string, outDir: string): JobPaths {
+  try {
+    const out = resolveInDataRoot(dataDir, outDir);
+    return { input: resolveInDataRoot(dataDir, input), outDir: out, workDir: workDirOf(out) };
+  } catch (err) {
+    if (err instanceof PathOutsideDataRootError)
+      throw ApplicationFailure.nonRetryable(err.message, 'PathOutsideDataRoot');
+    throw err;
+  }
+}
+
+export function planActivities(deps: ActivityDeps) {
+  return {
+    /** Validates and shards the input into `<out>/.batchpilot/round-1/`. */
+    async planJob(job: JobInput): Promise<PlanSummary> {
+      const paths = resolveJobPaths(deps.dataDir, job.input, job.outDir);
+      const stat = await fsp.stat(paths.input).catch(() => undefined);
+      if (!stat)
+        throw ApplicationFailure.nonRetryable(
+          `input ${job.input} does not exist (looked at ${paths.input})`,
+          'InputMissing',
+        );
+      if (!stat.isFile())
+        throw ApplicationFailure.nonRetryable(`input ${job.input} is not a file`, 'InputNotAFile');
+      await fsp.mkdir(paths.outDir, { recursive: true });
+      const o = job.options;
+      const ctx = Context.current();
+      const report = await withHeartbeat(() =>
+        planInput({
+          input: paths.input,
+          outDir: roundDir(paths.workDir, 1),
+          endpoint: o.dryRun ? DRY_RUN.endpoint : o.endpoint,
+          limits: o.limits,
+          ...(o.csv ? { csv: o.csv } : {}),
+          rewrite: {
+            ...(o.dryRun ? { model: DRY_RUN.model, url: DRY_RUN.endpoint } : {}),
+            ...(o.thinking ? { thinking: o.thinking } : {}),
+            ...(o.thinkingBudget !== undefined ? { thinkingBudget: o.thinkingBudget } : {}),
+          },
+          onProgress: (p) => ctx.heartbeat(p),
+          maxProblems: 20,
+        }),
+      );
+      deps.logger.info(
+        { lines: report.lines, valid: report.valid, rejected: report.rejected, shards: report.shards },
+        'planned input',
+      );
+      return {
+        paths,
+        lines: report.lines,
+        valid: report.valid,
+        rejected: report.rejected,
+        shardLines: report.shardList.map((s) => s.lines),
+        models: [...new Set(report.shardList.map((s) => s.model))],
+      };
+    },
+  };
+}

@@ -1,0 +1,122 @@
+// Builds the next round from the lines that failed retryably: lines of many shards are packed
+// together by (model, thinking) into as few units as the limits allow, rather than one tiny batch
+// per shard. Each retry line keeps a pointer to its origin (shard, line index) in a sidecar.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import type { JobPaths } from '../common/job-types.ts';
+import type { Limits } from '../common/profiles.ts';
+import { shardFileName } from '../common/keys.ts';
+import { withHeartbeat } from './heartbeat.ts';
+import { AtomicWriter, readJson, readLines, writeJsonAtomic } from './lines.ts';
+import { decodeOutcome } from './outcome.ts';
+import { outcomeDir, roundDir, unitFile } from './work-dir.ts';
+
+export interface RetryRoundInput {
+  paths: JobPaths;
+  /** The round to build (2 or more). */
+  round: number;
+  maxAttempts: number;
+  limits: Limits;
+  shardCount: number;
+}
+
+interface ManifestShard {
+  index: number;
+  model: string;
+  thinking: boolean | null;
+}
+
+interface OpenUnit {
+  index: number;
+  writer: AtomicWriter;
+  origins: number[];
+  group: string;
+}
+
+/** Line indexes of shard `n` whose last outcome in round `prev` asks for another attempt. */
+async function retryIndexes(
+  workDir: string,
+  shard: number,
+  prev: number,
+  maxAttempts: number,
+): Promise<Set<number>> {
+  const dir = outcomeDir(workDir, shard);
+  const files = (await fsp.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`r${prev}-`));
+  const out = new Set<number>();
+  for (const f of files.sort()) {
+    for await (const line of readLines(path.join(dir, f))) {
+      const { header } = decodeOutcome(line.text);
+      if (header.k === 'retry' && header.a < maxAttempts) out.add(header.i);
+    }
+  }
+  return out;
+}
+
+export function retryRoundActivities() {
+  return {
+    /** Writes `round-<r>/` with packed retry units; returns the lines of each unit. */
+    async prepareRetryRound(input: RetryRoundInput): Promise<number[]> {
+      return withHeartbeat(() => packRetryRound(input));
+    },
+  };
+}
+
+async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
+  const { workDir } = input.paths;
+  const ctx = Context.current();
+  const manifest = await readJson<{ shards: ManifestShard[] }>(
+    path.join(roundDir(workDir, 1), 'manifest.json'),
+  );
+  const groupOf = new Map(manifest.shards.map((s) => [s.index, `${s.model}\u0000${String(s.thinking)}`]));
+  const finalDir = roundDir(workDir, input.round);
+  const tmpDir = `${finalDir}.tmp`;
+  await fsp.rm(tmpDir, { recursive: true, force: true });
+  await fsp.mkdir(tmpDir, { recursive: true });
+  const open = new Map<string, OpenUnit>();
+  const done: { index: number; lines: number; bytes: number; group: string }[] = [];
+  let next = 0;
+  const close = async (u: OpenUnit) => {
+    await u.writer.commit();
+    const sidecar = path.join(tmpDir, shardFileName(u.index).replace(/\.jsonl$/, '.origin'));
+    await fsp.writeFile(sidecar, Buffer.from(new Uint32Array(u.origins).buffer));
+    done.push({ index: u.index, lines: u.writer.lines, bytes: u.writer.bytes, group: u.group });
+  };
+  for (let shard = 0; shard < input.shardCount; shard++) {
+    const wanted = await retryIndexes(workDir, shard, input.round - 1, input.maxAttempts);
+    if (wanted.size === 0) continue;
+    const group = groupOf.get(shard) ?? '';
+    let i = 0;
+    for await (const line of readLines(unitFile(workDir, 1, shard))) {
+      if (wanted.has(i)) {
+        let u = open.get(group);
+        if (
+          u &&
+          (u.writer.lines + 1 > input.limits.maxLines || u.writer.bytes + line.length > input.limits.maxBytes)
+        ) {
+          await close(u);
+          u = undefined;
+        }
+        if (!u) {
+          u = {
+            index: next++,
+            writer: new AtomicWriter(path.join(tmpDir, shardFileName(next - 1))),
+            origins: [],
+            group,
+          };
+          open.set(group, u);
+        }
+        await u.writer.writeLine(line.text);
+        u.origins.push(shard, i);
+      }
+      i++;
+    }
+    ctx.heartbeat({ shard });
+  }
+  for (const u of open.values()) await close(u);
+  done.sort((a, b) => a.index - b.index);
+  await writeJsonAtomic(path.join(tmpDir, 'manifest.json'), { round: input.round, units: done });
+  await fsp.rm(finalDir, { recursive: true, force: true });
+  await fsp.rename(tmpDir, finalDir);
+  return done.map((d) => d.lines);
+}

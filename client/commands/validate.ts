@@ -1,0 +1,101 @@
+// `batchpilot validate <input>`: reads the input without any network call and reports every problem
+// with its line number, the groups (model, thinking) and how many shards it would make.
+import path from 'node:path';
+import { formatBytes } from '../../common/units.ts';
+import { InputError, planInput, type PlanOptions, type PlanReport } from '../../planner/index.ts';
+import { UsageError, boolFlag, intFlag, type Command, type CommandContext } from '../command.ts';
+import { PLAN_FLAGS, planOptionsFromFlags, profileFromFlags } from './job-flags.ts';
+
+/** Problems printed before "and N more" (the rest: --json, or rejected.jsonl from `plan`). */
+const SHOWN = 50;
+
+const num = (n: number): string => n.toLocaleString('en-US');
+
+/** Runs the planner for a command: input errors are usage errors (exit 2); progress on a TTY. */
+export async function planForCommand(
+  ctx: CommandContext,
+  extra: Pick<PlanOptions, 'outDir' | 'maxProblems'>,
+): Promise<PlanReport> {
+  const input = path.resolve(ctx.args[0]!);
+  const opts = planOptionsFromFlags(input, ctx.flags, profileFromFlags(ctx.flags, ctx.env));
+  const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
+  try {
+    const report = await planInput({
+      ...opts,
+      ...extra,
+      ...(tty
+        ? {
+            onProgress: (p: { bytesRead: number; linesRead: number }) =>
+              ctx.stderr.write(`\r${num(p.linesRead)} lines, ${formatBytes(p.bytesRead)} read   `),
+          }
+        : {}),
+    });
+    if (tty) ctx.stderr.write('\r\x1b[K');
+    return report;
+  } catch (err) {
+    if (err instanceof InputError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** Exit code for a report: 1 when any line is refused or there is nothing to send. */
+export const exitCodeOf = (r: PlanReport): number => (r.rejected > 0 || r.lines === 0 ? 1 : 0);
+
+/** The report as people read it: totals, problems (capped), warnings, groups and shards. */
+export function renderReport(input: string, r: PlanReport): string {
+  const out: string[] = [];
+  out.push(`${input}: ${num(r.lines)} request lines, ${num(r.valid)} valid, ${num(r.rejected)} rejected`);
+  if (r.problems.length > 0) {
+    out.push('', 'problems:');
+    for (const p of r.problems.slice(0, SHOWN)) out.push(`  line ${p.line}: [${p.code}] ${p.message}`);
+    const more = Math.max(r.rejected, r.problems.length) - Math.min(SHOWN, r.problems.length);
+    if (more > 0)
+      out.push(`  ... and ${num(more)} more (all of them: --json, or rejected.jsonl from "batchpilot plan")`);
+  }
+  if (r.warnings.length > 0) {
+    out.push('', 'warnings:');
+    for (const w of r.warnings) out.push(`  line ${w.line}: [${w.code}] ${w.message}`);
+  }
+  if (r.groups.length > 0) {
+    out.push('', 'groups (one model and thinking mode per shard):');
+    for (const g of r.groups) {
+      const thinking = g.thinking === null ? 'thinking unset' : g.thinking ? 'thinking on' : 'thinking off';
+      out.push(
+        `  ${g.model}, ${thinking}: ${num(g.lines)} line${g.lines === 1 ? '' : 's'}, ${formatBytes(g.bytes)}`,
+      );
+    }
+  }
+  out.push('', `shards: ${num(r.shards)}`);
+  return out.join('\n') + '\n';
+}
+
+export const validateCommand: Command = {
+  name: 'validate',
+  summary: 'check an input without sending anything: every problem with its line number',
+  positionals: ['<input>'],
+  flags: {
+    ...PLAN_FLAGS,
+    json: {
+      type: 'boolean',
+      description: 'print {lines, valid, rejected, groups, shards, problems, warnings} as JSON',
+    },
+    'max-problems': {
+      type: 'string',
+      arg: '<n>',
+      description: 'problems listed in the report (the counts are always complete)',
+      default: '1000',
+    },
+  },
+  details:
+    'Exit codes: 0 every line is valid, 1 some lines would be rejected (or the input is empty), 2 usage\nerror (bad flag, missing or unreadable input, CSV without its columns).',
+  async run(ctx) {
+    const report = await planForCommand(ctx, { maxProblems: intFlag(ctx.flags, 'max-problems') ?? 1000 });
+    if (boolFlag(ctx.flags, 'json')) {
+      const { lines, valid, rejected, groups, shards, problems, warnings } = report;
+      ctx.stdout.write(`${JSON.stringify({ lines, valid, rejected, groups, shards, problems, warnings })}\n`);
+    } else {
+      ctx.stdout.write(renderReport(ctx.args[0]!, report));
+    }
+    return exitCodeOf(report);
+  },
+};

@@ -1,0 +1,54 @@
+// `batchpilot worker`: the production entry point, one worker process on the task queue.
+import { NativeConnection } from '@temporalio/worker';
+import { loadConfig } from '../../common/config.ts';
+import { createLogger } from '../../common/logger.ts';
+import { installRuntime } from '../../worker/runtime.ts';
+import { createWorker } from '../../worker/worker.ts';
+import { DEFAULT_TEMPORAL_ADDRESS, NoTemporalServerError } from '../temporal.ts';
+import type { Command } from '../command.ts';
+
+export const workerCommand: Command = {
+  name: 'worker',
+  summary: 'run a worker (production entry point)',
+  positionals: [],
+  flags: {},
+  details:
+    'Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, BATCHPILOT_TASK_QUEUE, BATCHPILOT_PROVIDER,\nBATCHPILOT_API_KEY, BATCHPILOT_DATA_DIR, BATCHPILOT_METRICS_ADDRESS, LOG_LEVEL. Stops cleanly on SIGINT/SIGTERM.',
+  async run({ env }) {
+    const config = loadConfig(env);
+    const logger = createLogger({ level: config.logLevel });
+    installRuntime(logger, config.metricsAddress);
+    const address = config.temporal.address ?? DEFAULT_TEMPORAL_ADDRESS;
+    let connection: NativeConnection;
+    try {
+      connection = await NativeConnection.connect({ address });
+    } catch (err) {
+      throw new NoTemporalServerError(
+        `no Temporal server at ${address} (${(err as Error).message}): start one with "batchpilot dev" or set TEMPORAL_ADDRESS`,
+      );
+    }
+    const worker = await createWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      dataDir: config.dataDir,
+      profile: config.provider.profile,
+      baseUrl: config.provider.baseUrl!,
+      apiKey: config.provider.apiKey,
+      logger,
+      ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
+    });
+    logger.info(
+      {
+        address,
+        taskQueue: config.temporal.taskQueue,
+        provider: config.provider.profile.name,
+        dataDir: config.dataDir,
+      },
+      'worker started',
+    );
+    await worker.run();
+    await connection.close();
+    return 0;
+  },
+};

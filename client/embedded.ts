@@ -1,0 +1,77 @@
+// What `batchpilot run` brings up by itself: an embedded Temporal dev server when none is
+// configured, the local emulator when no API key is set, and an in-process worker.
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import type { Config } from '../common/config.ts';
+import { startEmulator, type RunningEmulator } from '../emulator/index.ts';
+import { startDevServer, type DevServer } from '../worker/dev-server.ts';
+import { installRuntime } from '../worker/runtime.ts';
+import { createWorker } from '../worker/worker.ts';
+import { connectClient, DEFAULT_TEMPORAL_ADDRESS } from './temporal.ts';
+
+export interface Embedded {
+  client: Client;
+  /** Human notes on what was started, printed before the job. */
+  notes: string[];
+  close(): Promise<void>;
+}
+
+export async function bringUp(config: Config, logger: Logger): Promise<Embedded> {
+  const notes: string[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    installRuntime(logger, config.metricsAddress);
+    let address = config.temporal.address;
+    let server: DevServer | undefined;
+    if (!address) {
+      server = await startDevServer({ headless: false });
+      closers.push(() => server!.stop());
+      address = server.address;
+      notes.push(`embedded Temporal dev server on ${address}, Web UI http://127.0.0.1:${server.uiPort}`);
+    }
+    const client =
+      address === config.temporal.address
+        ? await connectClient(config, address ?? DEFAULT_TEMPORAL_ADDRESS)
+        : new Client({ connection: await Connection.connect({ address }) });
+    closers.push(() => client.connection.close());
+    let baseUrl = config.provider.baseUrl!;
+    if (config.provider.implicitEmulator) {
+      const emulator: RunningEmulator = await startEmulator({
+        port: 0,
+        dataDir: path.join(config.dataDir, '.emulator'),
+        logger: logger.child({ component: 'emulator' }),
+      });
+      closers.push(() => emulator.close());
+      baseUrl = emulator.url;
+      notes.push(
+        `no API key set: using the local Batch API emulator at ${emulator.url} (answers are synthetic)`,
+      );
+    }
+    const connection = await NativeConnection.connect({ address });
+    closers.push(() => connection.close());
+    const worker: Worker = await createWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      dataDir: config.dataDir,
+      profile: config.provider.profile,
+      baseUrl,
+      apiKey: config.provider.apiKey,
+      logger,
+    });
+    const running = worker.run();
+    closers.push(async () => {
+      worker.shutdown();
+      await running;
+    });
+    return { client, notes, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

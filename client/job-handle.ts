@@ -1,0 +1,75 @@
+// Reading a job from the client side: progress by query, the outcome when it has ended.
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { rootCause } from '@temporalio/common';
+import { PROGRESS_QUERY } from '../common/definitions.ts';
+import type { JobProgress, JobSummary } from '../common/job-types.ts';
+import { renderProgress, renderSummary } from './progress-view.ts';
+
+export async function queryProgress(handle: WorkflowHandle): Promise<JobProgress> {
+  return handle.query<JobProgress>(PROGRESS_QUERY);
+}
+
+/** The job's summary, or the summary carried by its failure; undefined while it runs. */
+export async function jobOutcome(
+  handle: WorkflowHandle,
+): Promise<{ status: string; summary?: JobSummary; error?: string }> {
+  const d = await handle.describe();
+  const status = d.status.name;
+  if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') return { status };
+  try {
+    return { status, summary: (await handle.result()) as JobSummary };
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) {
+      const cause = err.cause as { details?: unknown[]; message?: string } | undefined;
+      const summary = cause?.details?.[0] as JobSummary | undefined;
+      return { status, ...(summary ? { summary } : {}), error: rootCause(err.cause) ?? err.message };
+    }
+    return { status, error: (err as Error).message };
+  }
+}
+
+/**
+ * Shows progress until the job ends: a redrawn bar on a TTY, one line per change otherwise.
+ * Returns the exit code: 0 when the job completed with every line answered, 1 otherwise.
+ */
+export async function watchJob(
+  client: Client,
+  workflowId: string,
+  out: NodeJS.WritableStream,
+  intervalMs = 1000,
+): Promise<number> {
+  const handle = client.workflow.getHandle(workflowId);
+  const tty = (out as NodeJS.WriteStream).isTTY === true;
+  let last = '';
+  let drawnLines = 0;
+  const resultPromise = handle.result().then(
+    () => undefined,
+    () => undefined,
+  );
+  let ended = false;
+  void resultPromise.then(() => (ended = true));
+  while (!ended) {
+    try {
+      const text = renderProgress(await queryProgress(handle));
+      if (tty) {
+        if (drawnLines) out.write(`\x1b[${drawnLines}A\x1b[0J`);
+        out.write(text + '\n');
+        drawnLines = text.split('\n').length;
+      } else if (text !== last) {
+        out.write(text.split('\n')[1] + '\n');
+      }
+      last = text;
+    } catch {
+      // The query can fail while a worker restarts or the run continues-as-new: try again.
+    }
+    await Promise.race([resultPromise, new Promise((r) => setTimeout(r, intervalMs))]);
+  }
+  const outcome = await jobOutcome(handle);
+  if (outcome.summary) out.write(renderSummary(outcome.summary) + '\n');
+  if (outcome.error) out.write(`job ${workflowId} ${outcome.status.toLowerCase()}: ${outcome.error}\n`);
+  return outcome.summary?.status === 'completed' &&
+    outcome.summary.lines.failed === 0 &&
+    outcome.summary.lines.rejected === 0
+    ? 0
+    : 1;
+}

@@ -1,0 +1,90 @@
+// Job flags → JobInput, shared by `run`, `start` and `schedule create`.
+import type { Config } from '../common/config.ts';
+import type { JobInput, JobOptions } from '../common/job-types.ts';
+import { PROFILES, type ProfileName } from '../common/profiles.ts';
+import { parseDuration } from '../common/units.ts';
+import {
+  boolFlag,
+  intFlag,
+  parsedFlag,
+  stringFlag,
+  UsageError,
+  type FlagSchema,
+  type ParsedFlags,
+} from './command.ts';
+import { JOB_FLAGS, resolvePlanLimits } from './commands/job-flags.ts';
+
+export const JOB_COMMAND_FLAGS: FlagSchema = JOB_FLAGS;
+
+function completionWindow(flags: ParsedFlags, profileName: ProfileName): string {
+  const text = stringFlag(flags, 'completion-window') ?? '24h';
+  const m = /^(\d+)(h|d)$/.exec(text);
+  if (!m) throw new UsageError(`--completion-window: "${text}" must be hours or days, e.g. 24h, 48h, 7d`);
+  const hours = Number(m[1]) * (m[2] === 'd' ? 24 : 1);
+  const { min, max } = PROFILES[profileName].windowHours;
+  if (hours < min || hours > max) {
+    throw new UsageError(
+      `--completion-window: ${text} is outside what ${profileName} accepts (${min === max ? `${min}h only` : `${min}h to ${max}h`})`,
+    );
+  }
+  return text;
+}
+
+export function jobInputFromFlags(
+  input: string,
+  outDir: string,
+  flags: ParsedFlags,
+  config: Config,
+): JobInput {
+  const profile = config.provider.profile;
+  const mode = stringFlag(flags, 'mode') ?? 'file';
+  if (mode !== 'file' && mode !== 'chat') throw new UsageError(`--mode: "${mode}" must be file or chat`);
+  const thinking = stringFlag(flags, 'thinking');
+  if (thinking !== undefined && thinking !== 'on' && thinking !== 'off' && thinking !== 'keep') {
+    throw new UsageError(`--thinking: "${thinking}" must be on, off or keep`);
+  }
+  const model = stringFlag(flags, 'model');
+  const promptColumn = stringFlag(flags, 'prompt-column');
+  const options: JobOptions = {
+    endpoint: stringFlag(flags, 'endpoint') ?? '/v1/chat/completions',
+    completionWindow: completionWindow(flags, profile.name),
+    limits: resolvePlanLimits(flags, profile),
+    maxAttempts: intFlag(flags, 'max-attempts') ?? 3,
+    maxInFlight: intFlag(flags, 'max-in-flight') ?? 50,
+    dryRun: boolFlag(flags, 'dry-run'),
+    mode,
+    keepRemoteFiles: boolFlag(flags, 'keep-remote-files'),
+  };
+  const poll = parsedFlag(flags, 'poll-interval', parseDuration);
+  if (poll !== undefined) options.pollIntervalMs = poll;
+  const name = stringFlag(flags, 'name');
+  if (name !== undefined) {
+    if (name.length > 100)
+      throw new UsageError(`--name: ${name.length} characters; ds_name takes at most 100`);
+    options.name = name;
+  }
+  const description = stringFlag(flags, 'description');
+  if (description !== undefined) {
+    if (description.length > 200)
+      throw new UsageError(
+        `--description: ${description.length} characters; ds_description takes at most 200`,
+      );
+    options.description = description;
+  }
+  if (thinking) options.thinking = thinking;
+  const budget = intFlag(flags, 'thinking-budget');
+  if (budget !== undefined) options.thinkingBudget = budget;
+  if (input.toLowerCase().endsWith('.csv')) {
+    if (!promptColumn || !model)
+      throw new UsageError(
+        'a .csv input needs --prompt-column and --model (and optionally --id-column, --system)',
+      );
+    options.csv = {
+      idColumn: stringFlag(flags, 'id-column') ?? 'custom_id',
+      promptColumn,
+      model,
+      ...(stringFlag(flags, 'system') ? { system: stringFlag(flags, 'system')! } : {}),
+    };
+  }
+  return { input, outDir, options };
+}

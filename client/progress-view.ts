@@ -1,0 +1,54 @@
+// Renders the job's progress for people: a bar, line counts, shard states and an ETA.
+import type { JobProgress, JobSummary } from '../common/job-types.ts';
+import { formatDuration } from '../common/units.ts';
+
+export function progressBar(fraction: number, width = 30): string {
+  const f = Math.max(0, Math.min(1, fraction));
+  const full = Math.round(f * width);
+  return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${(f * 100).toFixed(1).padStart(5)}%`;
+}
+
+/** Lines that have an answer (or a final error) out of the lines that will get one. */
+export function doneFraction(p: JobProgress): number {
+  const l = p.lines;
+  if (l.valid === 0) return p.phase === 'done' ? 1 : 0;
+  const inFlight = p.shards.reduce((a, s) => a + (s.status === 'done' ? 0 : s.completed), 0);
+  return Math.min(1, (l.succeeded + l.failed + inFlight) / l.valid);
+}
+
+/** Linear ETA from the elapsed time and the fraction done; undefined until there is a signal. */
+export function eta(p: JobProgress, now: number): number | undefined {
+  const f = doneFraction(p);
+  const elapsed = now - Date.parse(p.startedAt);
+  if (f <= 0.001 || f >= 1 || !(elapsed > 0)) return undefined;
+  return (elapsed * (1 - f)) / f;
+}
+
+export function renderProgress(p: JobProgress, now = Date.now()): string {
+  const byStatus = new Map<string, number>();
+  for (const s of p.shards) byStatus.set(s.status, (byStatus.get(s.status) ?? 0) + 1);
+  const shardText = [...byStatus].map(([k, v]) => `${v} ${k}`).join(', ') || 'none yet';
+  const e = eta(p, now);
+  const l = p.lines;
+  return [
+    `${p.workflowId}  ${p.phase}  round ${p.round}`,
+    `${progressBar(doneFraction(p))}  ${l.succeeded} ok, ${l.failed} failed, ${l.rejected} rejected of ${l.total} lines${e !== undefined ? `  ETA ${formatDuration(e)}` : ''}`,
+    `shards: ${shardText}   batches created: ${p.batchesCreated}`,
+  ].join('\n');
+}
+
+export function renderSummary(s: JobSummary): string {
+  const l = s.lines;
+  return [
+    `job ${s.workflowId} ${s.status}`,
+    `  lines: ${l.total} total, ${l.succeeded} succeeded, ${l.failed} failed, ${l.rejected} rejected`,
+    `  shards: ${s.shards}, batches: ${s.batches}, rounds: ${s.rounds}`,
+    `  tokens: ${s.usage.prompt_tokens} prompt + ${s.usage.completion_tokens} completion = ${s.usage.total_tokens}`,
+    `  outputs in ${s.outDir}: results.jsonl, errors.jsonl, rejected.jsonl, summary.json, manifest.json`,
+    ...(s.batchFailures?.length
+      ? [
+          `  failed batches: ${s.batchFailures.map((b) => `${b.batchId ?? '?'} (${b.errors.map((e) => e.code).join(', ')})`).join('; ')}`,
+        ]
+      : []),
+  ].join('\n');
+}

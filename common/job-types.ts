@@ -1,0 +1,158 @@
+// Small typed objects that cross the workflow/activity wall. They hold references (paths, ids,
+// counts), never request lines or results: Temporal payloads must stay far below 2 MiB.
+import type { Limits } from './profiles.ts';
+
+export interface JobOptions {
+  endpoint: string;
+  completionWindow: string;
+  limits: Limits;
+  /** Fixed poll interval; undefined draws a random 60–120 s per poll. */
+  pollIntervalMs?: number;
+  maxAttempts: number;
+  maxInFlight: number;
+  name?: string;
+  description?: string;
+  dryRun: boolean;
+  mode: 'file' | 'chat';
+  keepRemoteFiles: boolean;
+  thinking?: 'on' | 'off' | 'keep';
+  thinkingBudget?: number;
+  csv?: { idColumn: string; promptColumn: string; model: string; system?: string };
+  /** Keep `<out>/.batchpilot/` after success (for debugging); removed by default. */
+  keepWorkDir?: boolean;
+}
+
+export interface JobInput {
+  /** Input path as the user gave it; the worker resolves it under its data root. */
+  input: string;
+  /** Output folder, likewise resolved under the data root. */
+  outDir: string;
+  options: JobOptions;
+  /** Set by the client when the server has batchpilot's search attributes registered. */
+  searchAttributes?: boolean;
+  /** IANA time zone for `{date}`/`{datetime}` in scheduled templates (UTC by default). */
+  timezone?: string;
+}
+
+/** Where the job keeps its intermediate files: `<outDir>/.batchpilot`. */
+export interface JobPaths {
+  input: string;
+  outDir: string;
+  workDir: string;
+}
+
+export interface PlanSummary {
+  paths: JobPaths;
+  lines: number;
+  valid: number;
+  rejected: number;
+  /** Lines per round-1 shard, by shard index. */
+  shardLines: number[];
+  /** Models in the plan, for the Web UI summary. */
+  models: string[];
+}
+
+/** One batch's worth of lines in one round: a shard of the plan (round 1) or a retry shard. */
+export interface Unit {
+  round: number;
+  index: number;
+  lines: number;
+}
+
+export type UnitStatus =
+  | 'pending'
+  | 'uploading'
+  | 'validating'
+  | 'in_progress'
+  | 'finalizing'
+  | 'collecting'
+  | 'done'
+  | 'failed'
+  | 'cancelled'
+  | 'expired';
+
+export interface UnitCounts {
+  /** Lines that succeeded in this unit's batch. */
+  succeeded: number;
+  /** Lines that failed for good (permanent error, or retryable with no attempts left). */
+  failed: number;
+  /** Lines to resubmit in the next round. */
+  retry: number;
+}
+
+/** What a shard workflow reports when it ends. */
+export interface UnitResult extends UnitCounts {
+  unit: Unit;
+  batchId: string | null;
+  batchStatus: string | null;
+  /** File-level errors of a `failed` batch (provider's errors.data), capped. */
+  fileErrors: { code: string; message: string; line: number | null }[];
+}
+
+/** Live state of a unit, sent by the shard workflow to the job as a signal. */
+export interface UnitUpdate {
+  unit: Unit;
+  status: UnitStatus;
+  batchId?: string;
+  requestCounts?: { total: number; completed: number; failed: number };
+}
+
+export interface MergeSummary {
+  succeeded: number;
+  failed: number;
+  rejected: number;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+export interface JobSummary {
+  workflowId: string;
+  status: 'completed' | 'cancelled' | 'failed';
+  input: string;
+  lines: { total: number; succeeded: number; failed: number; rejected: number };
+  shards: number;
+  batches: number;
+  rounds: number;
+  usage: MergeSummary['usage'];
+  startedAt: string;
+  finishedAt: string;
+  outDir: string;
+  batchFailures?: {
+    round: number;
+    shard: number;
+    batchId: string | null;
+    errors: UnitResult['fileErrors'];
+  }[];
+}
+
+export interface ShardProgress {
+  round: number;
+  index: number;
+  status: UnitStatus;
+  batchId: string | null;
+  lines: number;
+  completed: number;
+  succeeded: number;
+  failed: number;
+  retry: number;
+}
+
+/** What the `progress` query returns. */
+export interface JobProgress {
+  workflowId: string;
+  phase: 'planning' | 'running' | 'merging' | 'done' | 'cancelling';
+  round: number;
+  input: string;
+  outDir: string;
+  lines: {
+    total: number;
+    valid: number;
+    rejected: number;
+    succeeded: number;
+    failed: number;
+    pendingRetry: number;
+  };
+  shards: ShardProgress[];
+  batchesCreated: number;
+  startedAt: string;
+  summary?: JobSummary;
+}

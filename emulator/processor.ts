@@ -1,0 +1,417 @@
+// Runs batches through the status machine (batch-api.md) with the timing and faults in force at
+// each moment. Progress is checkpointed (input offset, line counts, lengths of the partial output
+// and error files) so a batch resumes after a restart without losing or repeating a line.
+import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { resultLine } from './envelope.ts';
+import type { ResolvedFaults } from './faults.ts';
+import type { EmulatorLimits } from './limits.ts';
+import { readLines, type Line } from './lines.ts';
+import { decideLine } from './line-outcome.ts';
+import { nowSeconds, type BatchError, type BatchStatus } from './objects.ts';
+import { draw } from './random.ts';
+import type { Store, StoredBatch } from './store.ts';
+import { validateInputFile } from './validate-file.ts';
+
+export interface ProcessorDeps {
+  store: Store;
+  faults: () => ResolvedFaults;
+  limits: EmulatorLimits;
+  logger: Logger;
+}
+
+/** Most lines handled between two checkpoints, so a fast batch still yields and saves progress. */
+const CHUNK = 500;
+/** Longest pause between two looks at a running batch (cancel, new faults, stop). */
+const TICK_MS = 25;
+/** Progress is saved at most this often (and at every stop); a crash only redoes what came after. */
+const CHECKPOINT_MS = 200;
+
+type Final = Extract<BatchStatus, 'completed' | 'expired' | 'cancelled'>;
+
+export class Processor {
+  readonly #deps: ProcessorDeps;
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #stop = new AbortController();
+
+  constructor(deps: ProcessorDeps) {
+    this.#deps = deps;
+  }
+
+  /** Starts (or keeps) the runner of a batch that is not finished. */
+  start(batchId: string): void {
+    if (this.#running.has(batchId) || this.#stopped) return;
+    const sb = this.#deps.store.batches.get(batchId);
+    if (!sb) return;
+    const run = this.#run(sb)
+      .catch((err: unknown) => this.#deps.logger.error({ err, batchId }, 'batch runner failed'))
+      .finally(() => this.#running.delete(batchId));
+    this.#running.set(batchId, run);
+  }
+
+  /** Picks up every unfinished batch, e.g. after a restart. */
+  resumeAll(): void {
+    for (const id of this.#deps.store.batches.keys()) this.start(id);
+  }
+
+  /** Stops every runner at its next checkpoint. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await Promise.all(this.#running.values());
+  }
+
+  get #stopped(): boolean {
+    return this.#stop.signal.aborted;
+  }
+
+  async #run(sb: StoredBatch): Promise<void> {
+    while (!this.#stopped) {
+      switch (sb.batch.status) {
+        case 'validating':
+          await this.#validate(sb);
+          break;
+        case 'in_progress':
+          await this.#process(sb);
+          break;
+        case 'finalizing':
+          await this.#wait(sb, 'finalizing', () => this.#deps.faults().finalizingMs);
+          if (!this.#stopped && sb.batch.status === 'finalizing') this.#finish(sb, 'completed');
+          break;
+        case 'cancelling':
+          // Cancelling takes about as long as finalizing: the provider writes the partial files.
+          await this.#wait(sb, 'cancelling', () => this.#deps.faults().finalizingMs);
+          if (!this.#stopped) this.#finish(sb, 'cancelled');
+          break;
+        default:
+          return;
+      }
+    }
+  }
+
+  /** Sleeps until `ms()` (read live) has passed since now, the status changes, or the stop. */
+  async #wait(sb: StoredBatch, status: BatchStatus, ms: () => number, since = Date.now()): Promise<void> {
+    while (!this.#stopped && sb.batch.status === status) {
+      const left = ms() - (Date.now() - since);
+      if (left <= 0) return;
+      await this.#sleep(Math.min(left, TICK_MS));
+    }
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    try {
+      await sleep(ms, undefined, { signal: this.#stop.signal });
+    } catch {
+      // Aborted by stop(): the caller sees #stopped.
+    }
+  }
+
+  #save(sb: StoredBatch): void {
+    this.#deps.store.saveBatch(sb);
+  }
+
+  #failValidation(sb: StoredBatch, errors: BatchError[]): void {
+    sb.batch.status = 'failed';
+    sb.batch.failed_at = nowSeconds();
+    sb.batch.errors = { object: 'list', data: errors };
+    this.#save(sb);
+    this.#deps.store.releaseDeleted(sb.batch.input_file_id);
+  }
+
+  async #validate(sb: StoredBatch): Promise<void> {
+    const started = Date.now();
+    const { store, limits } = this.#deps;
+    const input = store.files.get(sb.batch.input_file_id);
+    const file = store.contentPath(sb.batch.input_file_id);
+    if (!input || !fs.existsSync(file)) {
+      this.#failValidation(sb, [
+        { code: 'file_not_found', message: 'the input file is gone', param: 'input_file_id', line: null },
+      ]);
+      return;
+    }
+    const result = await validateInputFile(
+      file,
+      { endpoint: sb.batch.endpoint, limits, fileBytes: input.file.bytes },
+      () => this.#stopped || sb.batch.status !== 'validating',
+    );
+    if (!result) return;
+    await this.#wait(sb, 'validating', () => this.#deps.faults().validatingMs, started);
+    if (this.#stopped || sb.batch.status !== 'validating') return;
+    const f = this.#deps.faults();
+    if (result.errors.length > 0) return this.#failValidation(sb, result.errors);
+    if (draw(f.seed, 'fail-batch', sb.run.inputSha256, sb.run.contentAttempt) < f.failBatchRate) {
+      return this.#failValidation(sb, [
+        {
+          code: 'token_limit_exceeded',
+          message: 'Enqueued token limit reached for this model. Try again later.',
+          param: null,
+          line: null,
+        },
+      ]);
+    }
+    sb.batch.status = 'in_progress';
+    sb.batch.in_progress_at = nowSeconds();
+    sb.batch.request_counts = { total: result.lines, completed: 0, failed: 0 };
+    this.#save(sb);
+  }
+
+  /** How many processed lines trigger expiry for this batch, or null when it does not expire. */
+  #expiryPoint(sb: StoredBatch, f: ResolvedFaults): number | null {
+    if (nowSeconds() >= sb.batch.expires_at) return sb.run.processedLines;
+    if (draw(f.seed, 'expire', sb.run.inputSha256, sb.run.contentAttempt) >= f.expireRate) return null;
+    return Math.floor(f.expireAfterFraction * sb.batch.request_counts.total);
+  }
+
+  async #process(sb: StoredBatch): Promise<void> {
+    const { store } = this.#deps;
+    const out = openPart(store.partPath(sb.batch.id, 'output'), sb.run.outputBytes);
+    const err = openPart(store.partPath(sb.batch.id, 'error'), sb.run.errorBytes);
+    const lines = readLines(store.contentPath(sb.batch.input_file_id), { start: sb.run.inputOffset });
+    let budget = 0;
+    let last = Date.now();
+    let saved = Date.now();
+    try {
+      while (!this.#stopped && sb.batch.status === 'in_progress') {
+        const f = this.#deps.faults();
+        const expireAt = sb.run.expiring ? sb.run.processedLines : this.#expiryPoint(sb, f);
+        if (expireAt !== null && sb.run.processedLines >= expireAt) {
+          this.#checkpoint(sb, out, err);
+          sb.run.expiring = true;
+          await this.#expireRest(sb, lines, err);
+          if (!this.#stopped) this.#finish(sb, 'expired');
+          return;
+        }
+        if (sb.run.processedLines >= sb.batch.request_counts.total) {
+          this.#checkpoint(sb, out, err);
+          sb.batch.status = 'finalizing';
+          sb.batch.finalizing_at = nowSeconds();
+          this.#save(sb);
+          return;
+        }
+        const now = Date.now();
+        budget = f.perLineMs > 0 ? Math.min(budget + (now - last) / f.perLineMs, CHUNK * 4) : CHUNK;
+        last = now;
+        let n = Math.min(Math.floor(budget), CHUNK, sb.batch.request_counts.total - sb.run.processedLines);
+        if (expireAt !== null) n = Math.min(n, expireAt - sb.run.processedLines);
+        if (n > 0) {
+          budget -= n;
+          await this.#processLines(sb, lines, n, out, err, f);
+          updateCounts(sb);
+          if (Date.now() - saved >= CHECKPOINT_MS || out.pending.length + err.pending.length >= CHUNK) {
+            this.#checkpoint(sb, out, err);
+            saved = Date.now();
+          }
+        }
+        await this.#sleep(f.perLineMs > 0 ? TICK_MS : 0);
+      }
+    } finally {
+      this.#checkpoint(sb, out, err);
+      out.close();
+      err.close();
+      await lines.return(undefined);
+    }
+  }
+
+  async #processLines(
+    sb: StoredBatch,
+    lines: AsyncGenerator<Line>,
+    n: number,
+    out: Part,
+    err: Part,
+    f: ResolvedFaults,
+  ): Promise<void> {
+    const { submissions } = this.#deps.store;
+    const inOutput = f.quirks.includes('failed-lines-in-output');
+    const codeFields = f.quirks.includes('error-code-fields');
+    for (let i = 0; i < n; i++) {
+      const next = await lines.next();
+      if (next.done) break;
+      // Validation passed, so every line parses; only custom_id and body are needed.
+      const row = JSON.parse(next.value.text!.toString('utf8')) as {
+        custom_id: string;
+        body: Record<string, unknown>;
+      };
+      const attempt = submissions.attemptsBefore(row.custom_id, sb.seq);
+      const outcome = decideLine(f, sb.batch.endpoint, row.custom_id, attempt, row.body);
+      submissions.record(row.custom_id, sb.seq);
+      const text = resultLine(sb.batch.id, row.custom_id, outcome, codeFields);
+      if (outcome.kind === 'success') {
+        out.pending.push(text);
+        sb.run.succeeded++;
+      } else if (inOutput) {
+        out.pending.push(text);
+        sb.run.failedInOutput++;
+      } else {
+        err.pending.push(text);
+        sb.run.failedLines++;
+      }
+      sb.run.processedLines++;
+      sb.run.inputOffset = next.value.end;
+    }
+  }
+
+  /** Writes every line not processed yet to the error file as batch_expired (resumable too). */
+  async #expireRest(sb: StoredBatch, lines: AsyncGenerator<Line>, err: Part): Promise<void> {
+    const codeFields = this.#deps.faults().quirks.includes('error-code-fields');
+    const outcome = {
+      kind: 'error',
+      code: 'batch_expired',
+      message: 'This request could not be executed before the completion window expired.',
+    } as const;
+    for (;;) {
+      const next = await lines.next();
+      if (next.done) break;
+      const row = JSON.parse(next.value.text!.toString('utf8')) as { custom_id: string };
+      err.pending.push(resultLine(sb.batch.id, row.custom_id, outcome, codeFields));
+      sb.run.failedLines++;
+      sb.run.inputOffset = next.value.end;
+      if (err.pending.length >= CHUNK) this.#checkpoint(sb, null, err);
+    }
+    this.#checkpoint(sb, null, err);
+  }
+
+  /** Appends pending lines, then records submissions, then saves the batch: in that order, so a
+   * crash at any point leaves a checkpoint no newer than the files it describes. */
+  #checkpoint(sb: StoredBatch, out: Part | null, err: Part): void {
+    if (out) sb.run.outputBytes += out.flush();
+    sb.run.errorBytes += err.flush();
+    this.#deps.store.submissions.flush();
+    updateCounts(sb);
+    this.#save(sb);
+  }
+
+  /** Turns the partial files into the batch's output and error files and ends the batch. */
+  #finish(sb: StoredBatch, final: Final): void {
+    const { store } = this.#deps;
+    const f = this.#deps.faults();
+    const outPart = store.partPath(sb.batch.id, 'output');
+    const errPart = store.partPath(sb.batch.id, 'error');
+    truncateTo(outPart, sb.run.outputBytes);
+    truncateTo(errPart, sb.run.errorBytes);
+    let outputId: string | null = null;
+    if (
+      final === 'completed' &&
+      f.quirks.includes('completed-without-output-file') &&
+      sb.run.succeeded === 0
+    ) {
+      // No output file at all: failed lines that sat in it (failed-lines-in-output) move to the error file.
+      if (sb.run.outputBytes > 0) {
+        appendFile(outPart, errPart);
+        sb.run.errorBytes += sb.run.outputBytes;
+        sb.run.outputBytes = 0;
+        fs.rmSync(outPart, { force: true });
+      }
+    } else if (final === 'completed' || sb.run.outputBytes > 0) {
+      outputId = this.#register(sb, 'output', outPart);
+    }
+    const errorId = sb.run.errorBytes > 0 ? this.#register(sb, 'error', errPart) : null;
+    fs.rmSync(outPart, { force: true });
+    fs.rmSync(errPart, { force: true });
+    const now = nowSeconds();
+    sb.batch.status = final;
+    sb.batch.output_file_id = outputId;
+    sb.batch.error_file_id = errorId;
+    if (final === 'completed') sb.batch.completed_at = now;
+    else if (final === 'expired') sb.batch.expired_at = now;
+    else sb.batch.cancelled_at = now;
+    this.#save(sb);
+    store.releaseDeleted(sb.batch.input_file_id);
+    this.#deps.logger.debug({ batchId: sb.batch.id, status: final }, 'batch finished');
+  }
+
+  /** Registers a partial file as a stored file; the id derives from the batch, so a resumed
+   * finish finds the file it already registered instead of making a second one. */
+  #register(sb: StoredBatch, kind: 'output' | 'error', part: string): string {
+    const { store } = this.#deps;
+    const id = `file-batch_${kind}-${sb.batch.id.replace(/^batch_/, '')}`;
+    if (store.files.has(id)) return id;
+    if (!fs.existsSync(part)) fs.writeFileSync(part, '');
+    store.addFile(
+      {
+        file: {
+          id,
+          object: 'file',
+          bytes: fs.statSync(part).size,
+          created_at: nowSeconds(),
+          filename: `${sb.batch.id}_${kind}.jsonl`,
+          purpose: 'batch_output',
+          status: 'processed',
+          status_details: null,
+        },
+        sha256: '',
+      },
+      part,
+    );
+    return id;
+  }
+}
+
+function updateCounts(sb: StoredBatch): void {
+  const r = sb.run;
+  sb.batch.request_counts = {
+    total: sb.batch.request_counts.total,
+    completed: r.succeeded + r.failedInOutput,
+    failed: r.failedLines,
+  };
+}
+
+/** Appends one file to another in 1 MB pieces (it can be as large as a whole output). */
+function appendFile(from: string, to: string): void {
+  const src = fs.openSync(from, 'r');
+  const dst = fs.openSync(to, 'a');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (let n = fs.readSync(src, buf); n > 0; n = fs.readSync(src, buf)) fs.writeSync(dst, buf, 0, n);
+  } finally {
+    fs.closeSync(src);
+    fs.closeSync(dst);
+  }
+}
+
+interface Part {
+  pending: string[];
+  /** Writes the pending lines; returns the bytes written. */
+  flush(): number;
+  close(): void;
+}
+
+/** FNV-1a, enough to order lines pseudo-randomly. */
+function fnv(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** Providers do not keep input order in their result files; neither does the emulator, so a
+ * client that joins by position instead of by custom_id fails here first. Deterministic. */
+function scramble(lines: string[]): string[] {
+  return lines
+    .map((line) => ({ line, key: fnv(line) }))
+    .sort((a, b) => a.key - b.key)
+    .map((x) => x.line);
+}
+
+function truncateTo(file: string, bytes: number): void {
+  if (fs.existsSync(file) && fs.statSync(file).size !== bytes) fs.truncateSync(file, bytes);
+}
+
+/** Opens a partial result file for appending, first cutting what a crash left past the checkpoint. */
+function openPart(file: string, checkpointBytes: number): Part {
+  if (!fs.existsSync(file)) fs.writeFileSync(file, '');
+  truncateTo(file, checkpointBytes);
+  const fd = fs.openSync(file, 'a');
+  const part: Part = {
+    pending: [],
+    flush() {
+      if (part.pending.length === 0) return 0;
+      const buf = Buffer.from(scramble(part.pending).join(''), 'utf8');
+      part.pending = [];
+      fs.writeSync(fd, buf);
+      return buf.length;
+    },
+    close() {
+      fs.closeSync(fd);
+    },
+  };
+  return part;
+}

@@ -1,0 +1,27 @@
+// Seeded, stateless draws: every fault decision is a pure function of the seed and a key, so the
+// same job against the same seed fails the same lines whatever the timing, process or restart.
+import { createHash } from 'node:crypto';
+
+/** A uniform number in [0, 1) from the seed and the parts of a key. */
+export function draw(seed: number, ...key: (string | number)[]): number {
+  const h = createHash('sha256')
+    .update(`${seed}\u0000${key.join('\u0000')}`)
+    .digest();
+  // 48 bits are plenty for rates such as 0.001 and stay exact in a double.
+  return h.readUIntBE(0, 6) / 2 ** 48;
+}
+
+/** Picks one element of a non-empty list by a draw in [0, 1). */
+export function pick<T>(items: readonly T[], u: number): T {
+  return items[Math.min(items.length - 1, Math.floor(u * items.length))]!;
+}
+
+/** A 48-bit number naming a string, for compact maps of many ids (collisions are rare and harmless). */
+export function hash48(text: string): number {
+  return createHash('sha256').update(text).digest().readUIntBE(0, 6);
+}
+
+/** Short hex digest for deterministic ids. */
+export function hexId(text: string, length = 24): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}

@@ -1,0 +1,201 @@
+// Checks every line of one chunk of the input (whole lines, in the scan memory) and packs the
+// verdicts into a compact record array: what the thread that orders, dedups and writes needs, and
+// nothing it does not (no per-line objects, no strings except for rejected lines).
+import { isUtf8 } from 'node:buffer';
+import { THINK_NULL, makeLineChecker, newVerdict, type LineRules } from './line.ts';
+import type { ScanFns } from './simd.ts';
+
+/** Int32 slots per record. */
+export const REC = 10;
+// Record fields.
+export const R_START = 0, // line start, relative to the chunk's base (after a BOM)
+  R_LEN = 1, // bytes as the line goes out, without newline
+  R_FLAGS = 2,
+  R_REF = 3, // group index (accepted) or problem index (rejected)
+  R_HASH = 4,
+  R_ID_START = 5, // custom_id bytes, relative to the chunk's base
+  R_ID_END = 6,
+  R_DELTA = 7, // physical lines since the previous record, this one included
+  R_OUT = 8, // offset of the rewritten bytes in `out`
+  R_HASH2 = 9;
+// Flags.
+export const F_OK = 1,
+  F_REJECTED = 2,
+  F_HAS_ID = 4,
+  F_ID_ESC = 8,
+  F_REWRITTEN = 16;
+
+export interface Problem {
+  code: string;
+  message: string;
+  customId?: string;
+}
+
+/** One batch of records, in line order; a chunk gives one or more (`last` ends it). */
+export interface ChunkPart {
+  seq: number;
+  last: boolean;
+  recs: Int32Array;
+  n: number;
+  /** Blank lines after the last record of this part. */
+  trailing: number;
+  /** Group keys of this part: `model \0 thinking` (thinking 0 unset, 1 on, 2 off). */
+  groups: string[];
+  problems: Problem[];
+  /** Rewritten line bytes (dry run, --thinking), when any. */
+  out: Uint8Array | undefined;
+}
+
+export const groupKey = (model: string, thinking: number): string => `${model}\u0000${thinking}`;
+
+export function parseGroupKey(key: string): { model: string; thinking: boolean | null } {
+  const at = key.lastIndexOf('\u0000');
+  const t = Number(key.slice(at + 1));
+  return { model: key.slice(0, at), thinking: t === THINK_NULL ? null : t === 1 };
+}
+
+/** A chunk checker over one memory; `scan` calls `emit` with each full part and the last one. */
+export function makeChunkScanner(
+  u8: Uint8Array,
+  fns: ScanFns,
+  rules: LineRules,
+  partRecords = 1 << 13,
+): {
+  scan: (seq: number, base: number, len: number, emit: (part: ChunkPart) => void) => void;
+  /** Gives a part's record array back for reuse (the thread that decided it is done with it). */
+  recycle: (recs: Int32Array) => void;
+} {
+  const check = makeLineChecker(u8, fns, rules);
+  const findNl = fns.nl;
+  const v = newVerdict();
+  const spare: Int32Array[] = [];
+  const fresh = (): Int32Array => spare.pop() ?? new Int32Array(partRecords * REC);
+
+  function scanChunk(seq: number, base: number, len: number, emit: (part: ChunkPart) => void): void {
+    const stop = base + len;
+    const utf8Checked = isUtf8(u8.subarray(base, stop));
+    let recs = fresh();
+    let n = 0;
+    let groups: string[] = [];
+    let groupIndex = new Map<string, number>();
+    let problems: Problem[] = [];
+    let out: Uint8Array | undefined;
+    let outLen = 0;
+    let delta = 0;
+    // Groups of this part by model string (shared from the checker's cache) and thinking mode.
+    let groupModel: string[] = [];
+    let groupThinking: number[] = [];
+    const flush = (last: boolean): void => {
+      emit({
+        seq,
+        last,
+        recs,
+        n,
+        trailing: delta,
+        groups,
+        problems,
+        out: out?.subarray(0, outLen),
+      });
+      recs = fresh();
+      n = 0;
+      delta = 0;
+      groups = [];
+      groupIndex = new Map();
+      problems = [];
+      out = undefined;
+      outLen = 0;
+      groupModel = [];
+      groupThinking = [];
+    };
+
+    let p = base;
+    while (p < stop) {
+      const nl = findNl(p, stop);
+      let s = p;
+      let e = nl;
+      p = nl + 1;
+      delta++;
+      if (e > s && u8[e - 1] === 0x0d) e--;
+      if (e - s >= 3 && u8[s] === 0xef && u8[s + 1] === 0xbb && u8[s + 2] === 0xbf) s += 3;
+      let blank = true;
+      for (let k = s; k < e; k++) {
+        const c = u8[k];
+        if (c !== 0x20 && c !== 0x09 && c !== 0x0d) {
+          blank = false;
+          break;
+        }
+      }
+      if (blank) continue;
+
+      const rewritten = check(v, s, e, utf8Checked);
+      const r = n * REC;
+      recs[r + R_START] = s - base;
+      recs[r + R_LEN] = v.outLen;
+      recs[r + R_DELTA] = delta;
+      recs[r + R_HASH] = v.idHash | 0;
+      recs[r + R_HASH2] = v.idHash2 | 0;
+      recs[r + R_ID_START] = v.idStart - base;
+      recs[r + R_ID_END] = v.idEnd - base;
+      delta = 0;
+      let flags = v.hasId ? F_HAS_ID : 0;
+      if (v.idEsc) flags |= F_ID_ESC;
+      if (v.ok) {
+        flags |= F_OK;
+        let g = -1;
+        for (let k = 0; k < groupModel.length; k++) {
+          if (groupModel[k] === v.model && groupThinking[k] === v.thinking) {
+            g = k;
+            break;
+          }
+        }
+        if (g < 0) {
+          const key = groupKey(v.model, v.thinking);
+          g = groupIndex.get(key) ?? -1;
+          if (g < 0) {
+            g = groups.length;
+            groups.push(key);
+            groupIndex.set(key, g);
+          }
+          if (groupModel.length < 16) {
+            groupModel.push(v.model);
+            groupThinking.push(v.thinking);
+            // keep index k ↔ group g aligned only when appended in order
+            if (groupModel.length - 1 !== g) {
+              groupModel.pop();
+              groupThinking.pop();
+            }
+          }
+        }
+        recs[r + R_REF] = g;
+        if (v.rewritten) {
+          flags |= F_REWRITTEN;
+          if (!out || out.length < outLen + v.outLen) {
+            const bigger = new Uint8Array(Math.max(1 << 16, (outLen + v.outLen) * 2));
+            if (out) bigger.set(out.subarray(0, outLen));
+            out = bigger;
+          }
+          out.set(rewritten.subarray(0, v.outLen), outLen);
+          recs[r + R_OUT] = outLen;
+          outLen += v.outLen;
+        }
+      } else {
+        flags |= F_REJECTED;
+        recs[r + R_REF] = problems.length;
+        problems.push(
+          v.customId !== undefined
+            ? { code: v.code, message: v.message, customId: v.customId }
+            : { code: v.code, message: v.message },
+        );
+      }
+      recs[r + R_FLAGS] = flags;
+      if (++n === partRecords) flush(false);
+    }
+    flush(true);
+  }
+  return {
+    scan: scanChunk,
+    recycle(recs) {
+      if (recs.length === partRecords * REC && spare.length < 2) spare.push(recs);
+    },
+  };
+}

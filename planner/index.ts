@@ -1,0 +1,19 @@
+// The streaming validator and shard planner (issue 3): one pass over an input of any size checks
+// every line, reports each bad one with its line number and the fix, and packs the good ones into
+// shard files the provider accepts. Both the job's plan activity and `batchpilot validate|plan`
+// call planInput. How it is fast and bounded: plan.ts (threads, memory), scan.ts, ids.ts.
+import { runPlan } from './plan.ts';
+import type { PlanOptions, PlanReport, PlanTuning } from './types.ts';
+
+export { InputError } from './errors.ts';
+export type { PlanOptions, PlanProblem, PlanReport, PlanTuning, PlanWarning, ShardInfo } from './types.ts';
+
+/** Validates `opts.input` and, with `outDir`, writes its shards, manifest.json and rejected.jsonl. */
+export async function planInput(opts: PlanOptions): Promise<PlanReport> {
+  return runPlan(opts);
+}
+
+/** planInput with explicit threads, chunk size and memory caps (tests, bench). */
+export async function planInputTuned(opts: PlanOptions, tuning: PlanTuning): Promise<PlanReport> {
+  return runPlan(opts, tuning);
+}

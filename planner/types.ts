@@ -1,0 +1,71 @@
+// The planner's public shapes (the job's plan activity and the CLI both use them).
+
+export interface PlanOptions {
+  /** Absolute path (.jsonl, or .csv with `csv`). */
+  input: string;
+  /** Absolute; where shard files, manifest.json and rejected.jsonl go; omit to validate only. */
+  outDir?: string;
+  /** The job's endpoint, e.g. '/v1/chat/completions': every line's url must equal it. */
+  endpoint: string;
+  limits: { maxLines: number; maxBytes: number; maxLineBytes: number };
+  csv?: { idColumn: string; promptColumn: string; model: string; system?: string };
+  /** Dry run rewrites model and url; `thinking` sets body.enable_thinking on every line. */
+  rewrite?: { model?: string; url?: string; thinking?: 'on' | 'off' | 'keep'; thinkingBudget?: number };
+  /** Called about every second and at the end (the activity heartbeats with it). */
+  onProgress?: (p: { bytesRead: number; linesRead: number }) => void;
+  /** Cap on problems kept in the report (rejected.jsonl has them all); default 1000. */
+  maxProblems?: number;
+}
+
+export interface ShardInfo {
+  index: number;
+  /** Basename, e.g. shard-00000.jsonl; its sidecar is shard-00000.lines. */
+  file: string;
+  model: string;
+  thinking: boolean | null;
+  lines: number;
+  bytes: number;
+  /** sha256 of the shard file; '' when validating only (no files written). */
+  sha256: string;
+}
+
+export interface PlanProblem {
+  line: number;
+  code: string;
+  message: string;
+  custom_id?: string;
+}
+
+export interface PlanWarning {
+  line: number;
+  code: string;
+  message: string;
+}
+
+export interface PlanReport {
+  /** Request lines (blank lines not counted): lines = valid + rejected. */
+  lines: number;
+  valid: number;
+  rejected: number;
+  groups: { model: string; thinking: boolean | null; lines: number; bytes: number }[];
+  shards: number;
+  shardList: ShardInfo[];
+  problems: PlanProblem[];
+  warnings: PlanWarning[];
+}
+
+/** Knobs for tests and the bench; planInput picks them from the input's size. */
+export interface PlanTuning {
+  /** Scan threads; 0 checks on the main thread. Default: 0 up to 16 MiB, 2 up to 4M lines, then 1. */
+  workers?: number;
+  /** Bytes read per chunk (raised to fit one line of maxLineBytes). Default 4 MiB. */
+  chunkBytes?: number;
+  /** Records per message from a scan thread. */
+  partRecords?: number;
+  /** Memory cap of the custom_id table. Default 128 MiB (about 18M distinct ids). */
+  idTableBytes?: number;
+  /** Test hook: keep only these bits of each custom_id's hash, to force collisions. */
+  idHashMask?: number;
+  /** How many shard files stay open at once (the least recently used is closed and reopened). */
+  maxOpenShards?: number;
+}

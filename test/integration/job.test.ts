@@ -1,0 +1,58 @@
+// The durable job end to end: real Temporal dev server, the emulator over HTTP, the real openai
+// client. Each scenario checks the contract's invariant and exactly one batch per (shard, round).
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
+import { expectInvariant } from '../support/invariant.ts';
+
+describe('batch job', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('runs a multi-shard job with mixed models and merges every line in input order', async () => {
+    const input = writeChatInput(h.dataDir, 'mixed.jsonl', 230, ['qwen-plus', 'qwen-flash']);
+    // One rejected line: a duplicate custom_id.
+    fs.appendFileSync(
+      path.join(h.dataDir, input),
+      JSON.stringify({
+        custom_id: 'req-3',
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'qwen-plus', messages: [] },
+      }) + '\n',
+    );
+    const summary = await h.runJob(input, 'out-mixed', {
+      limits: { maxLines: 40, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
+    });
+    expect(summary.status).toBe('completed');
+    expect(summary.lines).toEqual({ total: 231, succeeded: 230, failed: 0, rejected: 1 });
+    expect(summary.shards).toBe(6);
+    expect(summary.rounds).toBe(1);
+    expect(summary.usage.total_tokens).toBeGreaterThan(0);
+    const out = path.join(h.dataDir, 'out-mixed');
+    const results = readJsonl<{
+      custom_id: string;
+      response: { status_code: number; body: { choices: { message: { content: string } }[] } };
+    }>(path.join(out, 'results.jsonl'));
+    expect(results.map((r) => r.custom_id)).toEqual(Array.from({ length: 230 }, (_, i) => `req-${i}`));
+    expect(results[7]!.response.status_code).toBe(200);
+    expect(results[7]!.response.body.choices[0]!.message.content).toContain('question 7');
+    const rejected = readJsonl<{ line: number; code: string }>(path.join(out, 'rejected.jsonl'));
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]!.line).toBe(231);
+    const written = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    expect(written).toMatchObject({ status: 'completed', lines: summary.lines, shards: 6, batches: 6 });
+    expect(fs.existsSync(path.join(out, '.batchpilot'))).toBe(false);
+    await expectInvariant(h, out, 231);
+    const stats = await h.stats();
+    expect(stats.batchesCreated).toBe(6);
+    // Provider files are deleted once results are safe locally.
+    expect(stats.files).toBe(0);
+  });
+});

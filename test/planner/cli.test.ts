@@ -1,0 +1,137 @@
+// `batchpilot validate` and `batchpilot plan` as a user runs them: exit codes, --json, files.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ENDPOINT, tmpDir } from './helpers.ts';
+
+const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'batchpilot.ts');
+const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'bad-input');
+const work = tmpDir();
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, BATCHPILOT_PROVIDER: '' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const good = path.join(work, 'good.jsonl');
+fs.writeFileSync(
+  good,
+  ['a', 'b', 'c']
+    .map((id) =>
+      JSON.stringify({
+        custom_id: id,
+        method: 'POST',
+        url: ENDPOINT,
+        body: { model: 'qwen-plus', messages: [] },
+      }),
+    )
+    .join('\n') + '\n',
+);
+
+describe('batchpilot validate', () => {
+  it('exits 0 on a valid input and prints the groups and shards', () => {
+    const r = cli('validate', good);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('3 request lines, 3 valid, 0 rejected');
+    expect(r.stdout).toContain('qwen-plus, thinking unset: 3 lines');
+  });
+
+  it('--json prints the report and exits 1 when lines are rejected', () => {
+    const r = cli('validate', path.join(FIXTURES, 'duplicate-custom-id.jsonl'), '--json');
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(Object.keys(report)).toEqual([
+      'lines',
+      'valid',
+      'rejected',
+      'groups',
+      'shards',
+      'problems',
+      'warnings',
+    ]);
+    expect(report).toMatchObject({
+      lines: 4,
+      valid: 2,
+      rejected: 2,
+      shards: 1,
+      groups: [{ model: 'qwen-plus', thinking: null, lines: 2 }],
+      problems: [
+        { line: 3, code: 'duplicate_custom_id', custom_id: 'same' },
+        { line: 4, code: 'duplicate_custom_id', custom_id: 'same' },
+      ],
+    });
+  });
+
+  it('lists every problem with its line number in the human output', () => {
+    const r = cli('validate', path.join(FIXTURES, 'csv-as-jsonl.jsonl'));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/line 1: \[invalid_json\].*--prompt-column/);
+    expect(r.stdout).toMatch(/line 3: \[invalid_json\]/);
+  });
+
+  it('exits 2 for a missing file, a directory, a bad flag, and CSV without --model', () => {
+    expect(cli('validate', path.join(work, 'nope.jsonl')).code).toBe(2);
+    const dir = cli('validate', path.join(FIXTURES, 'a-directory'));
+    expect(dir.code).toBe(2);
+    expect(dir.stderr).toContain('is a directory');
+    const flag = cli('validate', good, '--max-lines', 'lots');
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('--max-lines');
+    const csv = path.join(work, 'in.csv');
+    fs.writeFileSync(csv, 'custom_id,prompt\n1,hi\n');
+    expect(cli('validate', csv).stderr).toContain('--model is required');
+    expect(cli('validate', csv, '--model', 'qwen-plus').code).toBe(0);
+  });
+
+  it('an empty file exits 1 with a clear problem', () => {
+    const r = cli('validate', path.join(FIXTURES, 'empty.jsonl'));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('empty');
+  });
+});
+
+describe('batchpilot plan', () => {
+  it('writes shards, sidecars, manifest.json and rejected.jsonl', () => {
+    const out = path.join(work, 'plan-out');
+    const r = cli('plan', path.join(FIXTURES, 'mixed-thinking.jsonl'), '--out', out, '--max-lines', '1');
+    expect(r.code).toBe(0);
+    expect(fs.readdirSync(out).sort()).toEqual([
+      'manifest.json',
+      'rejected.jsonl',
+      'shard-00000.jsonl',
+      'shard-00000.lines',
+      'shard-00001.jsonl',
+      'shard-00001.lines',
+      'shard-00002.jsonl',
+      'shard-00002.lines',
+    ]);
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as {
+      shards: { thinking: boolean; lines: number }[];
+      limits: { maxLines: number };
+    };
+    expect(manifest.shards.map((s) => s.thinking)).toEqual([true, false, true]);
+    expect(manifest.limits.maxLines).toBe(1);
+  });
+
+  it('--dry-run caps the limits at the test model and rewrites the lines', () => {
+    const out = path.join(work, 'dry-out');
+    const r = cli('plan', good, '--out', out, '--dry-run', '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { shardList: { model: string }[] };
+    expect(report.shardList[0]!.model).toBe('batch-test-model');
+    expect(fs.readFileSync(path.join(out, 'shard-00000.jsonl'), 'utf8')).toContain(
+      '"url":"/v1/chat/ds-test"',
+    );
+  });
+
+  it('requires --out', () => {
+    const r = cli('plan', good);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--out');
+  });
+});

@@ -1,0 +1,71 @@
+// custom_id uniqueness in bounded memory: the hash table, and collisions (forced by keeping only a
+// few bits of each hash) that must never reject a line whose id is in fact new.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { IdTable, IdTableFullError } from '../../planner/ids.ts';
+import { ENDPOINT, plan, readPlan, tmpDir } from './helpers.ts';
+
+const work = tmpDir();
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+const line = (id: string): string =>
+  JSON.stringify({
+    custom_id: id,
+    method: 'POST',
+    url: ENDPOINT,
+    body: { model: 'qwen-plus', messages: [] },
+  });
+
+describe('IdTable', () => {
+  it('finds earlier lines only when the caller confirms them', () => {
+    const t = new IdTable(10, 1 << 20);
+    expect(t.add(5, 7, 1, () => true)).toBe(0);
+    expect(t.add(5, 7, 2, () => false)).toBe(0); // same hashes, another id: recorded too
+    expect(t.add(5, 7, 3, (l) => l === 2)).toBe(2);
+    expect(t.count).toBe(2);
+  });
+
+  it('adds segments past its first guess, and refuses past its memory cap', () => {
+    const t = new IdTable(1000, 64 * 1024);
+    let line = 0;
+    expect(() => {
+      for (let i = 0; i < 20_000; i++) t.add((i * 2654435761) >>> 0, i, ++line, () => false);
+    }).toThrow(IdTableFullError);
+    expect(t.bytes).toBeLessThanOrEqual(64 * 1024);
+    expect(t.count).toBeGreaterThan(5000);
+  });
+});
+
+describe('hash collisions', () => {
+  for (const [name, tuning] of [
+    ['main thread', { workers: 0, idHashMask: 0x3 }],
+    ['scan threads', { workers: 2, idHashMask: 0x3, chunkBytes: 1 << 16 }],
+  ] as const) {
+    it(`${name}: with 2-bit hashes, only true duplicates are rejected`, async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 600; i++) ids.push(i % 7 === 6 ? `id-${i - 3}` : `id-${i}`);
+      ids.push('\u00e9t\u00e9', 'A"1', 'é\\té');
+      const text =
+        ids.map(line).join('\n') +
+        '\n' +
+        line('\u00e9t\u00e9') +
+        '\n' +
+        '{"custom_id":"\\u00e9t\\u00e9","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}\n';
+      const input = path.join(work, `collide-${tuning.workers}.jsonl`);
+      fs.writeFileSync(input, text);
+      const outDir = path.join(work, `collide-${tuning.workers}`);
+      const report = await plan(input, outDir, {}, tuning);
+      const expectedDups = ids.flatMap((id, k) => (ids.indexOf(id) < k ? [k + 1] : []));
+      expectedDups.push(ids.length + 1, ids.length + 2);
+      expect(report.problems.map((p) => p.line)).toEqual(expectedDups);
+      for (const p of report.problems) {
+        expect(p.code).toBe('duplicate_custom_id');
+        const first = ids.indexOf(p.custom_id!) + 1;
+        expect(p.message).toContain(`line ${first}`);
+      }
+      expect(report.valid).toBe(new Set(ids).size);
+      expect(readPlan(outDir).shards.flatMap((s) => s.nums)).toHaveLength(report.valid);
+    });
+  }
+});

@@ -1,0 +1,41 @@
+// Replays recorded histories of the job and shard workflows (test/histories/, recorded with
+// RECORD_HISTORIES=1 by the continue-as-new integration test) against the current workflow code:
+// a change that would break running workflows fails here. Change a workflow incompatibly only
+// behind `patched()`, then record again.
+import fs from 'node:fs';
+import path from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import { WORKFLOWS_PATH } from '../../worker/worker.ts';
+
+const dir = path.join(import.meta.dirname, '..', 'histories');
+const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
+  file: string;
+  workflowId: string;
+}[];
+
+describe('replay of recorded histories', () => {
+  it('has recorded histories of both workflow types, each started by continue-as-new', () => {
+    expect(index.map((e) => e.file).sort()).toEqual(['job.json', 'shard.json']);
+    for (const { file } of index) {
+      const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')));
+      expect(
+        history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId,
+        file,
+      ).toBeTruthy();
+    }
+  });
+  it('replays each without a nondeterminism error', async () => {
+    const histories = index.map(({ file, workflowId }) => ({
+      workflowId,
+      history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))),
+    }));
+    let replayed = 0;
+    for await (const r of Worker.runReplayHistories({ workflowsPath: WORKFLOWS_PATH }, histories)) {
+      expect(r.error, r.workflowId).toBeUndefined();
+      replayed++;
+    }
+    expect(replayed).toBe(index.length);
+  }, 120_000);
+});

@@ -1,0 +1,190 @@
+// An integration harness: the shared Temporal dev server, a fresh emulator over HTTP with the
+// test's faults, and an in-process worker on a task queue of its own. Nothing is mocked.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { pino } from 'pino';
+import { startEmulator, type FaultSettings, type RunningEmulator } from '../../emulator/index.ts';
+import { JOB_WORKFLOW } from '../../common/definitions.ts';
+import type { JobInput, JobOptions, JobSummary } from '../../common/job-types.ts';
+import { PROFILES } from '../../common/profiles.ts';
+import { installRuntime } from '../../worker/runtime.ts';
+import { createWorker } from '../../worker/worker.ts';
+
+export interface Harness {
+  client: Client;
+  emulator: RunningEmulator;
+  dataDir: string;
+  taskQueue: string;
+  /** Starts a job and waits for its summary. */
+  runJob(input: string, out: string, options?: Partial<JobOptions>, id?: string): Promise<JobSummary>;
+  startWorker(): Promise<void>;
+  /** Runs `batchpilot worker` as a separate process (to SIGKILL it). */
+  spawnWorker(extraEnv?: Record<string, string>): ChildProcess;
+  stopWorker(): Promise<void>;
+  stats(): Promise<EmulatorStats>;
+  close(): Promise<void>;
+}
+
+export interface EmulatorStats {
+  requests: Record<string, number>;
+  batchesCreated: number;
+  batchesByInputFile: Record<string, number>;
+  files: number;
+  bytesStored: number;
+}
+
+export const FAST_FAULTS: FaultSettings = { seed: 1, validatingMs: 50, perLineMs: 0, finalizingMs: 50 };
+
+export function jobOptions(over: Partial<JobOptions> = {}): JobOptions {
+  return {
+    endpoint: '/v1/chat/completions',
+    completionWindow: '24h',
+    limits: { ...PROFILES.emulator.limits },
+    pollIntervalMs: 200,
+    maxAttempts: 3,
+    maxInFlight: 50,
+    dryRun: false,
+    mode: 'file',
+    keepRemoteFiles: false,
+    ...over,
+  };
+}
+
+let counter = 0;
+const ROOT = path.join(import.meta.dirname, '..', '..');
+
+export async function startHarness(
+  opts: {
+    faults?: FaultSettings;
+    profile?: 'dashscope' | 'openai';
+    inProcessWorker?: boolean;
+    apiKey?: string;
+  } = {},
+): Promise<Harness> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-it-'));
+  const emulator = await startEmulator({
+    port: 0,
+    dataDir: path.join(dataDir, 'emulator-state'),
+    faults: opts.faults ?? FAST_FAULTS,
+    ...(opts.profile ? { profile: opts.profile } : {}),
+    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+  });
+  const address = inject('temporalAddress');
+  const bundle = { code: fs.readFileSync(inject('workflowBundlePath'), 'utf8') };
+  const taskQueue = `it-${process.pid}-${++counter}-${Date.now()}`;
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  installRuntime(logger);
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  let nativeConnection: NativeConnection | undefined;
+
+  const h: Harness = {
+    client,
+    emulator,
+    dataDir,
+    taskQueue,
+    async startWorker() {
+      nativeConnection ??= await NativeConnection.connect({ address });
+      worker = await createWorker({
+        connection: nativeConnection,
+        namespace: 'default',
+        taskQueue,
+        dataDir,
+        profile: opts.profile === 'openai' ? { ...PROFILES.openai, listFilters: false } : PROFILES.emulator,
+        baseUrl: emulator.url,
+        apiKey: opts.apiKey,
+        logger,
+        workflowBundle: bundle as never,
+      });
+      running = worker.run();
+    },
+    spawnWorker(extraEnv = {}) {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'batchpilot.ts'), 'worker'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: address,
+          BATCHPILOT_TASK_QUEUE: taskQueue,
+          BATCHPILOT_PROVIDER: 'emulator',
+          BATCHPILOT_BASE_URL: emulator.url,
+          BATCHPILOT_DATA_DIR: dataDir,
+          BATCHPILOT_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+          LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+          ...(opts.apiKey ? { BATCHPILOT_API_KEY: opts.apiKey } : {}),
+          ...extraEnv,
+        },
+      });
+      // Drain the pipes so a chatty worker never blocks on a full one.
+      child.stdout.resume();
+      child.stderr.resume();
+      return child;
+    },
+    async stopWorker() {
+      worker?.shutdown();
+      await running;
+      worker = undefined;
+    },
+    async runJob(
+      input,
+      out,
+      options = {},
+      id = `job-${taskQueue}-${Math.random().toString(36).slice(2, 8)}`,
+    ) {
+      const args: JobInput = { input, outDir: out, options: jobOptions(options), searchAttributes: true };
+      return client.workflow.execute(JOB_WORKFLOW, {
+        taskQueue,
+        workflowId: id,
+        args: [args],
+      }) as Promise<JobSummary>;
+    },
+    async stats() {
+      const res = await fetch(emulator.url.replace(/\/v1$/, '/_emulator/stats'), {
+        headers: opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {},
+      });
+      return (await res.json()) as EmulatorStats;
+    },
+    async close() {
+      await h.stopWorker();
+      await nativeConnection?.close();
+      await connection.close();
+      await emulator.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  if (opts.inProcessWorker !== false) await h.startWorker();
+  return h;
+}
+
+/** Writes a chat JSONL input under the harness's data root. */
+export function writeChatInput(dataDir: string, name: string, lines: number, models = ['qwen-plus']): string {
+  const rows: string[] = [];
+  for (let i = 0; i < lines; i++) {
+    const model = models[i % models.length]!;
+    rows.push(
+      JSON.stringify({
+        custom_id: `req-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model, messages: [{ role: 'user', content: `question ${i}` }] },
+      }),
+    );
+  }
+  fs.writeFileSync(path.join(dataDir, name), rows.join('\n') + '\n');
+  return name;
+}
+
+export function readJsonl<T = Record<string, unknown>>(file: string): T[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as T);
+}

@@ -1,0 +1,354 @@
+// The job: plan the input, run one shard workflow per unit through a bounded window, resubmit
+// retryable lines in packed rounds, merge everything into the outputs. Only references cross into
+// history (paths, counts, ids); continues-as-new between children when the history grows.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ParentClosePolicy,
+  continueAsNew,
+  executeChild,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { Activities } from '../activities/index.ts';
+import { SEARCH_ATTRIBUTES } from '../common/definitions.ts';
+import type {
+  JobInput,
+  JobProgress,
+  JobSummary,
+  MergeSummary,
+  PlanSummary,
+  ShardProgress,
+  UnitResult,
+} from '../common/job-types.ts';
+import { unitWorkflowId } from '../common/keys.ts';
+import { DRY_RUN } from '../common/profiles.ts';
+import { hasTemplate, resolveTemplate } from '../common/templates.ts';
+import { progressQuery, unitUpdateSignal } from './messages.ts';
+import { progressTable } from './progress.ts';
+import { shardBatch, type ShardInput } from './shard.ts';
+
+// Local file work (plan, retry packing, merge) heartbeats; a disk that stays broken fails the job
+// after 20 attempts with the activity's message rather than retrying all night.
+const planOptions = {
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 20 },
+} as const;
+const longLocal = proxyActivities<Activities>(planOptions);
+
+/** Everything the job carries across continue-as-new: small, references only. */
+export interface JobState {
+  startedAt: string;
+  notBefore: number;
+  plan?: PlanSummary;
+  round: number;
+  units: ShardProgress[];
+  batches: number;
+  /** Lines settled in earlier rounds (the current round's units hold the rest). */
+  settled: { succeeded: number; failed: number };
+  batchFailures: NonNullable<JobSummary['batchFailures']>;
+  childFailures: string[];
+  cancelled: boolean;
+}
+
+function freshUnits(round: number, lines: number[]): ShardProgress[] {
+  return lines.map((n, index) => ({
+    round,
+    index,
+    status: 'pending',
+    batchId: null,
+    lines: n,
+    completed: 0,
+    succeeded: 0,
+    failed: 0,
+    retry: 0,
+  }));
+}
+
+const scheduledStartTime = defineSearchAttributeKey(
+  'TemporalScheduledStartTime',
+  SearchAttributeType.DATETIME,
+);
+
+/** A scheduled run's `{date}`/`{datetime}` come from its scheduled time (right for backfills too). */
+function resolveTemplates(input: JobInput): JobInput {
+  if (!hasTemplate(input.input) && !hasTemplate(input.outDir)) return input;
+  const info = workflowInfo();
+  const when = info.typedSearchAttributes.get(scheduledStartTime) ?? info.startTime;
+  const tz = input.timezone ?? 'UTC';
+  return {
+    ...input,
+    input: resolveTemplate(input.input, when, tz),
+    outDir: resolveTemplate(input.outDir, when, tz),
+  };
+}
+
+/** Runs a whole batch job; returns the summary also written to `<out>/summary.json`. */
+export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<JobSummary> {
+  const input = carried ? rawInput : resolveTemplates(rawInput);
+  const info = workflowInfo();
+  const jobId = info.workflowId;
+  const useSearchAttributes = input.searchAttributes === true;
+  const state: JobState = carried ?? {
+    startedAt: new Date(info.startTime).toISOString(),
+    notBefore: Math.floor(info.startTime.getTime() / 1000),
+    round: 1,
+    units: [],
+    batches: 0,
+    settled: { succeeded: 0, failed: 0 },
+    batchFailures: [],
+    childFailures: [],
+    cancelled: false,
+  };
+  let phase: JobProgress['phase'] = state.plan ? 'running' : 'planning';
+
+  const progress = (): JobProgress => {
+    const cur = state.units.reduce(
+      (a, u) => ({ s: a.s + u.succeeded, f: a.f + u.failed, r: a.r + u.retry }),
+      { s: 0, f: 0, r: 0 },
+    );
+    return {
+      workflowId: jobId,
+      phase,
+      round: state.round,
+      input: input.input,
+      outDir: input.outDir,
+      lines: {
+        total: state.plan?.lines ?? 0,
+        valid: state.plan?.valid ?? 0,
+        rejected: state.plan?.rejected ?? 0,
+        succeeded: state.settled.succeeded + cur.s,
+        failed: state.settled.failed + cur.f,
+        pendingRetry: cur.r,
+      },
+      shards: state.units,
+      batchesCreated: state.batches,
+      startedAt: state.startedAt,
+    };
+  };
+  const showProgress = () => setCurrentDetails(progressTable(progress()));
+  setHandler(progressQuery, progress);
+  setHandler(unitUpdateSignal, (u) => {
+    const unit = state.units[u.unit.index];
+    if (!unit || unit.round !== u.unit.round || unit.status === 'done') return;
+    if (u.batchId && !unit.batchId) state.batches++;
+    unit.status = u.status;
+    unit.batchId = u.batchId ?? unit.batchId;
+    if (u.requestCounts) unit.completed = u.requestCounts.completed + u.requestCounts.failed;
+    showProgress();
+  });
+  CancellationScope.current().cancelRequested.catch(() => {
+    state.cancelled = true;
+    phase = 'cancelling';
+  });
+
+  try {
+    if (!state.plan) {
+      state.plan = await longLocal.planJob.executeWithOptions(
+        { ...planOptions, summary: `plan ${input.input}` },
+        [input],
+      );
+      state.units = freshUnits(1, state.plan.shardLines);
+      if (useSearchAttributes) {
+        upsertSearchAttributes({
+          [SEARCH_ATTRIBUTES.linesTotal.name]: [state.plan.lines],
+          [SEARCH_ATTRIBUTES.status.name]: ['running'],
+        });
+      }
+    }
+    phase = 'running';
+    showProgress();
+    for (;;) {
+      const finished = await runWindow(input, state, jobId, showProgress);
+      if (!finished) {
+        log.info('continuing as new', { round: state.round, historyLength: workflowInfo().historyLength });
+        return await continueAsNew<typeof batchJob>(input, state);
+      }
+      if (state.cancelled) break;
+      const retry = state.units.reduce((a, u) => a + u.retry, 0);
+      if (retry === 0 || state.round >= input.options.maxAttempts) break;
+      for (const u of state.units) {
+        state.settled.succeeded += u.succeeded;
+        state.settled.failed += u.failed;
+      }
+      const nextRound = state.round + 1;
+      const lines = await longLocal.prepareRetryRound.executeWithOptions(
+        { ...planOptions, summary: `pack ${retry} retry lines for round ${nextRound}` },
+        [
+          {
+            paths: state.plan.paths,
+            round: nextRound,
+            maxAttempts: input.options.maxAttempts,
+            limits: input.options.limits,
+            shardCount: state.plan.shardLines.length,
+          },
+        ],
+      );
+      state.round = nextRound;
+      state.units = freshUnits(nextRound, lines);
+      showProgress();
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    state.cancelled = true;
+  }
+  return await CancellationScope.nonCancellable(() =>
+    finishJob(input, state, jobId, (p) => (phase = p), showProgress),
+  );
+}
+
+/**
+ * Runs the current round's pending units, at most maxInFlight at once. Returns false when the
+ * history is long enough to continue-as-new (no child is running then, so nothing is lost).
+ */
+async function runWindow(
+  input: JobInput,
+  state: JobState,
+  jobId: string,
+  showProgress: () => void,
+): Promise<boolean> {
+  const plan = state.plan!;
+  const o = input.options;
+  const running = new Map<number, Promise<void>>();
+  const pending = state.units
+    .filter((u) => u.status !== 'done' && u.status !== 'failed' && u.status !== 'cancelled')
+    .map((u) => u.index);
+  const metadata: Record<string, string> = {};
+  if (o.name) metadata.ds_name = o.name.slice(0, 100);
+  if (o.description) metadata.ds_description = o.description.slice(0, 200);
+  const launch = (index: number) => {
+    const unit = state.units[index]!;
+    unit.status = 'uploading';
+    const args: ShardInput = {
+      jobId,
+      workDir: plan.paths.workDir,
+      unit: { round: unit.round, index, lines: unit.lines },
+      notBefore: state.notBefore,
+      endpoint: o.dryRun ? DRY_RUN.endpoint : o.endpoint,
+      completionWindow: o.completionWindow,
+      ...(o.pollIntervalMs !== undefined ? { pollIntervalMs: o.pollIntervalMs } : {}),
+      maxAttempts: o.maxAttempts,
+      keepRemoteFiles: o.keepRemoteFiles,
+      metadata,
+    };
+    const p = executeChild(shardBatch, {
+      workflowId: unitWorkflowId(jobId, unit.round, index),
+      args: [args],
+      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      staticSummary: `shard ${index} of ${jobId}, round ${unit.round}: ${unit.lines} lines`,
+    }).then(
+      (r: UnitResult) => applyResult(state, r),
+      (err: unknown) => {
+        unit.status = isCancellation(err) ? 'cancelled' : 'failed';
+        if (!isCancellation(err))
+          state.childFailures.push(`shard ${index} round ${unit.round}: ${(err as Error).message}`);
+      },
+    );
+    running.set(
+      index,
+      p.finally(() => {
+        running.delete(index);
+        showProgress();
+      }),
+    );
+  };
+  while (pending.length > 0 || running.size > 0) {
+    while (
+      running.size < (o.dryRun ? Math.min(o.maxInFlight, DRY_RUN.maxConcurrentBatches) : o.maxInFlight) &&
+      pending.length > 0 &&
+      !state.cancelled
+    ) {
+      if (workflowInfo().continueAsNewSuggested) break;
+      launch(pending.shift()!);
+    }
+    if (running.size === 0) return state.cancelled || pending.length === 0;
+    await Promise.race(running.values());
+  }
+  return true;
+}
+
+function applyResult(state: JobState, r: UnitResult): void {
+  const unit = state.units[r.unit.index]!;
+  if (r.batchId && !unit.batchId) state.batches++;
+  unit.status = r.batchStatus === 'cancelled' || r.batchStatus === null ? 'cancelled' : 'done';
+  unit.batchId = r.batchId;
+  unit.succeeded = r.succeeded;
+  unit.failed = r.failed;
+  unit.retry = r.retry;
+  unit.completed = r.succeeded + r.failed + r.retry;
+  if (r.fileErrors.length > 0) {
+    state.batchFailures.push({
+      round: r.unit.round,
+      shard: r.unit.index,
+      batchId: r.batchId,
+      errors: r.fileErrors,
+    });
+  }
+}
+
+async function finishJob(
+  input: JobInput,
+  state: JobState,
+  jobId: string,
+  setPhase: (p: JobProgress['phase']) => void,
+  showProgress: () => void,
+): Promise<JobSummary> {
+  const plan = state.plan;
+  if (!plan)
+    throw ApplicationFailure.nonRetryable('the job was cancelled before planning finished', 'JobCancelled');
+  setPhase('merging');
+  showProgress();
+  const failed = state.childFailures.length > 0;
+  const status: JobSummary['status'] = state.cancelled ? 'cancelled' : failed ? 'failed' : 'completed';
+  const merged: MergeSummary = await longLocal.mergeJob.executeWithOptions(
+    { ...planOptions, summary: `merge into ${input.outDir}` },
+    [{ paths: plan.paths, shardLines: plan.shardLines, jobStatus: status }],
+  );
+  const summary: JobSummary = {
+    workflowId: jobId,
+    status,
+    input: input.input,
+    lines: {
+      total: plan.lines,
+      succeeded: merged.succeeded,
+      failed: merged.failed,
+      rejected: merged.rejected,
+    },
+    shards: plan.shardLines.length,
+    batches: state.batches,
+    rounds: state.round,
+    usage: merged.usage,
+    startedAt: state.startedAt,
+    finishedAt: new Date().toISOString(),
+    outDir: input.outDir,
+    ...(state.batchFailures.length ? { batchFailures: state.batchFailures.slice(0, 50) } : {}),
+  };
+  await longLocal.writeSummary({
+    outDir: plan.paths.outDir,
+    summary,
+    removeWorkDir: status === 'completed' && !input.options.keepWorkDir,
+  });
+  if (input.searchAttributes === true) {
+    upsertSearchAttributes({
+      [SEARCH_ATTRIBUTES.status.name]: [status],
+      [SEARCH_ATTRIBUTES.linesFailed.name]: [merged.failed],
+    });
+  }
+  setPhase('done');
+  showProgress();
+  if (failed) {
+    throw ApplicationFailure.nonRetryable(
+      `the job failed: ${state.childFailures.slice(0, 3).join('; ')}`,
+      'JobFailed',
+      summary,
+    );
+  }
+  return summary;
+}
