@@ -3,6 +3,7 @@ import { ConfigError } from '../common/config.ts';
 import { PathOutsideDataRootError } from '../common/paths.ts';
 import { UsageError, parseCommandArgs, renderHelp, type Command } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
+import { NoTemporalServerError } from './temporal.ts';
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
@@ -46,7 +47,7 @@ export async function main(
     }
     return await cmd.run({ args, flags, ...io });
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError) {
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof NoTemporalServerError) {
       io.stderr.write(`batchpilot ${cmd.name}: ${err.message}\n`);
       return 2;
     }

@@ -55,10 +55,13 @@ export async function watchJob(
         if (drawnLines) out.write(`\x1b[${drawnLines}A\x1b[0J`);
         out.write(text + '\n');
         drawnLines = text.split('\n').length;
-      } else if (text !== last) {
-        out.write(text.split('\n')[1] + '\n');
+      } else {
+        // Without a TTY, one line per change of the counts (the ETA alone changes every second).
+        const line = text.split('\n')[1]!;
+        const key = line.replace(/\s+ETA .*$/, '');
+        if (key !== last) out.write(line + '\n');
+        last = key;
       }
-      last = text;
     } catch {
       // The query can fail while a worker restarts or the run continues-as-new: try again.
     }

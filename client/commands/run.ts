@@ -42,6 +42,9 @@ export const runCommand: Command = {
       flags,
     );
     const job = jobInputFromFlags(args[0]!, out, flags, config);
+    // The local emulator answers in seconds and polling it costs nothing: poll every 2 s, not 60–120.
+    if (config.provider.implicitEmulator && job.options.pollIntervalMs === undefined)
+      job.options.pollIntervalMs = 2000;
     const logger = createLogger({ level: env.LOG_LEVEL ? config.logLevel : 'warn' });
     const up = await bringUp(config, logger);
     try {
