@@ -12,6 +12,7 @@ import type { ActivityDeps } from './deps.ts';
 import { providerCall, statusOf, toFailure } from './provider-errors.ts';
 import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
+import { ensureRoom, Mutex } from './in-flight-cap.ts';
 import { count } from './metrics.ts';
 import { unitFile } from './work-dir.ts';
 
@@ -119,6 +120,7 @@ export async function findBatch(
 }
 
 export function batchActivities(deps: ActivityDeps) {
+  const capLock = new Mutex();
   return {
     /** Uploads a unit's file, or returns the one an earlier attempt uploaded. */
     async uploadUnit(input: UploadInput): Promise<UploadedFile> {
@@ -158,17 +160,26 @@ export function batchActivities(deps: ActivityDeps) {
         [BATCH_KEY_METADATA]: input.key,
         [JOB_ID_METADATA]: input.jobId.slice(0, 512),
       };
-      const b = await providerCall('create batch', () =>
-        deps.openai.batches.create(
-          {
-            input_file_id: input.fileId,
-            endpoint: input.endpoint as OpenAI.Batches.BatchCreateParams['endpoint'],
-            completion_window: input.completionWindow as '24h',
-            metadata,
-          },
-          { maxRetries: 0, signal: signal() },
-        ),
-      );
+      const create = async () => {
+        if (deps.maxInFlight !== undefined) {
+          await providerCall('count batches in flight', () =>
+            ensureRoom(deps.openai, deps.profile, deps.maxInFlight!),
+          );
+        }
+        return providerCall('create batch', () =>
+          deps.openai.batches.create(
+            {
+              input_file_id: input.fileId,
+              endpoint: input.endpoint as OpenAI.Batches.BatchCreateParams['endpoint'],
+              completion_window: input.completionWindow as '24h',
+              metadata,
+            },
+            { maxRetries: 0, signal: signal() },
+          ),
+        );
+      };
+      // The cap's check-then-create runs one at a time in this worker so the cap holds exactly.
+      const b = deps.maxInFlight !== undefined ? await capLock.run(create) : await create();
       deps.logger.info({ key: input.key, batchId: b.id }, 'created batch');
       count('batchesCreated');
       count('linesSubmitted', b.request_counts?.total ?? 0);

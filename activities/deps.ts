@@ -12,4 +12,6 @@ export interface ActivityDeps {
   logger: Logger;
   /** Merge memory budget per shard in bytes (outcome records loaded at once). */
   mergeShardBudgetBytes?: number;
+  /** BATCHPILOT_MAX_IN_FLIGHT: unfinished batches allowed per provider key (activities/in-flight-cap.ts). */
+  maxInFlight?: number;
 }

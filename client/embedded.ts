@@ -63,6 +63,7 @@ export async function bringUp(config: Config, logger: Logger): Promise<Embedded>
       baseUrl,
       apiKey: config.provider.apiKey,
       logger,
+      ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
     });
     const running = worker.run();
     closers.push(async () => {

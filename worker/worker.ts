@@ -22,6 +22,8 @@ export interface WorkerOptions {
   workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
   maxConcurrentActivities?: number;
   mergeShardBudgetBytes?: number;
+  /** BATCHPILOT_MAX_IN_FLIGHT. */
+  maxInFlight?: number;
 }
 
 /** Bundles the workflow code once (webpack + swc: a few seconds). */
@@ -40,6 +42,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     dataDir: opts.dataDir,
     logger: opts.logger.child({ component: 'activities' }),
     ...(opts.mergeShardBudgetBytes ? { mergeShardBudgetBytes: opts.mergeShardBudgetBytes } : {}),
+    ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
   });
   return Worker.create({
     connection: opts.connection,

@@ -36,6 +36,7 @@ export const workerCommand: Command = {
       baseUrl: config.provider.baseUrl!,
       apiKey: config.provider.apiKey,
       logger,
+      ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });
     logger.info(

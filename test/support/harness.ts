@@ -101,6 +101,7 @@ export async function startHarness(
         baseUrl: emulator.url,
         apiKey: opts.apiKey,
         logger,
+        ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
         workflowBundle: bundle as never,
       });
       running = worker.run();
