@@ -119,6 +119,7 @@ export class ScanPool {
     for (let k = 0; k < threads; k++) {
       const w = new Worker(workerSource(), {
         workerData: { memory, rules, partRecords, id: k },
+        resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.BP_YOUNG ?? 48) },
       });
       w.on('message', (m: FromWorker) => {
         if (m.type === 'part') {

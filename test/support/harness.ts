@@ -58,14 +58,18 @@ export function jobOptions(over: Partial<JobOptions> = {}): JobOptions {
 let counter = 0;
 const ROOT = path.join(import.meta.dirname, '..', '..');
 
-export async function startHarness(
-  opts: {
-    faults?: FaultSettings;
-    profile?: 'dashscope' | 'openai';
-    inProcessWorker?: boolean;
-    apiKey?: string;
-  } = {},
-): Promise<Harness> {
+export interface HarnessOptions {
+  faults?: FaultSettings;
+  profile?: 'dashscope' | 'openai';
+  /** Start an in-process worker (default); false when the test spawns worker processes. */
+  inProcessWorker?: boolean;
+  /** Key the emulator requires and the workers send. */
+  apiKey?: string;
+  /** BATCHPILOT_MAX_IN_FLIGHT of the in-process worker. */
+  maxInFlight?: number;
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-it-'));
   const emulator = await startEmulator({
     port: 0,
