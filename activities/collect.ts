@@ -5,10 +5,11 @@
 import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
+import type OpenAI from 'openai';
 import type { Unit, UnitCounts } from '../common/job-types.ts';
 import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
-import { AtomicWriter, readLines, splitLines } from './lines.ts';
+import { AtomicWriter, readLines, splitLines, type Line } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { encodeOutcome } from './outcome.ts';
@@ -19,7 +20,10 @@ export interface CollectInput {
   workDir: string;
   jobId: string;
   unit: Unit;
-  batchId: string;
+  /** The provider batch whose output and error files hold the results (file mode)… */
+  batchId?: string;
+  /** …or a local file of result lines in the same envelope (Batch Chat mode). */
+  localResults?: string;
   /** The user cancelled the job: unfinished lines fail as cancelled instead of being retried. */
   cancelledByUs: boolean;
   maxAttempts: number;
@@ -51,10 +55,30 @@ export function collectActivities(deps: ActivityDeps) {
     },
   };
 
+  /** The result files to read: the batch's output and error files, or the local chat results. */
+  function resultSources(
+    batch: OpenAI.Batches.Batch | undefined,
+    local: string | undefined,
+  ): (() => AsyncIterable<Line>)[] {
+    if (local) return [() => readLines(local)];
+    const ids = [batch?.output_file_id, batch?.error_file_id].filter((x): x is string => !!x);
+    return ids.map(
+      (fileId) =>
+        async function* () {
+          const res = await providerCall('download results', () => deps.openai.files.content(fileId));
+          if (res.body)
+            yield* splitLines(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
+        },
+    );
+  }
+
   async function collect(input: CollectInput): Promise<UnitCounts> {
     const { workDir, unit, maxAttempts } = input;
     const ctx = Context.current();
-    const batch = await providerCall('read batch', () => deps.openai.batches.retrieve(input.batchId));
+    const batch = input.batchId
+      ? await providerCall('read batch', () => deps.openai.batches.retrieve(input.batchId!))
+      : undefined;
+    const status = batch?.status ?? 'completed';
     const origins = await loadOrigins(workDir, unit);
     const { ids, list } = await loadIds(workDir, unit);
     const seen = new Uint8Array(list.length);
@@ -81,24 +105,21 @@ export function collectActivities(deps: ActivityDeps) {
         ...(c.error ? { e: c.error } : {}),
       };
       await w.writeLine(encodeOutcome(header, resultJson));
-      if (c.kind === 'ok') counts.succeeded++;
       if (c.usage) tokens += c.usage[2];
+      if (c.kind === 'ok') counts.succeeded++;
       else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
       else counts.failed++;
     };
 
     try {
       let n = 0;
-      for (const fileId of [batch.output_file_id, batch.error_file_id]) {
-        if (!fileId) continue;
-        const res = await providerCall('download results', () => deps.openai.files.content(fileId));
-        if (!res.body) continue;
-        for await (const line of splitLines(Readable.fromWeb(res.body))) {
+      for (const source of resultSources(batch, input.localResults)) {
+        for await (const line of source()) {
           const parsed = JSON.parse(line.text) as { custom_id?: unknown };
           const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
           if (p === undefined || seen[p]) {
             deps.logger.warn(
-              { batchId: batch.id, custom_id: parsed.custom_id },
+              { batchId: batch?.id, custom_id: parsed.custom_id },
               'result line for an unknown or repeated custom_id: ignored',
             );
             continue;
@@ -110,7 +131,7 @@ export function collectActivities(deps: ActivityDeps) {
       // A failed batch ran nothing: lines it names are bad for good, the rest go again.
       const fileErrors = new Map<number, { code: string; message: string }>();
       let wholeFile: { code: string; message: string } | undefined;
-      for (const e of batch.errors?.data ?? []) {
+      for (const e of batch?.errors?.data ?? []) {
         const { code, message } = readError(e);
         const err = { code: code ?? 'batch_failed', message: message ?? '' };
         if (typeof e.line === 'number' && e.line >= 1) fileErrors.set(e.line - 1, err);
@@ -119,13 +140,13 @@ export function collectActivities(deps: ActivityDeps) {
       for (let p = 0; p < list.length; p++) {
         if (seen[p]) continue;
         const named = fileErrors.get(p);
-        if (batch.status === 'failed') {
+        if (status === 'failed') {
           const err = named ??
             wholeFile ?? { code: 'batch_failed', message: 'the batch failed without naming this line' };
           const kind = named ? 'permanent' : 'retry';
           await record(p, { kind, error: { ...err, status_code: null }, usage: null }, '');
         } else {
-          await record(p, missingLine(batch.status, input.cancelledByUs), '');
+          await record(p, missingLine(status, input.cancelledByUs), '');
         }
       }
       for (const w of writers.values()) await w.commit();
@@ -133,7 +154,7 @@ export function collectActivities(deps: ActivityDeps) {
       for (const w of writers.values()) await w.abort();
       throw err;
     }
-    deps.logger.info({ batchId: batch.id, unit, ...counts }, 'collected results');
+    deps.logger.info({ batchId: batch?.id, unit, ...counts }, 'collected results');
     count('linesSucceeded', counts.succeeded);
     count('linesFailed', counts.failed);
     count('linesRetried', counts.retry);

@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROGRESS_QUERY } from '../../common/definitions.ts';
+import type { JobProgress } from '../../common/job-types.ts';
 import { readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
 
@@ -27,11 +29,21 @@ describe('batch job', () => {
         body: { model: 'qwen-plus', messages: [] },
       }) + '\n',
     );
-    const summary = await h.runJob(input, 'out-mixed', {
-      limits: { maxLines: 40, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
-    });
+    const id = `mixed-${Date.now()}`;
+    const summary = await h.runJob(
+      input,
+      'out-mixed',
+      { limits: { maxLines: 40, maxBytes: 500_000_000, maxLineBytes: 6_000_000 } },
+      id,
+    );
     expect(summary.status).toBe('completed');
     expect(summary.lines).toEqual({ total: 231, succeeded: 230, failed: 0, rejected: 1 });
+    // The progress query agrees with the merged outputs.
+    const progress = await h.client.workflow.getHandle(id).query<JobProgress>(PROGRESS_QUERY);
+    expect(progress.phase).toBe('done');
+    expect(progress.lines).toEqual({ total: 231, valid: 230, rejected: 1, succeeded: 230, failed: 0, pendingRetry: 0 });
+    expect(progress.shards.map((s) => s.status)).toEqual(Array(6).fill('done'));
+    expect(progress.batchesCreated).toBe(6);
     expect(summary.shards).toBe(6);
     expect(summary.rounds).toBe(1);
     expect(summary.usage.total_tokens).toBeGreaterThan(0);
