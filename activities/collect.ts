@@ -4,9 +4,11 @@
 // (bounded by --max-lines), never the results themselves.
 import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import type { Unit, UnitCounts } from '../common/job-types.ts';
+import { chatResultsFile } from './chat.ts';
 import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { AtomicWriter, readLines, splitLines, type Line } from './lines.ts';
@@ -22,8 +24,8 @@ export interface CollectInput {
   unit: Unit;
   /** The provider batch whose output and error files hold the results (file mode)… */
   batchId?: string;
-  /** …or a local file of result lines in the same envelope (Batch Chat mode). */
-  localResults?: string;
+  /** …or the unit's local Batch Chat results file, in the same envelope (chat mode). */
+  chat?: boolean;
   /** The user cancelled the job: unfinished lines fail as cancelled instead of being retried. */
   cancelledByUs: boolean;
   maxAttempts: number;
@@ -66,8 +68,7 @@ export function collectActivities(deps: ActivityDeps) {
       (fileId) =>
         async function* () {
           const res = await providerCall('download results', () => deps.openai.files.content(fileId));
-          if (res.body)
-            yield* splitLines(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
+          if (res.body) yield* splitLines(Readable.fromWeb(res.body as WebReadableStream));
         },
     );
   }
@@ -113,7 +114,7 @@ export function collectActivities(deps: ActivityDeps) {
 
     try {
       let n = 0;
-      for (const source of resultSources(batch, input.localResults)) {
+      for (const source of resultSources(batch, input.chat ? chatResultsFile(workDir, unit) : undefined)) {
         for await (const line of source()) {
           const parsed = JSON.parse(line.text) as { custom_id?: unknown };
           const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;

@@ -6,6 +6,8 @@ import type { Profile } from '../common/profiles.ts';
 export interface ActivityDeps {
   /** Provider client, built with maxRetries 0: Temporal's retry policy is the only retry loop. */
   openai: OpenAI;
+  /** Client for the synchronous Batch Chat API (long timeouts); `openai` when absent. */
+  chatOpenai?: OpenAI;
   profile: Profile;
   /** Root under which every input and output path must stay. */
   dataDir: string;

@@ -1,5 +1,6 @@
 // All activities of the job, built from injected dependencies (no module-level singletons).
 import { batchActivities } from './batches.ts';
+import { chatActivities } from './chat.ts';
 import { collectActivities } from './collect.ts';
 import type { ActivityDeps } from './deps.ts';
 import { mergeActivities } from './merge.ts';
@@ -11,6 +12,7 @@ export function createActivities(deps: ActivityDeps) {
     ...planActivities(deps),
     ...batchActivities(deps),
     ...collectActivities(deps),
+    ...chatActivities(deps),
     ...retryRoundActivities(),
     ...mergeActivities(deps),
   };

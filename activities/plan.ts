@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { JobInput, JobPaths, PlanSummary } from '../common/job-types.ts';
-import { DRY_RUN } from '../common/profiles.ts';
+import { DRY_RUN, type Limits } from '../common/profiles.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
 import { planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -20,6 +20,16 @@ export function resolveJobPaths(dataDir: string, input: string, outDir: string):
       throw ApplicationFailure.nonRetryable(err.message, 'PathOutsideDataRoot');
     throw err;
   }
+}
+
+/** DashScope's test model takes at most 100 lines and 1 MB per file. */
+function dryRunLimits(l: Limits): Limits {
+  const d = DRY_RUN.limits;
+  return {
+    maxLines: Math.min(l.maxLines, d.maxLines),
+    maxBytes: Math.min(l.maxBytes, d.maxBytes),
+    maxLineBytes: Math.min(l.maxLineBytes, d.maxLineBytes),
+  };
 }
 
 export function planActivities(deps: ActivityDeps) {
@@ -42,8 +52,9 @@ export function planActivities(deps: ActivityDeps) {
         planInput({
           input: paths.input,
           outDir: roundDir(paths.workDir, 1),
-          endpoint: o.dryRun ? DRY_RUN.endpoint : o.endpoint,
-          limits: o.limits,
+          // Lines are checked against the job's endpoint, then rewritten for the dry run.
+          endpoint: o.endpoint,
+          limits: o.dryRun ? dryRunLimits(o.limits) : o.limits,
           ...(o.csv ? { csv: o.csv } : {}),
           rewrite: {
             ...(o.dryRun ? { model: DRY_RUN.model, url: DRY_RUN.endpoint } : {}),

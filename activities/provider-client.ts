@@ -1,5 +1,6 @@
 // Builds the provider client for the worker. The key is only ever sent to the configured base URL.
 import OpenAI from 'openai';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 export interface ProviderClientOptions {
   baseUrl: string;
@@ -15,5 +16,26 @@ export function createProviderClient(opts: ProviderClientOptions): OpenAI {
     apiKey: opts.apiKey ?? 'emulator',
     maxRetries: 0,
     timeout: opts.timeoutMs ?? 120_000,
+  });
+}
+
+/** Batch Chat holds a connection up to 3,600 s: the SDK's timeout and undici's header and body
+ * timeouts (about 5 minutes by default) are all raised to match. */
+export const BATCH_CHAT_TIMEOUT_MS = 3_600_000;
+
+export function createBatchChatClient(opts: Omit<ProviderClientOptions, 'timeoutMs'>): OpenAI {
+  const dispatcher = new Agent({
+    headersTimeout: BATCH_CHAT_TIMEOUT_MS + 60_000,
+    bodyTimeout: BATCH_CHAT_TIMEOUT_MS + 60_000,
+  });
+  return new OpenAI({
+    baseURL: opts.baseUrl,
+    apiKey: opts.apiKey ?? 'emulator',
+    maxRetries: 0,
+    timeout: BATCH_CHAT_TIMEOUT_MS,
+    fetch: undiciFetch as unknown as typeof fetch,
+    fetchOptions: { dispatcher } as unknown as NonNullable<
+      ConstructorParameters<typeof OpenAI>[0]
+    >['fetchOptions'],
   });
 }

@@ -14,7 +14,24 @@ import {
 } from './command.ts';
 import { JOB_FLAGS, resolvePlanLimits } from './commands/job-flags.ts';
 
-export const JOB_COMMAND_FLAGS: FlagSchema = JOB_FLAGS;
+/** Batch Chat limits (batch-api.md): 10,000 pending requests per model, 1,000 QPS per account. */
+const CHAT_LIMITS = { concurrency: 10_000, qps: 1_000 };
+
+export const JOB_COMMAND_FLAGS: FlagSchema = {
+  ...JOB_FLAGS,
+  'chat-concurrency': {
+    type: 'string',
+    description: '--mode chat: requests waiting at once (at most 10000)',
+    default: '64',
+    arg: '<n>',
+  },
+  'chat-qps': {
+    type: 'string',
+    description: '--mode chat: requests started per second (at most 1000)',
+    default: '100',
+    arg: '<n>',
+  },
+};
 
 function completionWindow(flags: ParsedFlags, profileName: ProfileName): string {
   const text = stringFlag(flags, 'completion-window') ?? '24h';
@@ -70,6 +87,20 @@ export function jobInputFromFlags(
         `--description: ${description.length} characters; ds_description takes at most 200`,
       );
     options.description = description;
+  }
+  if (mode === 'chat') {
+    if (options.endpoint !== '/v1/chat/completions')
+      throw new UsageError('--mode chat sends chat completions only: drop --endpoint or use --mode file');
+    if (options.dryRun) throw new UsageError('--dry-run validates batch files: use it with --mode file');
+    const concurrency = intFlag(flags, 'chat-concurrency') ?? 64;
+    const qps = intFlag(flags, 'chat-qps') ?? 100;
+    if (concurrency > CHAT_LIMITS.concurrency)
+      throw new UsageError(
+        `--chat-concurrency: at most ${CHAT_LIMITS.concurrency} (the API's pending limit per model)`,
+      );
+    if (qps > CHAT_LIMITS.qps)
+      throw new UsageError(`--chat-qps: at most ${CHAT_LIMITS.qps} (the API's limit per account)`);
+    options.chat = { concurrency, qps };
   }
   if (thinking) options.thinking = thinking;
   const budget = intFlag(flags, 'thinking-budget');

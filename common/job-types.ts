@@ -14,6 +14,8 @@ export interface JobOptions {
   description?: string;
   dryRun: boolean;
   mode: 'file' | 'chat';
+  /** Batch Chat mode: requests waiting at once and started per second. */
+  chat?: { concurrency: number; qps: number };
   keepRemoteFiles: boolean;
   thinking?: 'on' | 'off' | 'keep';
   thinkingBudget?: number;

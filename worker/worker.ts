@@ -4,7 +4,7 @@ import type { NativeConnection } from '@temporalio/worker';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.ts';
-import { createProviderClient } from '../activities/provider-client.ts';
+import { createBatchChatClient, createProviderClient } from '../activities/provider-client.ts';
 import type { Profile } from '../common/profiles.ts';
 
 export const WORKFLOWS_PATH = path.join(import.meta.dirname, '..', 'workflows', 'index.ts');
@@ -36,8 +36,12 @@ const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, wa
 
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const openai = createProviderClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey });
+  // DashScope serves Batch Chat on a host of its own; an overridden base URL (emulator) serves both.
+  const chatBaseUrl = opts.baseUrl === opts.profile.baseUrl ? (opts.profile.batchChatBaseUrl ?? opts.baseUrl) : opts.baseUrl;
+  const chatOpenai = createBatchChatClient({ baseUrl: chatBaseUrl, apiKey: opts.apiKey });
   const activities = createActivities({
     openai,
+    chatOpenai,
     profile: opts.profile,
     dataDir: opts.dataDir,
     logger: opts.logger.child({ component: 'activities' }),

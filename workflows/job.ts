@@ -237,6 +237,7 @@ async function runWindow(
       maxAttempts: o.maxAttempts,
       keepRemoteFiles: o.keepRemoteFiles,
       metadata,
+      ...(o.mode === 'chat' ? { chat: o.chat ?? { concurrency: 64, qps: 100 } } : {}),
     };
     const p = executeChild(shardBatch, {
       workflowId: unitWorkflowId(jobId, unit.round, index),

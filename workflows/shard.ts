@@ -30,6 +30,8 @@ export interface ShardInput {
   maxAttempts: number;
   keepRemoteFiles: boolean;
   metadata: Record<string, string>;
+  /** Batch Chat mode: lines go one by one through the synchronous API instead of a batch file. */
+  chat?: { concurrency: number; qps: number };
   /** Carried across continue-as-new. */
   state?: ShardState;
 }
@@ -53,6 +55,8 @@ const uploadOptions = {
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m' },
 } as const;
 const collectOptions = { ...uploadOptions, startToCloseTimeout: '4h' } as const;
+// Batch Chat answers can take up to an hour each; the activity heartbeats every few seconds.
+const chatOptions = { ...uploadOptions, startToCloseTimeout: '24h' } as const;
 
 const provider = proxyActivities<Activities>(providerOptions);
 const upload = proxyActivities<Activities>(uploadOptions);
@@ -83,6 +87,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     await job.signal(unitUpdateSignal, update).catch(() => undefined);
   };
 
+  if (input.chat) return chatUnit(input, input.chat, key, report);
   try {
     if (!state.fileId) {
       await report('uploading');
@@ -127,6 +132,44 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     if (!isCancellation(err)) throw err;
     return await CancellationScope.nonCancellable(() => cancelAndCollect(input, key, state, report));
   }
+}
+
+/** Batch Chat mode: one long activity answers every line (resuming from its own results file). */
+async function chatUnit(
+  input: ShardInput,
+  chat: { concurrency: number; qps: number },
+  key: string,
+  report: (s: UnitStatus) => Promise<void>,
+): Promise<UnitResult> {
+  let cancelled = false;
+  await report('in_progress');
+  try {
+    await local.chatUnit.executeWithOptions({ ...chatOptions, summary: `batch chat ${key}` }, [
+      { workDir: input.workDir, unit: input.unit, ...chat },
+    ]);
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    cancelled = true;
+  }
+  return CancellationScope.nonCancellable(async () => {
+    await report('collecting');
+    const counts = await local.collectUnit.executeWithOptions(
+      { ...collectOptions, summary: `collect ${key}` },
+      [
+        {
+          workDir: input.workDir,
+          jobId: input.jobId,
+          unit: input.unit,
+          chat: true,
+          cancelledByUs: cancelled,
+          maxAttempts: input.maxAttempts,
+        },
+      ],
+    );
+    const status = cancelled ? 'cancelled' : 'completed';
+    await report(cancelled ? 'cancelled' : 'done');
+    return { unit: input.unit, batchId: null, batchStatus: status, ...counts, fileErrors: [] };
+  });
 }
 
 /** The user cancelled: cancel the provider batch, wait for it to settle, keep what finished. */
