@@ -68,7 +68,7 @@ export function collectActivities(deps: ActivityDeps) {
       (fileId) =>
         async function* () {
           const res = await providerCall('download results', () => deps.openai.files.content(fileId));
-          if (res.body) yield* splitLines(Readable.fromWeb(res.body as WebReadableStream));
+          if (res.body) yield* splitLines(Readable.fromWeb(res.body));
         },
     );
   }

@@ -195,7 +195,7 @@ export function makeChunkScanner(
   return {
     scan: scanChunk,
     recycle(recs) {
-      if (recs.length === partRecords * REC && spare.length < 16) spare.push(recs);
+      if (recs.length === partRecords * REC && spare.length < 4) spare.push(recs);
     },
   };
 }

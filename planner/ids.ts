@@ -103,37 +103,58 @@ export class IdTable {
  * (16 bytes an entry) whatever the input's size.
  */
 export class LineIndex {
-  private lines: number[] = [];
-  private offsets: number[] = [];
+  private lines: Float64Array;
+  private offsets: Float64Array;
+  private size = 0;
   private step = 32;
   private n = 0;
   private readonly maxEntries: number;
 
-  constructor(maxEntries = 1 << 20) {
+  /** `expected` entries are allocated at once (it grows past them, up to `maxEntries`). */
+  constructor(expected = 1024, maxEntries = 1 << 20) {
     this.maxEntries = maxEntries;
+    const cap = Math.max(16, Math.min(expected, maxEntries));
+    this.lines = new Float64Array(cap);
+    this.offsets = new Float64Array(cap);
   }
 
   /** Called for every request line, in input order. */
   note(line: number, offset: number): void {
     if (this.n++ % this.step !== 0) return;
-    this.lines.push(line);
-    this.offsets.push(offset);
-    if (this.lines.length >= this.maxEntries) {
-      this.lines = this.lines.filter((_, k) => k % 2 === 0);
-      this.offsets = this.offsets.filter((_, k) => k % 2 === 0);
-      this.step *= 2;
+    if (this.size === this.lines.length) {
+      if (this.size >= this.maxEntries) {
+        // Keep every other entry: twice the step, same memory.
+        for (let k = 0; k < this.size / 2; k++) {
+          this.lines[k] = this.lines[2 * k]!;
+          this.offsets[k] = this.offsets[2 * k]!;
+        }
+        this.size = Math.floor(this.size / 2);
+        this.step *= 2;
+        if ((this.n - 1) % this.step !== 0) return;
+      } else {
+        const cap = Math.min(this.maxEntries, this.size * 2);
+        const lines = new Float64Array(cap);
+        const offsets = new Float64Array(cap);
+        lines.set(this.lines);
+        offsets.set(this.offsets);
+        this.lines = lines;
+        this.offsets = offsets;
+      }
     }
+    this.lines[this.size] = line;
+    this.offsets[this.size] = offset;
+    this.size++;
   }
 
   /** The last noted line at or before `line`, and where it starts. */
   seek(line: number): { line: number; offset: number } {
     let lo = 0;
-    let hi = this.lines.length - 1;
+    let hi = this.size - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if (this.lines[mid]! <= line) lo = mid;
       else hi = mid - 1;
     }
-    return { line: this.lines[lo] ?? 1, offset: this.offsets[lo] ?? 0 };
+    return this.size === 0 ? { line: 1, offset: 0 } : { line: this.lines[lo]!, offset: this.offsets[lo]! };
   }
 }

@@ -148,7 +148,7 @@ class Planner {
   private readonly verifyFd: number;
   private readonly chunks = new Map<number, ChunkMeta>();
   private readonly ids: IdTable;
-  private readonly lineIndex = new LineIndex();
+  private readonly lineIndex: LineIndex;
   private readonly packer: ShardPacker;
   private readonly files: ShardFiles | undefined;
   private readonly hashes = new Map<number, Promise<string>>();
@@ -217,7 +217,8 @@ class Planner {
     this.memory = scanMemory(slots * this.slotBytes, threads > 0);
     this.u8 = new Uint8Array(this.memory.buffer);
     this.buf = Buffer.from(this.memory.buffer);
-    this.ids = new IdTable(expected * 1.05, tuning.idTableBytes ?? 128 * MiB);
+    this.ids = new IdTable(expected, tuning.idTableBytes ?? 128 * MiB);
+    this.lineIndex = new LineIndex(Math.ceil(expected / 32) + 1024);
     this.packer = new ShardPacker(limits);
     if (opts.outDir) {
       fs.mkdirSync(opts.outDir, { recursive: true });

@@ -119,7 +119,8 @@ export class ScanPool {
     for (let k = 0; k < threads; k++) {
       const w = new Worker(workerSource(), {
         workerData: { memory, rules, partRecords, id: k },
-        resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.BP_YOUNG ?? 48) },
+        // Small heaps: a scan thread keeps almost nothing, and V8 would otherwise grow them freely.
+        resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
       });
       w.on('message', (m: FromWorker) => {
         if (m.type === 'part') {

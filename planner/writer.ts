@@ -19,10 +19,12 @@ export function writeFileAtomic(file: string, text: string | Uint8Array): void {
   fs.renameSync(tmp, file);
 }
 
-/** sha256 of a file, read in 1 MiB blocks. */
+let hashBuffer: Buffer | undefined;
+
+/** sha256 of a file, read in 256 KiB blocks (one buffer for every call). */
 export function sha256File(file: string): string {
   const hash = crypto.createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
+  const buf = (hashBuffer ??= Buffer.allocUnsafe(1 << 18));
   const fd = fs.openSync(file, 'r');
   try {
     let n: number;

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IdTable, IdTableFullError } from '../../planner/ids.ts';
+import { IdTable, IdTableFullError, LineIndex } from '../../planner/ids.ts';
 import { ENDPOINT, plan, readPlan, tmpDir } from './helpers.ts';
 
 const work = tmpDir();
@@ -68,4 +68,17 @@ describe('hash collisions', () => {
       expect(readPlan(outDir).shards.flatMap((s) => s.nums)).toHaveLength(report.valid);
     });
   }
+});
+
+describe('LineIndex', () => {
+  it('finds where any line starts from, within its entry cap', () => {
+    const index = new LineIndex(4, 64);
+    for (let line = 1; line <= 100_000; line++) index.note(line, line * 10);
+    for (const line of [1, 2, 33, 5000, 99_999, 100_000]) {
+      const at = index.seek(line);
+      expect(at.line).toBeLessThanOrEqual(line);
+      expect(at.offset).toBe(at.line * 10);
+      expect(line - at.line).toBeLessThan(100_000 / 16);
+    }
+  });
 });
