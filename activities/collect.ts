@@ -4,7 +4,6 @@
 // (bounded by --max-lines), never the results themselves.
 import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import type { Unit, UnitCounts } from '../common/job-types.ts';

@@ -18,6 +18,8 @@ interface Run {
   ms: number;
   rssMB: number;
   detail?: string;
+  /** CPU seconds per thread of the planner (main, scan threads). */
+  cpu?: string;
 }
 
 /** Child mode: run one planner in this process and print {ms, rssMB}. */
@@ -25,14 +27,28 @@ async function child(kind: string, input: string, outDir: string): Promise<void>
   const t = performance.now();
   let detail: string;
   if (kind === 'plan') {
-    const { planInput } = await import('../planner/index.ts');
-    const r = await planInput({
-      input,
-      outDir,
-      endpoint: '/v1/chat/completions',
-      limits: { maxLines: 50_000, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
-    });
+    const { planInputTuned } = await import('../planner/index.ts');
+    let cpu = '';
+    const r = await planInputTuned(
+      {
+        input,
+        outDir,
+        endpoint: '/v1/chat/completions',
+        limits: { maxLines: 50_000, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
+      },
+      {
+        cpuReport: ({ main, scan }) => {
+          const s = (u: { user: number; system: number }): string =>
+            `${(u.user / 1e6).toFixed(2)} user + ${(u.system / 1e6).toFixed(2)} sys`;
+          cpu = [`main ${s(main)}`, ...scan.map((u, k) => `scan${k} ${s(u)}`)].join(', ');
+        },
+      },
+    );
     detail = `${r.valid} valid, ${r.rejected} rejected, ${r.shards} shards`;
+    process.stdout.write(
+      `${JSON.stringify({ ms: performance.now() - t, rssMB: process.resourceUsage().maxRSS / 1024, detail, cpu })}\n`,
+    );
+    return;
   } else {
     const { naivePlan } = await import('./naive-plan.ts');
     const r = await naivePlan(input, outDir);
@@ -102,7 +118,7 @@ async function main(): Promise<void> {
     splits.push(runSplit(input, out).ms);
     plans.push(runChild('plan', input, out));
     process.stdout.write(
-      `round ${r + 1}: split ${(splits[r]! / 1000).toFixed(2)} s, plan ${(plans[r]!.ms / 1000).toFixed(2)} s (${plans[r]!.detail})\n`,
+      `round ${r + 1}: split ${(splits[r]! / 1000).toFixed(2)} s, plan ${(plans[r]!.ms / 1000).toFixed(2)} s, ${plans[r]!.rssMB.toFixed(0)} MB (${plans[r]!.detail})\n  cpu: ${plans[r]!.cpu ?? '-'}\n`,
     );
   }
   const naive = values.naive || lines <= 1_000_000 ? runChild('naive', input, out) : undefined;

@@ -157,6 +157,7 @@ class Planner {
   private readonly problems: PlanProblem[] = [];
   private readonly maxProblems: number;
   private readonly hashMask: number;
+  private readonly cpuReport: PlanTuning['cpuReport'];
   private rejectedFd: number | undefined;
   private rejectedText: string[] = [];
   private rejectedBytes = 0;
@@ -184,6 +185,7 @@ class Planner {
     this.csv = csv;
     this.maxProblems = opts.maxProblems ?? 1000;
     this.hashMask = tuning.idHashMask ?? 0xffffffff;
+    this.cpuReport = tuning.cpuReport;
     const limits = opts.limits;
     // A line must also fit a shard with its newline.
     const maxLineBytes = Math.min(limits.maxLineBytes, limits.maxBytes - 1);
@@ -199,11 +201,11 @@ class Planner {
     this.fd = fs.openSync(opts.input, 'r');
     this.verifyFd = fs.openSync(opts.input, 'r');
     const expected = estimateLines(this.fd, size);
-    // Scan threads for inputs worth them; one only past 4M lines, where the id table needs the room
+    // Scan threads for inputs worth them; one only past 2.5M lines, where the id table needs the room
     // (peak RSS stays under 256 MB at 10M lines).
     const threads =
       tuning.workers ??
-      (size <= 16 * MiB ? 0 : Math.max(1, Math.min(expected > 4_000_000 ? 1 : 2, os.availableParallelism())));
+      (size <= 16 * MiB ? 0 : Math.max(1, Math.min(expected > 2_500_000 ? 1 : 2, os.availableParallelism())));
     // A slot holds a chunk and must hold any line that may be accepted (plus CR, BOM, newline).
     this.slotBytes = roundUp(Math.max(tuning.chunkBytes ?? 4 * MiB, maxLineBytes + PAGE), PAGE);
     let slots = Math.max(2, threads + 1);
@@ -234,13 +236,8 @@ class Planner {
   }
 
   async close(): Promise<void> {
-    if (process.env.BATCHPILOT_PLAN_CPU) {
-      const ms = (u: { user: number; system: number }): string =>
-        `user ${(u.user / 1000).toFixed(0)} ms, system ${(u.system / 1000).toFixed(0)} ms`;
-      const threads = await this.pool.threadCpu();
-      process.stderr.write(
-        `plan cpu: main ${ms(process.threadCpuUsage())}; ${threads.map((u, k) => `scan ${k} ${ms(u)}`).join('; ')}\n`,
-      );
+    if (this.cpuReport) {
+      this.cpuReport({ main: process.threadCpuUsage(), scan: await this.pool.threadCpu() });
     }
     this.files?.abandon();
     if (this.rejectedFd !== undefined) fs.closeSync(this.rejectedFd);

@@ -54,9 +54,14 @@ export interface PlanReport {
   warnings: PlanWarning[];
 }
 
+export interface CpuUsage {
+  user: number;
+  system: number;
+}
+
 /** Knobs for tests and the bench; planInput picks them from the input's size. */
 export interface PlanTuning {
-  /** Scan threads; 0 checks on the main thread. Default: 0 up to 16 MiB, 2 up to 4M lines, then 1. */
+  /** Scan threads; 0 checks on the main thread. Default: 0 up to 16 MiB, 2 up to 2.5M lines, then 1. */
   workers?: number;
   /** Bytes read per chunk (raised to fit one line of maxLineBytes). Default 4 MiB. */
   chunkBytes?: number;
@@ -66,6 +71,8 @@ export interface PlanTuning {
   idTableBytes?: number;
   /** Test hook: keep only these bits of each custom_id's hash, to force collisions. */
   idHashMask?: number;
+  /** Called at the end with the CPU time (µs) of each thread: the main one and the scan threads. */
+  cpuReport?: (cpu: { main: CpuUsage; scan: CpuUsage[] }) => void;
   /** How many shard files stay open at once (the least recently used is closed and reopened). */
   maxOpenShards?: number;
 }
