@@ -1,7 +1,7 @@
 // What `batchpilot run` brings up by itself: an embedded Temporal dev server when none is
 // configured, the local emulator when no API key is set, and an in-process worker.
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.ts';
@@ -9,7 +9,7 @@ import { startEmulator, type RunningEmulator } from '../emulator/index.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { installRuntime } from '../worker/runtime.ts';
 import { createWorker } from '../worker/worker.ts';
-import { connectClient, DEFAULT_TEMPORAL_ADDRESS } from './temporal.ts';
+import { connectClient } from './temporal.ts';
 
 export interface Embedded {
   client: Client;
@@ -34,10 +34,7 @@ export async function bringUp(config: Config, logger: Logger): Promise<Embedded>
       address = server.address;
       notes.push(`embedded Temporal dev server on ${address}, Web UI http://127.0.0.1:${server.uiPort}`);
     }
-    const client =
-      address === config.temporal.address
-        ? await connectClient(config, address ?? DEFAULT_TEMPORAL_ADDRESS)
-        : new Client({ connection: await Connection.connect({ address }) });
+    const client = await connectClient(config, address);
     closers.push(() => client.connection.close());
     let baseUrl = config.provider.baseUrl!;
     if (config.provider.implicitEmulator) {
@@ -64,6 +61,7 @@ export async function bringUp(config: Config, logger: Logger): Promise<Embedded>
       apiKey: config.provider.apiKey,
       logger,
       ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
+      ...(config.codecKey ? { codecKey: config.codecKey } : {}),
     });
     const running = worker.run();
     closers.push(async () => {

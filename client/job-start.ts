@@ -27,6 +27,8 @@ export async function startJob(
   );
   const args: JobInput = { ...job, searchAttributes };
   const o = job.options;
+  // Search attributes are indexed in plain text: with payload encryption the input path stays out.
+  const encrypted = (client.options.dataConverter.payloadCodecs?.length ?? 0) > 0;
   return client.workflow.start(JOB_WORKFLOW, {
     taskQueue,
     workflowId,
@@ -35,7 +37,7 @@ export async function startJob(
     ...(searchAttributes
       ? {
           searchAttributes: {
-            [SEARCH_ATTRIBUTES.input.name]: [job.input],
+            ...(encrypted ? {} : { [SEARCH_ATTRIBUTES.input.name]: [job.input] }),
             [SEARCH_ATTRIBUTES.status.name]: ['planning'],
           },
         }

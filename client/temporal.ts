@@ -1,6 +1,7 @@
 // Connecting to Temporal from the CLI, with a message that says how to get a server when none is
 // reachable.
 import { Client, Connection } from '@temporalio/client';
+import { dataConverterFor } from '../common/codec.ts';
 import type { Config } from '../common/config.ts';
 
 export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
@@ -23,7 +24,8 @@ export async function connectClient(
       `no Temporal server at ${address} (${(err as Error).message.split('\n')[0]}): start one with "batchpilot dev", or set TEMPORAL_ADDRESS; "batchpilot run" starts an embedded one by itself`,
     );
   }
-  return new Client({ connection, namespace: config.temporal.namespace });
+  const dataConverter = dataConverterFor(config.codecKey);
+  return new Client({ connection, namespace: config.temporal.namespace, ...(dataConverter ? { dataConverter } : {}) });
 }
 
 /** Whether batchpilot's search attributes are registered on the namespace. */

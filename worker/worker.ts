@@ -5,6 +5,7 @@ import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@t
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.ts';
 import { createBatchChatClient, createProviderClient } from '../activities/provider-client.ts';
+import { dataConverterFor } from '../common/codec.ts';
 import type { Profile } from '../common/profiles.ts';
 
 export const WORKFLOWS_PATH = path.join(import.meta.dirname, '..', 'workflows', 'index.ts');
@@ -24,6 +25,8 @@ export interface WorkerOptions {
   mergeShardBudgetBytes?: number;
   /** BATCHPILOT_MAX_IN_FLIGHT. */
   maxInFlight?: number;
+  /** BATCHPILOT_CODEC_KEY: encrypt every payload (common/codec.ts). */
+  codecKey?: string;
 }
 
 /** Bundles the workflow code once (webpack + swc: a few seconds). */
@@ -55,5 +58,6 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     activities,
     workflowBundle: opts.workflowBundle ?? (await bundleWorkflows()),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 20,
+    ...(opts.codecKey ? { dataConverter: dataConverterFor(opts.codecKey) } : {}),
   });
 }

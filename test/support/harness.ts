@@ -67,6 +67,8 @@ export interface HarnessOptions {
   apiKey?: string;
   /** BATCHPILOT_MAX_IN_FLIGHT of the in-process worker. */
   maxInFlight?: number;
+  /** BATCHPILOT_CODEC_KEY of the in-process worker. */
+  codecKey?: string;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -106,6 +108,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         apiKey: opts.apiKey,
         logger,
         ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
+        ...(opts.codecKey ? { codecKey: opts.codecKey } : {}),
         workflowBundle: bundle as never,
       });
       running = worker.run();
