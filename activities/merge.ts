@@ -13,7 +13,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { JobPaths, MergeSummary } from '../common/job-types.ts';
 import type { ActivityDeps } from './deps.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { AtomicWriter, readLines, type Line } from './lines.ts';
+import { AtomicWriter, readJson, readLines, type Line } from './lines.ts';
 import { decodeOutcome, encodeOutcome, outcomeIndex, type OutcomeHeader } from './outcome.ts';
 import { finalFile, lineNumbersFile, outcomeDir, roundDir, unitFile, workDirOf } from './work-dir.ts';
 
@@ -216,8 +216,14 @@ export function mergeActivities(deps: ActivityDeps) {
         failed: 0,
         rejected: 0,
         usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+        usageByModel: {},
       };
       const heap = new HeadHeap();
+      // Usage per model: each original shard has one model (manifest.json of round 1).
+      const manifest = await readJson<{ shards: { index: number; model: string }[] }>(
+        path.join(roundDir(workDir, 1), 'manifest.json'),
+      );
+      const models = new Map(manifest.shards.map((m) => [m.index, m.model]));
       const readers: { lines: AsyncGenerator<Line>; numbers: LineNumbers }[] = [];
       const advance = async (s: number) => {
         const r = readers[s]!;
@@ -243,6 +249,14 @@ export function mergeActivities(deps: ActivityDeps) {
               summary.usage.prompt_tokens += header.u[0];
               summary.usage.completion_tokens += header.u[1];
               summary.usage.total_tokens += header.u[2];
+              const model = (summary.usageByModel[models.get(head.shard) ?? 'unknown'] ??= {
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                total_tokens: 0,
+              });
+              model.prompt_tokens += header.u[0];
+              model.completion_tokens += header.u[1];
+              model.total_tokens += header.u[2];
             }
           } else {
             const response = result

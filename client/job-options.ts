@@ -1,5 +1,7 @@
 // Job flags → JobInput, shared by `run`, `start` and `schedule create`.
+import fs from 'node:fs';
 import type { Config } from '../common/config.ts';
+import { parsePriceTable, type PriceTable } from '../common/pricing.ts';
 import type { JobInput, JobOptions } from '../common/job-types.ts';
 import { PROFILES, type ProfileName } from '../common/profiles.ts';
 import { parseDuration } from '../common/units.ts';
@@ -25,6 +27,11 @@ export const JOB_COMMAND_FLAGS: FlagSchema = {
     default: '64',
     arg: '<n>',
   },
+  prices: {
+    type: 'string',
+    description: 'price table JSON: the summary reports the cost at the batch discount',
+    arg: '<prices.json>',
+  },
   'chat-qps': {
     type: 'string',
     description: '--mode chat: requests started per second (at most 1000)',
@@ -45,6 +52,21 @@ function completionWindow(flags: ParsedFlags, profileName: ProfileName): string 
     );
   }
   return text;
+}
+
+/** The price table is small: the client reads it and passes it with the job. */
+function readPrices(file: string): PriceTable {
+  let value: unknown;
+  try {
+    value = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--prices: cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parsePriceTable(value);
+  } catch (err) {
+    throw new UsageError(`--prices ${file}: ${(err as Error).message}`);
+  }
 }
 
 export function jobInputFromFlags(
@@ -102,6 +124,8 @@ export function jobInputFromFlags(
       throw new UsageError(`--chat-qps: at most ${CHAT_LIMITS.qps} (the API's limit per account)`);
     options.chat = { concurrency, qps };
   }
+  const pricesFile = stringFlag(flags, 'prices');
+  if (pricesFile !== undefined) options.prices = readPrices(pricesFile);
   if (thinking) options.thinking = thinking;
   const budget = intFlag(flags, 'thinking-budget');
   if (budget !== undefined) options.thinkingBudget = budget;

@@ -44,6 +44,14 @@ export function renderSummary(s: JobSummary): string {
     `  lines: ${l.total} total, ${l.succeeded} succeeded, ${l.failed} failed, ${l.rejected} rejected`,
     `  shards: ${s.shards}, batches: ${s.batches}, rounds: ${s.rounds}`,
     `  tokens: ${s.usage.prompt_tokens} prompt + ${s.usage.completion_tokens} completion = ${s.usage.total_tokens}`,
+    ...Object.entries(s.usageByModel ?? {}).map(
+      ([m, u]) => `    ${m}: ${u.prompt_tokens} prompt + ${u.completion_tokens} completion`,
+    ),
+    ...(s.cost
+      ? [
+          `  cost: ${s.cost.total} ${s.cost.currency} at the batch discount${s.cost.unpriced.length ? ` (no price for ${s.cost.unpriced.join(', ')})` : ''}`,
+        ]
+      : []),
     `  outputs in ${s.outDir}: results.jsonl, errors.jsonl, rejected.jsonl, summary.json, manifest.json`,
     ...(s.batchFailures?.length
       ? [

@@ -25,7 +25,11 @@ export async function connectClient(
     );
   }
   const dataConverter = dataConverterFor(config.codecKey);
-  return new Client({ connection, namespace: config.temporal.namespace, ...(dataConverter ? { dataConverter } : {}) });
+  return new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    ...(dataConverter ? { dataConverter } : {}),
+  });
 }
 
 /** Whether batchpilot's search attributes are registered on the namespace. */

@@ -1,5 +1,6 @@
 // Small typed objects that cross the workflow/activity wall. They hold references (paths, ids,
 // counts), never request lines or results: Temporal payloads must stay far below 2 MiB.
+import type { Cost, PriceTable, Usage } from './pricing.ts';
 import type { Limits } from './profiles.ts';
 
 export interface JobOptions {
@@ -20,6 +21,8 @@ export interface JobOptions {
   thinking?: 'on' | 'off' | 'keep';
   thinkingBudget?: number;
   csv?: { idColumn: string; promptColumn: string; model: string; system?: string };
+  /** `--prices`: the summary reports the cost at the batch discount. */
+  prices?: PriceTable;
   /** Keep `<out>/.batchpilot/` after success (for debugging); removed by default. */
   keepWorkDir?: boolean;
 }
@@ -103,7 +106,8 @@ export interface MergeSummary {
   succeeded: number;
   failed: number;
   rejected: number;
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  usage: Usage;
+  usageByModel: Record<string, Usage>;
 }
 
 export interface JobSummary {
@@ -114,7 +118,9 @@ export interface JobSummary {
   shards: number;
   batches: number;
   rounds: number;
-  usage: MergeSummary['usage'];
+  usage: Usage;
+  usageByModel: Record<string, Usage>;
+  cost?: Cost;
   startedAt: string;
   finishedAt: string;
   outDir: string;

@@ -28,6 +28,7 @@ import type {
   UnitResult,
 } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
+import { costOf } from '../common/pricing.ts';
 import { DRY_RUN } from '../common/profiles.ts';
 import { hasTemplate, resolveTemplate } from '../common/templates.ts';
 import { progressQuery, unitUpdateSignal } from './messages.ts';
@@ -326,6 +327,8 @@ async function finishJob(
     batches: state.batches,
     rounds: state.round,
     usage: merged.usage,
+    usageByModel: merged.usageByModel,
+    ...(input.options.prices ? { cost: costOf(merged.usageByModel, input.options.prices) } : {}),
     startedAt: state.startedAt,
     finishedAt: new Date().toISOString(),
     outDir: input.outDir,

@@ -33,7 +33,10 @@ describe('batch job', () => {
     const summary = await h.runJob(
       input,
       'out-mixed',
-      { limits: { maxLines: 40, maxBytes: 500_000_000, maxLineBytes: 6_000_000 } },
+      {
+        limits: { maxLines: 40, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
+        prices: { currency: 'USD', models: { 'qwen-plus': { input: 0.4, output: 1.2 } } },
+      },
       id,
     );
     expect(summary.status).toBe('completed');
@@ -41,12 +44,28 @@ describe('batch job', () => {
     // The progress query agrees with the merged outputs.
     const progress = await h.client.workflow.getHandle(id).query<JobProgress>(PROGRESS_QUERY);
     expect(progress.phase).toBe('done');
-    expect(progress.lines).toEqual({ total: 231, valid: 230, rejected: 1, succeeded: 230, failed: 0, pendingRetry: 0 });
+    expect(progress.lines).toEqual({
+      total: 231,
+      valid: 230,
+      rejected: 1,
+      succeeded: 230,
+      failed: 0,
+      pendingRetry: 0,
+    });
     expect(progress.shards.map((s) => s.status)).toEqual(Array(6).fill('done'));
     expect(progress.batchesCreated).toBe(6);
     expect(summary.shards).toBe(6);
     expect(summary.rounds).toBe(1);
     expect(summary.usage.total_tokens).toBeGreaterThan(0);
+    // Usage per model adds up, and the cost covers the priced model and names the other.
+    const plus = summary.usageByModel['qwen-plus']!;
+    const flash = summary.usageByModel['qwen-flash']!;
+    expect(plus.total_tokens + flash.total_tokens).toBe(summary.usage.total_tokens);
+    expect(summary.cost!.unpriced).toEqual(['qwen-flash']);
+    expect(summary.cost!.total).toBeCloseTo(
+      ((plus.prompt_tokens * 0.4 + plus.completion_tokens * 1.2) / 1e6) * 0.5,
+      6,
+    );
     const out = path.join(h.dataDir, 'out-mixed');
     const results = readJsonl<{
       custom_id: string;
