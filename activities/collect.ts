@@ -2,6 +2,7 @@
 // and error, and files each outcome under the original shard it came from. Lines in neither file
 // were never run and are marked for resubmission. Memory: one Map of this unit's custom_ids
 // (bounded by --max-lines), never the results themselves.
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
@@ -10,12 +11,12 @@ import type { Unit, UnitCounts } from '../common/job-types.ts';
 import { chatResultsFile } from './chat.ts';
 import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
-import { AtomicWriter, readLines, splitLines, type Line } from './lines.ts';
+import { AtomicWriter, readJson, readLines, splitLines, writeJsonAtomic, type Line } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { encodeOutcome } from './outcome.ts';
 import { providerCall } from './provider-errors.ts';
-import { originFile, outcomeFile, unitFile } from './work-dir.ts';
+import { collectedMarker, originFile, outcomeFile, unitFile } from './work-dir.ts';
 
 export interface CollectInput {
   workDir: string;
@@ -53,6 +54,12 @@ export function collectActivities(deps: ActivityDeps) {
     /** Downloads and classifies one unit's results into outcome files; returns its counts. */
     async collectUnit(input: CollectInput): Promise<UnitCounts> {
       return withHeartbeat(() => collect(input));
+    },
+
+    /** A unit an earlier run of this job already collected (a re-run after a failed merge). */
+    async collectedUnit(input: { workDir: string; unit: Unit }): Promise<UnitCounts | null> {
+      const marker = collectedMarker(input.workDir, input.unit.round, input.unit.index);
+      return fs.existsSync(marker) ? readJson<UnitCounts>(marker) : null;
     },
   };
 
@@ -150,6 +157,7 @@ export function collectActivities(deps: ActivityDeps) {
         }
       }
       for (const w of writers.values()) await w.commit();
+      await writeJsonAtomic(collectedMarker(workDir, unit.round, unit.index), counts);
     } catch (err) {
       for (const w of writers.values()) await w.abort();
       throw err;

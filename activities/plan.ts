@@ -9,7 +9,8 @@ import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts'
 import { planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { roundDir, workDirOf } from './work-dir.ts';
+import { readJson, writeJsonAtomic } from './lines.ts';
+import { ownerFile, roundDir, workDirOf } from './work-dir.ts';
 
 export function resolveJobPaths(dataDir: string, input: string, outDir: string): JobPaths {
   try {
@@ -32,6 +33,17 @@ function dryRunLimits(l: Limits): Limits {
   };
 }
 
+/**
+ * The work directory belongs to one job id. A re-run with the same id keeps it (collected units
+ * are not sent again); another job writing to the same --out starts from a clean one.
+ */
+async function claimWorkDir(workDir: string, jobId: string): Promise<void> {
+  const owner = await readJson<{ jobId: string }>(ownerFile(workDir)).catch(() => undefined);
+  if (owner?.jobId === jobId) return;
+  await fsp.rm(workDir, { recursive: true, force: true });
+  await writeJsonAtomic(ownerFile(workDir), { jobId });
+}
+
 export function planActivities(deps: ActivityDeps) {
   return {
     /** Validates and shards the input into `<out>/.batchpilot/round-1/`. */
@@ -46,8 +58,9 @@ export function planActivities(deps: ActivityDeps) {
       if (!stat.isFile())
         throw ApplicationFailure.nonRetryable(`input ${job.input} is not a file`, 'InputNotAFile');
       await fsp.mkdir(paths.outDir, { recursive: true });
-      const o = job.options;
       const ctx = Context.current();
+      await claimWorkDir(paths.workDir, ctx.info.workflowExecution?.workflowId ?? 'unknown-job');
+      const o = job.options;
       const report = await withHeartbeat(() =>
         planInput({
           input: paths.input,

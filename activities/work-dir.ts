@@ -38,6 +38,16 @@ export function outcomeFile(workDir: string, shard: number, round: number, unit:
   return path.join(outcomeDir(workDir, shard), `r${round}-u${unit}.jsonl`);
 }
 
+/** Written after a unit's outcomes are safe: a re-run of the job skips the unit. */
+export function collectedMarker(workDir: string, round: number, unit: number): string {
+  return path.join(workDir, 'outcomes', 'collected', `r${round}-u${unit}.json`);
+}
+
+/** Which job owns the work directory: another job id starts it afresh. */
+export function ownerFile(workDir: string): string {
+  return path.join(workDir, 'job.json');
+}
+
 export function finalFile(workDir: string, shard: number): string {
   return path.join(workDir, 'final', shardFileName(shard));
 }

@@ -87,6 +87,14 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     await job.signal(unitUpdateSignal, update).catch(() => undefined);
   };
 
+  if (!input.state) {
+    // A re-run of this job (same id, after a failed merge) finds units it already collected.
+    const prior = await local.collectedUnit({ workDir: input.workDir, unit });
+    if (prior) {
+      await report('done');
+      return { unit, batchId: null, batchStatus: 'completed', ...prior, fileErrors: [] };
+    }
+  }
   if (input.chat) return chatUnit(input, input.chat, key, report);
   try {
     if (!state.fileId) {

@@ -90,20 +90,29 @@ describe('cancel and continue-as-new', () => {
     expect(await startedByContinueAsNew(h, jobId)).toBe(true);
     expect(await startedByContinueAsNew(h, unitWorkflowId(jobId, 1, 0))).toBe(true);
 
-    const histories = await Promise.all(
-      [jobId, unitWorkflowId(jobId, 1, 0)].map(async (workflowId) => ({
-        workflowId,
-        history: await h!.client.workflow.getHandle(workflowId).fetchHistory(),
-      })),
-    );
+    // The first run of each chain (fresh start) and the last (started by continue-as-new).
+    const runs = [
+      ['job', jobId],
+      ['shard', unitWorkflowId(jobId, 1, 0)],
+    ] as const;
+    const histories = [];
+    for (const [kind, workflowId] of runs) {
+      const last = h.client.workflow.getHandle(workflowId);
+      const firstRunId = (await last.describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;
+      const first = h.client.workflow.getHandle(workflowId, firstRunId);
+      histories.push({ file: `${kind}-first.json`, workflowId, history: await first.fetchHistory() });
+      histories.push({ file: `${kind}-last.json`, workflowId, history: await last.fetchHistory() });
+    }
+    expect(
+      histories[0]!.history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId,
+    ).toBeFalsy();
     if (process.env.RECORD_HISTORIES === '1') {
+      fs.rmSync(HISTORIES, { recursive: true, force: true });
       fs.mkdirSync(HISTORIES, { recursive: true });
-      const index = histories.map(({ workflowId, history }, i) => {
-        const file = `${i === 0 ? 'job' : 'shard'}.json`;
+      for (const { file, history } of histories)
         fs.writeFileSync(path.join(HISTORIES, file), historyToJSON(history));
-        return { file, workflowId };
-      });
       // Child ids derive from the job id, so replay needs the original workflow ids.
+      const index = histories.map(({ file, workflowId }) => ({ file, workflowId }));
       fs.writeFileSync(path.join(HISTORIES, 'index.json'), JSON.stringify(index, null, 2) + '\n');
     }
     const bundle = { code: fs.readFileSync(inject('workflowBundlePath'), 'utf8') };
