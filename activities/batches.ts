@@ -9,6 +9,7 @@ import type OpenAI from 'openai';
 import { BATCH_KEY_METADATA, JOB_ID_METADATA } from '../common/definitions.ts';
 import { unitFileName } from '../common/keys.ts';
 import type { ActivityDeps } from './deps.ts';
+import { logFor } from './log.ts';
 import { providerCall, statusOf, toFailure } from './provider-errors.ts';
 import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
@@ -131,7 +132,7 @@ export function batchActivities(deps: ActivityDeps) {
         findUploaded(deps.openai, name, size, input.notBefore),
       );
       if (existing) {
-        deps.logger.info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
+        logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
         return existing;
       }
       // A file-backed Blob streams from disk: a 500 MB shard never sits in memory.
@@ -142,7 +143,7 @@ export function batchActivities(deps: ActivityDeps) {
           deps.openai.files.create({ file, purpose: 'batch' }, { signal: signal() }),
         ),
       );
-      deps.logger.info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
+      logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
       return { fileId: f.id, createdAt: f.created_at };
     },
 
@@ -152,7 +153,7 @@ export function batchActivities(deps: ActivityDeps) {
         findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
       );
       if (found) {
-        deps.logger.info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
+        logFor(deps).info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
         return toView(found);
       }
       const metadata = {
@@ -180,7 +181,7 @@ export function batchActivities(deps: ActivityDeps) {
       };
       // The cap's check-then-create runs one at a time in this worker so the cap holds exactly.
       const b = deps.maxInFlight !== undefined ? await capLock.run(create) : await create();
-      deps.logger.info({ key: input.key, batchId: b.id }, 'created batch');
+      logFor(deps).info({ key: input.key, batchId: b.id }, 'created batch');
       count('batchesCreated');
       count('linesSubmitted', b.request_counts?.total ?? 0);
       return toView(b);

@@ -11,6 +11,7 @@ import { APIConnectionError, APIError } from 'openai';
 import type OpenAI from 'openai';
 import type { Unit } from '../common/job-types.ts';
 import type { ActivityDeps } from './deps.ts';
+import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { readLines } from './lines.ts';
 import { retryAfterMs } from './provider-errors.ts';
@@ -145,7 +146,7 @@ export function chatActivities(deps: ActivityDeps) {
         } finally {
           await new Promise<void>((resolve) => out.end(resolve));
         }
-        deps.logger.info({ unit: input.unit, sent, skipped: done.size }, 'batch chat unit answered');
+        logFor(deps).info({ unit: input.unit, sent, skipped: done.size }, 'batch chat unit answered');
         return { file, sent };
       });
     },

@@ -11,6 +11,7 @@ import type { Unit, UnitCounts } from '../common/job-types.ts';
 import { chatResultsFile } from './chat.ts';
 import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
+import { logFor } from './log.ts';
 import { AtomicWriter, readJson, readLines, splitLines, writeJsonAtomic, type Line } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
@@ -125,7 +126,7 @@ export function collectActivities(deps: ActivityDeps) {
           const parsed = JSON.parse(line.text) as { custom_id?: unknown };
           const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
           if (p === undefined || seen[p]) {
-            deps.logger.warn(
+            logFor(deps).warn(
               { batchId: batch?.id, custom_id: parsed.custom_id },
               'result line for an unknown or repeated custom_id: ignored',
             );
@@ -162,7 +163,7 @@ export function collectActivities(deps: ActivityDeps) {
       for (const w of writers.values()) await w.abort();
       throw err;
     }
-    deps.logger.info({ batchId: batch?.id, unit, ...counts }, 'collected results');
+    logFor(deps).info({ batchId: batch?.id, unit, ...counts }, 'collected results');
     count('linesSucceeded', counts.succeeded);
     count('linesFailed', counts.failed);
     count('linesRetried', counts.retry);

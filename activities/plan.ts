@@ -8,6 +8,7 @@ import { DRY_RUN, type Limits } from '../common/profiles.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
 import { planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
+import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { readJson, writeJsonAtomic } from './lines.ts';
 import { ownerFile, roundDir, workDirOf } from './work-dir.ts';
@@ -78,7 +79,7 @@ export function planActivities(deps: ActivityDeps) {
           maxProblems: 20,
         }),
       );
-      deps.logger.info(
+      logFor(deps).info(
         { lines: report.lines, valid: report.valid, rejected: report.rejected, shards: report.shards },
         'planned input',
       );
