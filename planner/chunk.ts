@@ -82,7 +82,7 @@ export function makeChunkScanner(
     let out: Uint8Array | undefined;
     let outLen = 0;
     let delta = 0;
-    // Groups of this part by model string (shared from the checker's cache) and thinking mode.
+    // Model and thinking mode of each group of this part, by index.
     let groupModel: string[] = [];
     let groupThinking: number[] = [];
     const flush = (last: boolean): void => {
@@ -141,8 +141,11 @@ export function makeChunkScanner(
       if (v.idEsc) flags |= F_ID_ESC;
       if (v.ok) {
         flags |= F_OK;
+        // The part's groups, found by the model string's identity (the checker shares one string
+        // per model) before falling back to the key.
         let g = -1;
-        for (let k = 0; k < groupModel.length; k++) {
+        const known = Math.min(groupModel.length, 16);
+        for (let k = 0; k < known; k++) {
           if (groupModel[k] === v.model && groupThinking[k] === v.thinking) {
             g = k;
             break;
@@ -155,15 +158,8 @@ export function makeChunkScanner(
             g = groups.length;
             groups.push(key);
             groupIndex.set(key, g);
-          }
-          if (groupModel.length < 16) {
             groupModel.push(v.model);
             groupThinking.push(v.thinking);
-            // keep index k ↔ group g aligned only when appended in order
-            if (groupModel.length - 1 !== g) {
-              groupModel.pop();
-              groupThinking.pop();
-            }
           }
         }
         recs[r + R_REF] = g;

@@ -2,9 +2,10 @@
 // scan threads, or inline), then in input order decides uniqueness of custom_id, packs accepted
 // lines into shards and writes shards, sidecars, rejected.jsonl and manifest.json.
 //
-// Memory is set by configuration, not by the input: (threads + 2) chunks of max(4 MiB, max line
-// bytes), one write buffer per open shard (16 × 1 MiB), the custom_id table (≤ 128 MiB by default,
-// 8 bytes × 1.33 per distinct id) and a line index of at most 1M entries.
+// Memory is set by configuration, not by the input (README.md, Memory bound): 2 to 5 chunk
+// slots of max(4 MiB, max line bytes + 64 KiB), ≤ 16 open shard files, the custom_id table (≤ 128 MiB,
+// ~7 bytes per distinct id) and a line index of at most 1M entries. Accepted lines are written
+// straight from the chunk slots (writev), never copied into JS buffers.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -90,9 +91,15 @@ function statInput(file: string): fs.Stats {
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 
 /** Request lines to expect, from the line length in the first MiB (sizes the id table once). */
-function estimateLines(fd: number, size: number): number {
+function estimateLines(file: string, size: number): number {
   const sample = Buffer.allocUnsafe(Math.min(size, MiB));
-  const n = fs.readSync(fd, sample, 0, sample.length, 0);
+  const fd = fs.openSync(file, 'r');
+  let n: number;
+  try {
+    n = fs.readSync(fd, sample, 0, sample.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
   let lines = 0;
   for (let at = sample.indexOf(10); at >= 0 && at < n; at = sample.indexOf(10, at + 1)) lines++;
   return Math.ceil((size / Math.max(1, n)) * Math.max(1, lines));
@@ -110,6 +117,7 @@ function idFromPrefix(text: string): string | undefined {
   }
 }
 
+/** planInput's body: see index.ts. */
 export async function runPlan(opts: PlanOptions, tuning: PlanTuning = {}): Promise<PlanReport> {
   const st = statInput(opts.input);
   const csv = /\.csv$/i.test(opts.input);
@@ -198,9 +206,7 @@ class Planner {
       ...(opts.rewrite?.thinkingBudget !== undefined ? { thinkingBudget: opts.rewrite.thinkingBudget } : {}),
       ...(tuning.idHashMask !== undefined ? { idHashMask: tuning.idHashMask } : {}),
     };
-    this.fd = fs.openSync(opts.input, 'r');
-    this.verifyFd = fs.openSync(opts.input, 'r');
-    const expected = estimateLines(this.fd, size);
+    const expected = estimateLines(opts.input, size);
     // Scan threads for inputs worth them; one only past 2.5M lines, where the id table needs the room
     // (peak RSS stays under 256 MB at 10M lines).
     const threads =
@@ -208,11 +214,13 @@ class Planner {
       (size <= 16 * MiB ? 0 : Math.max(1, Math.min(expected > 2_500_000 ? 1 : 2, os.availableParallelism())));
     // A slot holds a chunk and must hold any line that may be accepted (plus CR, BOM, newline).
     this.slotBytes = roundUp(Math.max(tuning.chunkBytes ?? 4 * MiB, maxLineBytes + PAGE), PAGE);
-    let slots = Math.max(2, threads + 1);
+    // Spare slots let the scan threads run ahead of the main thread; with one scan thread (large
+    // inputs) the memory goes to the id table instead.
+    let slots = threads >= 2 ? threads + 3 : Math.max(2, threads + 1);
     while (slots > 2 && slots * this.slotBytes >= 1024 * MiB) slots--;
     if (slots * this.slotBytes >= 1024 * MiB) {
       throw new InputError(
-        `--max-line-bytes ${formatBytes(limits.maxLineBytes)} is over what one plan can hold (400 MB)`,
+        `--max-line-bytes ${formatBytes(limits.maxLineBytes)} is over what one plan can hold (about 500 MB)`,
       );
     }
     for (let k = 0; k < slots; k++) this.free.push(k);
@@ -232,6 +240,8 @@ class Planner {
       );
       this.rejectedFd = fs.openSync(path.join(opts.outDir, 'rejected.jsonl.tmp'), 'w');
     }
+    this.fd = fs.openSync(opts.input, 'r');
+    this.verifyFd = fs.openSync(opts.input, 'r');
     this.pool = new ScanPool(this.memory, this.rules, threads, tuning.partRecords ?? 1 << 13);
   }
 

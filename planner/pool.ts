@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { makeChunkScanner, type ChunkPart } from './chunk.ts';
 import type { LineRules } from './line.ts';
@@ -23,19 +23,19 @@ let workerUrl: URL | undefined;
 function workerSource(): URL {
   if (workerUrl) return workerUrl;
   const strip = (module as { stripTypeScriptTypes?: (code: string) => string }).stripTypeScriptTypes;
-  if (!strip) return (workerUrl = new URL(`file://${WORKER_FILE}`));
+  if (!strip) return (workerUrl = pathToFileURL(WORKER_FILE));
   const urls = new Map<string, string>();
   const load = (file: string): string => {
     const known = urls.get(file);
     if (known) return known;
     // stripTypeScriptTypes warns that it is experimental: once per process, and not ours to show.
-    const emit = process.emitWarning;
-    process.emitWarning = (() => undefined) as typeof process.emitWarning;
+    const warnings = Object.getOwnPropertyDescriptor(process, 'emitWarning')!;
+    process.emitWarning = () => undefined;
     let code: string;
     try {
       code = strip(fs.readFileSync(file, 'utf8'));
     } finally {
-      process.emitWarning = emit;
+      Object.defineProperty(process, 'emitWarning', warnings);
     }
     code = code.replace(
       /(\bfrom\s*)(['"])(\.{1,2}\/[^'"]+\.ts)\2/g,

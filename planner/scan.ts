@@ -135,9 +135,16 @@ export function decodeJsonString(u8: Uint8Array, start: number, end: number): st
   return JSON.parse(`"${text}"`) as string;
 }
 
-/** A scanner bound to one byte array; `scan(s, start, end)` checks u8[start, end). */
-export function makeScanner(u8: Uint8Array, fns: ScanFns): (s: Scan, start: number, end: number) => void {
+/**
+ * A scanner bound to one byte array; `scan(s, start, end)` checks u8[start, end). Values no rule
+ * reads are skipped by `fns.skip` (wasm) when there is one; `exact` scans everything here.
+ */
+export function makeScanner(
+  u8: Uint8Array,
+  fns: ScanFns,
+): (s: Scan, start: number, end: number, exact?: boolean) => void {
   const str = fns.str;
+  const skip = fns.skip;
   const kind = new Uint8Array(MAX_DEPTH + 1);
   const ctx = new Uint8Array(MAX_DEPTH + 1);
   const fieldOf = new Int8Array(MAX_DEPTH + 1);
@@ -163,7 +170,7 @@ export function makeScanner(u8: Uint8Array, fns: ScanFns): (s: Scan, start: numb
     return k.field;
   }
 
-  return function scan(s: Scan, start: number, end: number): void {
+  return function scan(s: Scan, start: number, end: number, exact = false): void {
     s.err = E_NONE;
     s.errPos = 0;
     s.rootType = T_NONE;
@@ -212,7 +219,7 @@ export function makeScanner(u8: Uint8Array, fns: ScanFns): (s: Scan, start: numb
         // A string, key or value: short ones in JS, long ones by `find` (SIMD).
         let j = i + 1;
         let esc = false;
-        const lim = j + 16 < end ? j + 16 : end;
+        const lim = j + 32 < end ? j + 32 : end;
         let d = 0;
         while (j < lim && PLAIN[u8[j]!] === 1) j++;
         if (j === lim && j < end) {
@@ -311,6 +318,15 @@ export function makeScanner(u8: Uint8Array, fns: ScanFns): (s: Scan, start: numb
         return;
       }
       // state 0: a value other than a string
+      if ((c === 0x7b || c === 0x5b) && want < 0 && sp > 0 && skip !== undefined && !exact) {
+        // A value nothing is read from (e.g. "messages"): validated whole by wasm. On an error, the
+        // line is scanned again here, for the error's kind and position.
+        const after = skip(i, end);
+        if (after < 0) return scan(s, start, end, true);
+        i = after;
+        state = 1;
+        continue;
+      }
       if (c === 0x7b || c === 0x5b) {
         if (sp >= MAX_DEPTH) {
           s.err = E_DEPTH;

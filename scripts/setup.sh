@@ -40,12 +40,16 @@ install_temporal() {
 
 install_packages() {
   cd "$here"
-  # Skip when node_modules already matches the lockfile (npm writes this marker on install).
-  if [ -f node_modules/.package-lock.json ] && cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
-    return
-  fi
+  # Skip when node_modules was installed from this very lockfile.
+  local marker=node_modules/.batchpilot-lock-sha256 want
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then return; fi
   log "installing npm packages"
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+  # Not `npm ci`: the registry reachable here does not serve other platforms' optional binaries
+  # (e.g. @swc/core-darwin-arm64), which npm ci insists on finding in the lockfile. `npm install`
+  # with the lockfile installs the same versions and skips optional packages it cannot fetch.
+  npm install --no-save --no-audit --no-fund --loglevel=error
+  echo "$want" > "$marker"
 }
 
 install_node

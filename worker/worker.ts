@@ -40,7 +40,8 @@ const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, wa
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const openai = createProviderClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey });
   // DashScope serves Batch Chat on a host of its own; an overridden base URL (emulator) serves both.
-  const chatBaseUrl = opts.baseUrl === opts.profile.baseUrl ? (opts.profile.batchChatBaseUrl ?? opts.baseUrl) : opts.baseUrl;
+  const chatBaseUrl =
+    opts.baseUrl === opts.profile.baseUrl ? (opts.profile.batchChatBaseUrl ?? opts.baseUrl) : opts.baseUrl;
   const chatOpenai = createBatchChatClient({ baseUrl: chatBaseUrl, apiKey: opts.apiKey });
   const activities = createActivities({
     openai,

@@ -41,19 +41,19 @@ export const LIMIT_FLAGS: FlagSchema = {
     type: 'string',
     arg: '<n>',
     description: 'lines per shard file',
-    default: String(DEFAULT_LIMITS.maxLines),
+    default: `the profile's, ${DEFAULT_LIMITS.maxLines}`,
   },
   'max-bytes': {
     type: 'string',
     arg: '<size>',
-    description: "bytes per shard file (e.g. 500MB); default the profile's",
-    default: `${DEFAULT_LIMITS.maxBytes / 1e6}MB`,
+    description: 'bytes per shard file, e.g. 500MB',
+    default: `the profile's, ${DEFAULT_LIMITS.maxBytes / 1e6}MB`,
   },
   'max-line-bytes': {
     type: 'string',
     arg: '<size>',
-    description: "bytes per request line (e.g. 6MB); default the profile's",
-    default: `${DEFAULT_LIMITS.maxLineBytes / 1e6}MB`,
+    description: 'bytes per request line, e.g. 6MB',
+    default: `the profile's, ${DEFAULT_LIMITS.maxLineBytes / 1e6}MB`,
   },
 };
 

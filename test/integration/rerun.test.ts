@@ -16,7 +16,10 @@ describe('re-running a job', () => {
 
   it('with the same id resubmits nothing; with another id starts afresh', async () => {
     const input = writeChatInput(h.dataDir, 'rerun.jsonl', 60);
-    const options = { limits: { maxLines: 20, maxBytes: 500_000_000, maxLineBytes: 6_000_000 }, keepWorkDir: true };
+    const options = {
+      limits: { maxLines: 20, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
+      keepWorkDir: true,
+    };
     const first = await h.runJob(input, 'out-rerun', options, 'rerun-job');
     expect((await h.stats()).batchesCreated).toBe(3);
     const again = await h.runJob(input, 'out-rerun', options, 'rerun-job');

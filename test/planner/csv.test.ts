@@ -57,6 +57,27 @@ describe('CSV input', () => {
     ]);
   });
 
+  it('gives the same plan when scan threads check the converted rows', async () => {
+    const rows = ['id,question'];
+    for (let i = 0; i < 3000; i++) rows.push(`r${i % 2900},"line ${i}, with ""quotes""\nand a newline"`);
+    const input = write('threads.csv', rows.join('\n') + '\n');
+    const inline = await plan(input, path.join(work, 'inline'), { csv: CSV }, { workers: 0 });
+    const threads = await plan(
+      input,
+      path.join(work, 'threads'),
+      { csv: CSV },
+      { workers: 2, chunkBytes: 1 << 16 },
+    );
+    expect(threads).toEqual(inline);
+    expect(inline.rejected).toBe(100);
+    expect(inline.problems[0]).toMatchObject({
+      line: 2 * 2900 + 2,
+      code: 'duplicate_custom_id',
+      custom_id: 'r0',
+    });
+    expect(readPlan(path.join(work, 'threads')).shards).toEqual(readPlan(path.join(work, 'inline')).shards);
+  });
+
   it('names the missing column and the header it found', async () => {
     const input = write('cols.csv', 'key,prompt\na,b\n');
     await expect(plan(input, undefined, { csv: CSV })).rejects.toThrow(InputError);

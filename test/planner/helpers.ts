@@ -12,12 +12,6 @@ export function tmpDir(prefix = 'bp-plan-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export function writeInput(dir: string, name: string, content: string | Uint8Array): string {
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, content);
-  return file;
-}
-
 export interface ReadPlan {
   manifest: {
     shards: {

@@ -128,3 +128,18 @@ describe('random inputs and limits', () => {
     it(`seed ${seed}, scan threads`, async () => check(seed, seed % 2 === 0 ? 2 : 1));
   }
 });
+
+describe('report', () => {
+  it('keeps maxProblems in the report, every problem in rejected.jsonl, and reports progress', async () => {
+    const lines = Array.from({ length: 50 }, (_, i) => (i % 2 ? `not json ${i}` : `{"custom_id":"x${i}"}`));
+    const input = path.join(work, 'many-bad.jsonl');
+    fs.writeFileSync(input, lines.join('\n') + '\n');
+    const progress: { bytesRead: number; linesRead: number }[] = [];
+    const outDir = path.join(work, 'many-bad');
+    const report = await plan(input, outDir, { maxProblems: 5, onProgress: (p) => progress.push(p) });
+    expect(report.rejected).toBe(50);
+    expect(report.problems).toHaveLength(5);
+    expect(readPlan(outDir).rejected).toHaveLength(50);
+    expect(progress.at(-1)).toEqual({ bytesRead: fs.statSync(input).size, linesRead: 50 });
+  });
+});

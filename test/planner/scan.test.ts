@@ -41,6 +41,51 @@ describe('SIMD search', () => {
   });
 });
 
+describe('SIMD value skipper', () => {
+  it('accepts exactly the JSON values JSON.parse accepts, and stops right after them', () => {
+    const rand = rng(8);
+    const seeds = [
+      '{"messages":[{"role":"user","content":"hi \\"x\\" \\u00e9 é \\n"}],"t":0.5,"n":null,"b":[true,false,-0,1e5,{}]}',
+      '[1,2,{"a":null,"b":[[],{}]}]',
+      ' -1.5e+10 ',
+      '"s"',
+    ];
+    const noise = [...'{}[]:,"\\ 0123456789.eE+-tfnrul\t', '\u0000', '\u0001', 'é'];
+    for (let t = 0; t < 50_000; t++) {
+      let text = seeds[Math.floor(rand() * seeds.length)]!;
+      for (let m = Math.floor(rand() * 4); m > 0; m--) {
+        const at = Math.floor(rand() * (text.length + 1));
+        const op = rand();
+        if (op < 0.4) text = text.slice(0, at) + text.slice(at + 1);
+        else if (op < 0.8)
+          text = text.slice(0, at) + noise[Math.floor(rand() * noise.length)]! + text.slice(at);
+        else text = text.slice(0, at);
+      }
+      if (text.trim() === '') continue;
+      const b = Buffer.from(text, 'utf8');
+      u8.set(b, 100);
+      const after = simd.skip!(100, 100 + b.length);
+      let rest = after;
+      while (rest >= 0 && rest < 100 + b.length && ' \t\r\n'.includes(String.fromCharCode(u8[rest]!))) rest++;
+      let ok = true;
+      try {
+        JSON.parse(text);
+      } catch {
+        ok = false;
+      }
+      if ((after >= 0 && rest === 100 + b.length) !== ok) {
+        throw new Error(`skip and JSON.parse disagree on ${JSON.stringify(text)}`);
+      }
+    }
+  });
+
+  it('leaves nesting past 60 to the scanner', () => {
+    const text = '['.repeat(70) + ']'.repeat(70);
+    u8.set(Buffer.from(text), 100);
+    expect(simd.skip!(100, 100 + text.length)).toBe(-1);
+  });
+});
+
 describe('scanner', () => {
   const scan = makeScanner(u8, simd);
   const s = newScan();
