@@ -6,6 +6,25 @@ import { InputError, planInput, type PlanOptions, type PlanReport } from '../../
 import { UsageError, boolFlag, intFlag, type Command, type CommandContext } from '../command.ts';
 import { PLAN_FLAGS, planOptionsFromFlags, profileFromFlags } from './job-flags.ts';
 
+/**
+ * Input tokens before anything is sent, the way the providers' rule of thumb counts them
+ * (about 4 characters a token), from the bytes of each group's valid lines. An upper bound: it
+ * counts the JSON envelope too (roughly 25 tokens a line).
+ */
+export function estimateInputTokens(groups: PlanReport['groups']): {
+  total: number;
+  byModel: Record<string, number>;
+} {
+  const byModel: Record<string, number> = {};
+  let total = 0;
+  for (const g of groups) {
+    const tokens = Math.ceil(g.bytes / 4);
+    byModel[g.model] = (byModel[g.model] ?? 0) + tokens;
+    total += tokens;
+  }
+  return { total, byModel };
+}
+
 /** Problems printed before "and N more" (the rest: --json, or rejected.jsonl from `plan`). */
 const SHOWN = 50;
 
@@ -66,6 +85,9 @@ export function renderReport(input: string, r: PlanReport): string {
     }
   }
   out.push('', `shards: ${num(r.shards)}`);
+  const tokens = estimateInputTokens(r.groups);
+  if (tokens.total > 0)
+    out.push(`estimated input tokens: about ${num(tokens.total)} (characters / 4, an upper bound)`);
   return out.join('\n') + '\n';
 }
 
@@ -92,7 +114,10 @@ export const validateCommand: Command = {
     const report = await planForCommand(ctx, { maxProblems: intFlag(ctx.flags, 'max-problems') ?? 1000 });
     if (boolFlag(ctx.flags, 'json')) {
       const { lines, valid, rejected, groups, shards, problems, warnings } = report;
-      ctx.stdout.write(`${JSON.stringify({ lines, valid, rejected, groups, shards, problems, warnings })}\n`);
+      const estimatedInputTokens = estimateInputTokens(groups);
+      ctx.stdout.write(
+        `${JSON.stringify({ lines, valid, rejected, groups, shards, problems, warnings, estimatedInputTokens })}\n`,
+      );
     } else {
       ctx.stdout.write(renderReport(ctx.args[0]!, report));
     }

@@ -53,7 +53,13 @@ describe('batchpilot validate', () => {
       'shards',
       'problems',
       'warnings',
+      'estimatedInputTokens',
     ]);
+    const groupBytes = (report.groups as { bytes: number }[])[0]!.bytes;
+    expect(report.estimatedInputTokens).toEqual({
+      total: Math.ceil(groupBytes / 4),
+      byModel: { 'qwen-plus': Math.ceil(groupBytes / 4) },
+    });
     expect(report).toMatchObject({
       lines: 4,
       valid: 2,
