@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { JobInput, JobPaths, PlanSummary } from '../common/job-types.ts';
 import { DRY_RUN, type Limits } from '../common/profiles.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
-import { planInput } from '../planner/index.ts';
+import { InputError, planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
@@ -77,6 +77,10 @@ export function planActivities(deps: ActivityDeps) {
           },
           onProgress: (p) => ctx.heartbeat(p),
           maxProblems: 20,
+        }).catch((err: unknown) => {
+          // Bad input (CSV without its columns, more ids than the table holds) will not get better.
+          if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'InputError');
+          throw err;
         }),
       );
       logFor(deps).info(

@@ -2,6 +2,8 @@
 // client. Each scenario checks the contract's invariant and exactly one batch per (shard, round).
 import fs from 'node:fs';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { rootCause } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROGRESS_QUERY } from '../../common/definitions.ts';
 import type { JobProgress } from '../../common/job-types.ts';
@@ -85,5 +87,44 @@ describe('batch job', () => {
     expect(stats.batchesCreated).toBe(6);
     // Provider files are deleted once results are safe locally.
     expect(stats.files).toBe(0);
+  });
+});
+
+describe('CSV input', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('converts a CSV as the providers do and runs it', async () => {
+    fs.writeFileSync(path.join(h.dataDir, 'prompts.csv'), 'id,prompt\nq1,"Hello, world"\nq2,"Say ""hi"""\n');
+    const csv = { idColumn: 'id', promptColumn: 'prompt', model: 'qwen-plus', system: 'Be brief.' };
+    const summary = await h.runJob('prompts.csv', 'out-csv', { csv });
+    expect(summary.lines).toEqual({ total: 2, succeeded: 2, failed: 0, rejected: 0 });
+    const results = readJsonl<{
+      custom_id: string;
+      response: { body: { choices: { message: { content: string } }[] } };
+    }>(path.join(h.dataDir, 'out-csv', 'results.jsonl'));
+    expect(results.map((r) => r.custom_id)).toEqual(['q1', 'q2']);
+    expect(results[1]!.response.body.choices[0]!.message.content).toContain('Say "hi"');
+  });
+
+  it('fails at once, naming the column, when the CSV lacks it', async () => {
+    fs.writeFileSync(path.join(h.dataDir, 'bad.csv'), 'id,text\nq1,hello\n');
+    const started = Date.now();
+    const err = await h
+      .runJob('bad.csv', 'out-bad-csv', {
+        csv: { idColumn: 'id', promptColumn: 'prompt', model: 'qwen-plus' },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(rootCause((err as WorkflowFailedError).cause)).toMatch(/prompt/);
+    expect(Date.now() - started).toBeLessThan(20_000);
   });
 });
