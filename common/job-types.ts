@@ -151,6 +151,8 @@ export interface JobProgress {
   round: number;
   input: string;
   outDir: string;
+  /** Models in the plan (one per group of shards). */
+  models: string[];
   lines: {
     total: number;
     valid: number;

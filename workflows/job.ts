@@ -121,6 +121,7 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
       round: state.round,
       input: input.input,
       outDir: input.outDir,
+      models: state.plan?.models ?? [],
       lines: {
         total: state.plan?.lines ?? 0,
         valid: state.plan?.valid ?? 0,

@@ -6,6 +6,7 @@ export function progressTable(p: JobProgress, maxRows = 50): string {
   const l = p.lines;
   const head = [
     `**${p.phase}** — round ${p.round} — ${l.succeeded + l.failed}/${l.valid} lines done (${l.succeeded} ok, ${l.failed} failed, ${l.rejected} rejected, ${l.pendingRetry} to retry)`,
+    `${p.input} → ${p.outDir} — ${l.total} lines, ${p.shards.length} shards this round, models: ${p.models.join(', ') || '…'}`,
     '',
     '| shard | round | status | batch | lines | done | ok | failed | retry |',
     '|---|---|---|---|---|---|---|---|---|',
