@@ -8,7 +8,12 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { pino } from 'pino';
-import { startEmulator, type FaultSettings, type RunningEmulator } from '../../emulator/index.ts';
+import {
+  startEmulator,
+  type EmulatorStats,
+  type FaultSettings,
+  type RunningEmulator,
+} from '../../emulator/index.ts';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
 import type { JobInput, JobOptions, JobSummary } from '../../common/job-types.ts';
 import { PROFILES } from '../../common/profiles.ts';
@@ -30,13 +35,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export interface EmulatorStats {
-  requests: Record<string, number>;
-  batchesCreated: number;
-  batchesByInputFile: Record<string, number>;
-  files: number;
-  bytesStored: number;
-}
+export type { EmulatorStats };
 
 export const FAST_FAULTS: FaultSettings = { seed: 1, validatingMs: 50, perLineMs: 0, finalizingMs: 50 };
 
