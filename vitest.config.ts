@@ -2,12 +2,17 @@
 // HTTP, one shared server per run from globalSetup), e2e (the CLI binary as a user runs it).
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
-// Survival suites of issue 6 (`npm run test:reliability`, about 12 minutes): workers SIGKILLed, the
+// Survival suites of issue 6 (`npm run test:reliability`, about 7 minutes): workers SIGKILLed, the
 // Temporal server and the provider restarted, provider weather, a broken disk. Too slow for every
 // `npm test`, so the project exists only when asked for: `--project reliability`, a path under
-// test/reliability, or BATCHPILOT_RELIABILITY=1 (to run it with everything else).
+// test/reliability, or BATCHPILOT_RELIABILITY=1 (to run it with everything else). Its files mostly
+// wait (outages, stuck batches, backoff), so two run at once; its own group keeps that apart from
+// the other projects' worker count.
 const withReliability =
-  process.env.BATCHPILOT_RELIABILITY === '1' || process.argv.some((a) => a.includes('reliability'));
+  process.env.BATCHPILOT_RELIABILITY === '1' ||
+  process.argv.some(
+    (a) => a === 'reliability' || a === '--project=reliability' || a.includes('test/reliability'),
+  );
 const reliability: TestProjectInlineConfiguration = {
   extends: true,
   test: {
@@ -16,6 +21,8 @@ const reliability: TestProjectInlineConfiguration = {
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 900_000,
     hookTimeout: 300_000,
+    maxWorkers: 2,
+    sequence: { groupOrder: 1 },
   },
 };
 

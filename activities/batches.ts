@@ -15,6 +15,7 @@ import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { ensureRoom, Mutex } from './in-flight-cap.ts';
 import { count } from './metrics.ts';
+import { IDEMPOTENT } from './provider-client.ts';
 import { unitFile } from './work-dir.ts';
 
 export interface UploadInput {
@@ -90,7 +91,7 @@ async function findUploaded(
   bytes: number,
   notBefore: number,
 ): Promise<UploadedFile | undefined> {
-  for await (const f of openai.files.list({ limit: 100 }, { signal: signal() })) {
+  for await (const f of openai.files.list({ limit: 100 }, { ...IDEMPOTENT, signal: signal() })) {
     if (f.created_at < notBefore - SKEW_SECONDS) return undefined;
     if (f.filename === name && f.bytes === bytes && f.purpose === 'batch')
       return { fileId: f.id, createdAt: f.created_at };
@@ -110,10 +111,11 @@ export async function findBatch(
   if (deps.profile.listFilters) {
     // DashScope filters go in the query itself (batch-api.md, the openai Node SDK).
     const query = { input_file_ids: fileId, limit: 100 } as OpenAI.Batches.BatchListParams;
-    for await (const b of deps.openai.batches.list(query, { signal: signal() })) if (matches(b)) return b;
+    for await (const b of deps.openai.batches.list(query, { ...IDEMPOTENT, signal: signal() }))
+      if (matches(b)) return b;
     return undefined;
   }
-  for await (const b of deps.openai.batches.list({ limit: 100 }, { signal: signal() })) {
+  for await (const b of deps.openai.batches.list({ limit: 100 }, { ...IDEMPOTENT, signal: signal() })) {
     if (b.created_at < notBefore - SKEW_SECONDS) return undefined;
     if (matches(b)) return b;
   }
@@ -191,7 +193,9 @@ export function batchActivities(deps: ActivityDeps) {
     async getBatch(batchId: string): Promise<BatchView> {
       count('polls');
       return toView(
-        await providerCall('read batch', () => deps.openai.batches.retrieve(batchId, { signal: signal() })),
+        await providerCall('read batch', () =>
+          deps.openai.batches.retrieve(batchId, { ...IDEMPOTENT, signal: signal() }),
+        ),
       );
     },
 
@@ -213,7 +217,9 @@ export function batchActivities(deps: ActivityDeps) {
         return toView(await deps.openai.batches.cancel(batchId));
       } catch (err) {
         if (statusOf(err) === 409) {
-          return toView(await providerCall('read batch', () => deps.openai.batches.retrieve(batchId)));
+          return toView(
+            await providerCall('read batch', () => deps.openai.batches.retrieve(batchId, IDEMPOTENT)),
+          );
         }
         throw toFailure(err, 'cancel batch');
       }
@@ -224,7 +230,7 @@ export function batchActivities(deps: ActivityDeps) {
       let deleted = 0;
       for (const id of fileIds) {
         try {
-          await deps.openai.files.delete(id);
+          await deps.openai.files.delete(id, IDEMPOTENT);
           deleted++;
         } catch (err) {
           if (statusOf(err) !== 404) throw toFailure(err, `delete file ${id}`);

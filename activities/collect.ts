@@ -7,7 +7,8 @@ import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
-import type { Unit, UnitCounts } from '../common/job-types.ts';
+import type { Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
+import { toView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
 import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -16,8 +17,12 @@ import { AtomicWriter, readJson, readLines, splitLines, writeJsonAtomic, type Li
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { encodeOutcome } from './outcome.ts';
+import { IDEMPOTENT } from './provider-client.ts';
 import { providerCall } from './provider-errors.ts';
 import { collectedMarker, originFile, outcomeFile, unitFile } from './work-dir.ts';
+
+/** What a collected unit reported, kept so a re-run of the job reports the same. */
+export type CollectedUnit = Omit<UnitResult, 'unit'>;
 
 export interface CollectInput {
   workDir: string;
@@ -58,9 +63,9 @@ export function collectActivities(deps: ActivityDeps) {
     },
 
     /** A unit an earlier run of this job already collected (a re-run after a failed merge). */
-    async collectedUnit(input: { workDir: string; unit: Unit }): Promise<UnitCounts | null> {
+    async collectedUnit(input: { workDir: string; unit: Unit }): Promise<CollectedUnit | null> {
       const marker = collectedMarker(input.workDir, input.unit.round, input.unit.index);
-      return fs.existsSync(marker) ? readJson<UnitCounts>(marker) : null;
+      return fs.existsSync(marker) ? readJson<CollectedUnit>(marker) : null;
     },
   };
 
@@ -74,7 +79,9 @@ export function collectActivities(deps: ActivityDeps) {
     return ids.map(
       (fileId) =>
         async function* () {
-          const res = await providerCall('download results', () => deps.openai.files.content(fileId));
+          const res = await providerCall('download results', () =>
+            deps.openai.files.content(fileId, IDEMPOTENT),
+          );
           if (res.body) yield* splitLines(Readable.fromWeb(res.body));
         },
     );
@@ -84,7 +91,7 @@ export function collectActivities(deps: ActivityDeps) {
     const { workDir, unit, maxAttempts } = input;
     const ctx = Context.current();
     const batch = input.batchId
-      ? await providerCall('read batch', () => deps.openai.batches.retrieve(input.batchId!))
+      ? await providerCall('read batch', () => deps.openai.batches.retrieve(input.batchId!, IDEMPOTENT))
       : undefined;
     const status = batch?.status ?? 'completed';
     const origins = await loadOrigins(workDir, unit);
@@ -158,7 +165,13 @@ export function collectActivities(deps: ActivityDeps) {
         }
       }
       for (const w of writers.values()) await w.commit();
-      await writeJsonAtomic(collectedMarker(workDir, unit.round, unit.index), counts);
+      const marker: CollectedUnit = {
+        ...counts,
+        batchId: batch?.id ?? null,
+        batchStatus: status,
+        fileErrors: batch && status === 'failed' ? toView(batch).errors : [],
+      };
+      await writeJsonAtomic(collectedMarker(workDir, unit.round, unit.index), marker);
     } catch (err) {
       for (const w of writers.values()) await w.abort();
       throw err;

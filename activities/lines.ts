@@ -53,12 +53,19 @@ export class AtomicWriter {
   private readonly stream: fs.WriteStream;
   bytes = 0;
   lines = 0;
+  private failure: Error | undefined;
 
   constructor(file: string) {
     this.file = file;
     this.tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.stream = fs.createWriteStream(this.tmp, { highWaterMark: 1 << 20 });
+    // An open or write failure (EACCES, EPERM, EROFS, ENOSPC) comes as an 'error' event, often
+    // before anyone listens: kept here and thrown by the next write or commit, never left
+    // unhandled (an unhandled 'error' event kills the whole worker process).
+    this.stream.on('error', (err) => {
+      this.failure ??= err;
+    });
   }
 
   /** Writes one line (a newline is added); waits when the buffer is full. */
@@ -66,16 +73,23 @@ export class AtomicWriter {
     const data = text + '\n';
     this.bytes += Buffer.byteLength(data);
     this.lines++;
-    if (!this.stream.write(data)) await once(this.stream, 'drain');
+    await this.push(data);
   }
 
   async write(data: Buffer | string): Promise<void> {
     this.bytes += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    await this.push(data);
+  }
+
+  private async push(data: Buffer | string): Promise<void> {
+    if (this.failure) throw this.failure;
+    // `once` rejects if the stream fails while we wait for 'drain'.
     if (!this.stream.write(data)) await once(this.stream, 'drain');
   }
 
   /** Flushes, fsyncs and renames the file into place. */
   async commit(): Promise<void> {
+    if (this.failure) throw this.failure;
     await new Promise<void>((resolve, reject) => {
       this.stream.on('error', reject);
       this.stream.end(() => resolve());

@@ -9,6 +9,13 @@ export interface ProviderClientOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Request options for calls that are safe to repeat (reads, lists, deletes): the SDK retries them
+ * itself, so one 429 does not restart a whole multi-call activity. Creates keep maxRetries 0
+ * (a retried create can make a second billable batch) and rely on lookup-before-create instead.
+ */
+export const IDEMPOTENT = { maxRetries: 2 } as const;
+
 export function createProviderClient(opts: ProviderClientOptions): OpenAI {
   return new OpenAI({
     baseURL: opts.baseUrl,

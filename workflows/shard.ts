@@ -92,7 +92,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     const prior = await local.collectedUnit({ workDir: input.workDir, unit });
     if (prior) {
       await report('done');
-      return { unit, batchId: null, batchStatus: 'completed', ...prior, fileErrors: [] };
+      return { unit, ...prior };
     }
   }
   if (input.chat) return chatUnit(input, input.chat, key, report);

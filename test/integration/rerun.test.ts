@@ -25,6 +25,9 @@ describe('re-running a job', () => {
     const again = await h.runJob(input, 'out-rerun', options, 'rerun-job');
     expect((await h.stats()).batchesCreated).toBe(3);
     expect(again.lines).toEqual(first.lines);
+    // The re-run reports the batches the units really used.
+    expect(again.batches).toBe(3);
+    expect(again.batches).toBe(first.batches);
     await expectInvariant(h, path.join(h.dataDir, 'out-rerun'), 60);
     expect(readJsonl(path.join(h.dataDir, 'out-rerun', 'results.jsonl'))).toHaveLength(60);
 

@@ -1,0 +1,703 @@
+// The reliability rig: like test/support/harness.ts, but every piece can be taken away and brought
+// back. The emulator sits on a fixed port with its state in a fixed folder (so it can be closed and
+// restarted in place), workers are separate `batchpilot worker` processes (so they can be
+// SIGKILLed), the Temporal server may be the shared one or the scenario's own, and an optional
+// proxy between workers and emulator slows answers down. Nothing is mocked.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { pino } from 'pino';
+import { expect, inject } from 'vitest';
+import { JOB_WORKFLOW } from '../../common/definitions.ts';
+import type { JobOptions, JobSummary } from '../../common/job-types.ts';
+import { PROFILES } from '../../common/profiles.ts';
+import { startEmulator, type FaultSettings, type RunningEmulator } from '../../emulator/index.ts';
+import { freePort } from '../../worker/dev-server.ts';
+import { installRuntime } from '../../worker/runtime.ts';
+import { createWorker } from '../../worker/worker.ts';
+import { jobOptions, readJsonl, type EmulatorStats } from '../support/harness.ts';
+
+const ROOT = path.join(import.meta.dirname, '..', '..');
+
+/** An integer from the environment (soak sizes, outage lengths), or the default. */
+export function envInt(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${v}"`);
+  return Math.floor(n);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 300_000,
+  everyMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // The thing looked at may be away (that is the point of these tests): look again.
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A seeded PRNG (mulberry32), so a soak's kill schedule is reproducible from its seed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function log(scenario: string, msg: string): void {
+  console.log(`[${scenario}] ${new Date().toISOString().slice(11, 23)} ${msg}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+export interface InputSpec {
+  lines: number;
+  models?: string[];
+  /** Lines refused by the planner, interleaved (one every `badEvery` lines). */
+  badEvery?: number;
+  /** Extra lines on batch-test-model: every one fails at the provider, so its batch has no output. */
+  testModelLines?: number;
+}
+
+/** Writes a chat JSONL input under the data root; returns its relative name and line count. */
+export function writeInput(dataDir: string, name: string, spec: InputSpec): { input: string; total: number } {
+  const models = spec.models ?? ['qwen-plus'];
+  const rows: string[] = [];
+  const bad = [
+    (i: number) => `{"custom_id":"bad-${i}","method":"POST","url":"/v1/chat/completions","body":{"model":`,
+    (i: number) =>
+      JSON.stringify({
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'qwen-plus', messages: [{ role: 'user', content: `orphan ${i}` }] },
+      }),
+    (i: number) =>
+      JSON.stringify({
+        custom_id: `stream-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'qwen-plus', stream: true, messages: [{ role: 'user', content: `s ${i}` }] },
+      }),
+  ];
+  let b = 0;
+  for (let i = 0; i < spec.lines; i++) {
+    if (spec.badEvery && i % spec.badEvery === spec.badEvery - 1) rows.push(bad[b++ % bad.length]!(i));
+    rows.push(
+      JSON.stringify({
+        custom_id: `req-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: models[i % models.length], messages: [{ role: 'user', content: `question ${i}` }] },
+      }),
+    );
+  }
+  for (let i = 0; i < (spec.testModelLines ?? 0); i++) {
+    rows.push(
+      JSON.stringify({
+        custom_id: `test-model-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'batch-test-model', messages: [{ role: 'user', content: `t ${i}` }] },
+      }),
+    );
+  }
+  fs.writeFileSync(path.join(dataDir, name), rows.join('\n') + '\n');
+  return { input: name, total: rows.length };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A proxy that slows the provider down
+
+export interface SlowProxyOptions {
+  seed: number;
+  /** Every answer is held a random time in [minDelayMs, maxDelayMs]. */
+  minDelayMs: number;
+  maxDelayMs: number;
+  /** Holds the answer to the n-th `POST /v1/batches` (1-based) this long, past the activity's timeout. */
+  holdCreate?: { nth: number; ms: number };
+}
+
+export interface SlowProxy {
+  url: string;
+  counts: {
+    requests: number;
+    throttled: number;
+    throttledWithRetryAfter: number;
+    /** Held create answers; `heldAbandoned`: the caller had given up before the answer came. */
+    held: number;
+    heldAbandoned: number;
+  };
+  close(): Promise<void>;
+}
+
+async function startSlowProxy(target: () => string, opts: SlowProxyOptions): Promise<SlowProxy> {
+  const rnd = seeded(opts.seed);
+  const counts = { requests: 0, throttled: 0, throttledWithRetryAfter: 0, held: 0, heldAbandoned: 0 };
+  let creates = 0;
+  const server = http.createServer((req, res) => {
+    counts.requests++;
+    const isCreate = req.method === 'POST' && req.url === '/v1/batches';
+    const hold = isCreate && ++creates === opts.holdCreate?.nth ? opts.holdCreate.ms : 0;
+    const delay = opts.minDelayMs + Math.floor(rnd() * (opts.maxDelayMs - opts.minDelayMs + 1));
+    const base = new URL(target());
+    const upstream = http.request(
+      {
+        host: base.hostname,
+        port: base.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (up) => {
+        if (up.statusCode === 429) {
+          counts.throttled++;
+          if (up.headers['retry-after'] !== undefined) counts.throttledWithRetryAfter++;
+        }
+        // The provider did the work; its answer arrives late (or, held, after the caller gave up).
+        setTimeout(() => {
+          if (hold) counts.held++;
+          if (res.destroyed) {
+            if (hold) counts.heldAbandoned++;
+            up.resume();
+            return;
+          }
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        }, delay + hold);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.on('error', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    counts,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A folder that cannot be written
+
+export interface Unwritable {
+  how: string;
+  restore(): void;
+}
+
+/** True when nothing can be created in `dir` (checked by trying). */
+function refusesWrites(dir: string): boolean {
+  const probe = path.join(dir, `.probe-${process.pid}`);
+  try {
+    fs.writeFileSync(probe, 'x');
+    fs.rmSync(probe, { force: true });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Makes `dir` refuse new entries, renames and removals, for root too. Tests run as root here, and
+ * root ignores permission bits (CAP_DAC_OVERRIDE): chmod 0555 changes nothing. So, in order:
+ *  1. the immutable attribute (`chattr +i`, ext4/xfs/btrfs/tmpfs, CAP_LINUX_IMMUTABLE): binds root
+ *     as well; creating `results.jsonl.tmp-…` in the folder fails with EPERM, while its
+ *     subfolders (the work dir `.batchpilot/`) stay writable, so the merge fails exactly where it
+ *     first writes into the output folder;
+ *  2. a read-only bind mount of the folder onto itself (CAP_SYS_ADMIN): EROFS, subfolders too;
+ *  3. for a non-root user, chmod 0555: EACCES.
+ * Each is checked by trying to write; `restore()` undoes it.
+ */
+export function makeUnwritable(dir: string): Unwritable {
+  const attempts: { how: string; apply: () => void; restore: () => void }[] = [
+    {
+      how: 'chattr +i (immutable folder)',
+      apply: () => execFileSync('chattr', ['+i', dir], { stdio: 'pipe' }),
+      restore: () => execFileSync('chattr', ['-i', dir], { stdio: 'pipe' }),
+    },
+    {
+      how: 'read-only bind mount',
+      apply: () => {
+        execFileSync('mount', ['--bind', dir, dir], { stdio: 'pipe' });
+        execFileSync('mount', ['-o', 'remount,bind,ro', dir], { stdio: 'pipe' });
+      },
+      restore: () => execFileSync('umount', [dir], { stdio: 'pipe' }),
+    },
+    {
+      how: 'chmod 0555',
+      apply: () => fs.chmodSync(dir, 0o555),
+      restore: () => fs.chmodSync(dir, 0o755),
+    },
+  ];
+  const tried: string[] = [];
+  for (const a of attempts) {
+    try {
+      a.apply();
+    } catch (err) {
+      tried.push(`${a.how}: ${(err as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    if (refusesWrites(dir)) return { how: a.how, restore: a.restore };
+    tried.push(`${a.how}: writes still succeed`);
+    try {
+      a.restore();
+    } catch {
+      // It did nothing; nothing to undo.
+    }
+  }
+  throw new Error(`cannot make ${dir} unwritable here (${tried.join('; ')})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker processes
+
+export interface WorkerProcess {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  alive(): boolean;
+  /** The last few kB the process printed. */
+  output(): string;
+  kill(): Promise<void>;
+}
+
+function watchProcess(name: string, child: ChildProcess): WorkerProcess {
+  let out = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let killed = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      // A worker that dies on its own is news: say so with its last words.
+      if (!killed)
+        log('rig', `${name} exited by itself (code ${code}, signal ${signal}):\n${out.slice(-3000)}`);
+      resolve({ code, signal });
+    }),
+  );
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return {
+    name,
+    child,
+    exited,
+    alive,
+    output: () => out,
+    kill: async () => {
+      if (!alive()) return;
+      killed = true;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rig
+
+export interface RigOptions {
+  faults: FaultSettings;
+  /** Default: the shared dev server of the global setup. */
+  temporalAddress?: string;
+  /** Put a slowing proxy between the workers and the emulator. */
+  proxy?: SlowProxyOptions;
+  /** Task queue name prefix. */
+  name: string;
+}
+
+export interface Rig {
+  name: string;
+  dataDir: string;
+  /** The Temporal server this rig's client and workers use. */
+  temporalAddress: string;
+  taskQueue: string;
+  client: Client;
+  /** The emulator's address; the same across restarts. */
+  emulatorUrl: string;
+  /** What workers call: the proxy when there is one, else the emulator. */
+  providerUrl: string;
+  proxy: SlowProxy | undefined;
+  emulatorUp(): boolean;
+  stopEmulator(): Promise<void>;
+  startEmulator(): Promise<void>;
+  setFaults(f: FaultSettings): Promise<void>;
+  stats(): Promise<EmulatorStats>;
+  spawnWorker(name: string, extraEnv?: Record<string, string>): WorkerProcess;
+  startInProcessWorker(): Promise<void>;
+  stopInProcessWorker(): Promise<void>;
+  startJob(input: string, out: string, options: JobOptions, id?: string): Promise<WorkflowHandle>;
+  close(): Promise<void>;
+}
+
+let rigs = 0;
+
+export async function startRig(opts: RigOptions): Promise<Rig> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `batchpilot-rel-${opts.name}-`));
+  const emulatorState = path.join(dataDir, 'emulator-state');
+  const port = await freePort();
+  let emulator: RunningEmulator | undefined;
+  const bootEmulator = async () => {
+    emulator = await startEmulator({ port, dataDir: emulatorState, faults: opts.faults });
+  };
+  await bootEmulator();
+  const emulatorUrl = emulator!.url;
+  const proxy = opts.proxy ? await startSlowProxy(() => emulatorUrl, opts.proxy) : undefined;
+  const providerUrl = proxy?.url ?? emulatorUrl;
+  const address = opts.temporalAddress ?? inject('temporalAddress');
+  const bundlePath = inject('workflowBundlePath');
+  const taskQueue = `rel-${opts.name}-${process.pid}-${++rigs}-${Date.now()}`;
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  const processes: WorkerProcess[] = [];
+  let inProcess: { worker: Worker; running: Promise<void>; connection: NativeConnection } | undefined;
+  const admin = (p: string) => emulatorUrl.replace(/\/v1$/, p);
+
+  const rig: Rig = {
+    name: opts.name,
+    dataDir,
+    temporalAddress: address,
+    taskQueue,
+    client,
+    emulatorUrl,
+    providerUrl,
+    proxy,
+    emulatorUp: () => emulator !== undefined,
+    async stopEmulator() {
+      const e = emulator;
+      emulator = undefined;
+      await e?.close();
+    },
+    async startEmulator() {
+      if (!emulator) await bootEmulator();
+    },
+    async setFaults(f) {
+      const res = await fetch(admin('/_emulator/faults'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(f),
+      });
+      if (!res.ok) throw new Error(`setting faults: ${res.status} ${await res.text()}`);
+    },
+    async stats() {
+      const res = await fetch(admin('/_emulator/stats'));
+      return (await res.json()) as EmulatorStats;
+    },
+    spawnWorker(name, extraEnv = {}) {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'batchpilot.ts'), 'worker'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: address,
+          BATCHPILOT_TASK_QUEUE: taskQueue,
+          BATCHPILOT_PROVIDER: 'emulator',
+          BATCHPILOT_BASE_URL: providerUrl,
+          BATCHPILOT_DATA_DIR: dataDir,
+          BATCHPILOT_WORKFLOW_BUNDLE: bundlePath,
+          LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+          ...extraEnv,
+        },
+      });
+      const w = watchProcess(name, child);
+      processes.push(w);
+      return w;
+    },
+    async startInProcessWorker() {
+      const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+      installRuntime(logger);
+      const nc = await NativeConnection.connect({ address });
+      const worker = await createWorker({
+        connection: nc,
+        namespace: 'default',
+        taskQueue,
+        dataDir,
+        profile: PROFILES.emulator,
+        baseUrl: providerUrl,
+        apiKey: undefined,
+        logger,
+        workflowBundle: { codePath: bundlePath },
+      });
+      inProcess = { worker, running: worker.run(), connection: nc };
+    },
+    async stopInProcessWorker() {
+      const w = inProcess;
+      inProcess = undefined;
+      if (!w) return;
+      w.worker.shutdown();
+      await w.running.catch(() => undefined);
+      await w.connection.close();
+    },
+    async startJob(input, out, options, id = `${opts.name}-${Date.now()}-${rigs}`) {
+      return client.workflow.start(JOB_WORKFLOW, {
+        taskQueue,
+        workflowId: id,
+        args: [{ input, outDir: out, options }],
+      });
+    },
+    async close() {
+      for (const p of processes) await p.kill();
+      await rig.stopInProcessWorker();
+      await connection.close();
+      await proxy?.close();
+      await rig.stopEmulator();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return rig;
+}
+
+/**
+ * Waits for a job's result through server restarts: transport errors (the server away) are
+ * retried; the workflow's own outcome (success or failure) is returned or thrown.
+ */
+export async function jobResult(handle: WorkflowHandle, timeoutMs = 600_000): Promise<JobSummary> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return (await handle.result()) as JobSummary;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) throw err;
+      if (Date.now() > deadline) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the histories say: which activities had to be retried, and why
+
+export interface Retried {
+  /** Activity executions that needed more than one attempt. */
+  executions: number;
+  /** Attempts beyond the first, summed. */
+  extraAttempts: number;
+  /** A few of the failures that caused them. */
+  failures: string[];
+}
+
+/**
+ * Reads the history of every run of the job and of its shard workflows (continue-as-new runs
+ * included) and reports, per activity type, the executions that took more than one attempt.
+ */
+export async function activityRetries(client: Client, jobId: string): Promise<Record<string, Retried>> {
+  const out: Record<string, Retried> = {};
+  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${jobId}"` })) {
+    const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    const types = new Map<string, string>();
+    for (const e of history.events ?? []) {
+      const id = String(e.eventId);
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled) types.set(id, scheduled.activityType?.name ?? '?');
+      const started = e.activityTaskStartedEventAttributes;
+      if (started && (started.attempt ?? 1) > 1) {
+        const type = types.get(String(started.scheduledEventId)) ?? '?';
+        const r = (out[type] ??= { executions: 0, extraAttempts: 0, failures: [] });
+        r.executions++;
+        r.extraAttempts += (started.attempt ?? 1) - 1;
+        const msg = started.lastFailure?.message;
+        if (msg && r.failures.length < 6 && !r.failures.includes(msg)) r.failures.push(msg);
+      }
+    }
+  }
+  return out;
+}
+
+/** The longest quiet stretches in the job's histories: where the time went. */
+export async function longestGaps(client: Client, jobId: string, top = 8): Promise<string[]> {
+  const gaps: { ms: number; text: string }[] = [];
+  const names = proto.temporal.api.enums.v1.EventType as unknown as Record<number, string>;
+  const eventName = (e: { eventType?: number | null }) =>
+    (names[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '');
+  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${jobId}"` })) {
+    const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    const events = history.events ?? [];
+    const types = new Map<string, string>();
+    for (let i = 1; i < events.length; i++) {
+      const e = events[i]!;
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+      const t = (x: (typeof events)[number]) =>
+        Number(x.eventTime?.seconds ?? 0) * 1000 + Math.floor((x.eventTime?.nanos ?? 0) / 1e6);
+      const ms = t(e) - t(events[i - 1]!);
+      const started = e.activityTaskStartedEventAttributes;
+      const detail = started
+        ? ` (${types.get(String(started.scheduledEventId)) ?? '?'}, attempt ${started.attempt ?? 1}` +
+          `${started.lastFailure?.message ? `, last failure: ${started.lastFailure.message}` : ''})`
+        : '';
+      gaps.push({
+        ms,
+        text: `${(ms / 1000).toFixed(1)} s in ${wf.workflowId} between #${String(events[i - 1]!.eventId)} ${eventName(events[i - 1]!)} and ${eventName(e)}${detail}`,
+      });
+    }
+  }
+  return gaps
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, top)
+    .map((g) => g.text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an undisturbed run says, and the comparison
+
+/** Emulator timing for baseline runs: the same seeded line and batch faults, no weather, fast. */
+export function calmFaults(f: FaultSettings): FaultSettings {
+  return {
+    ...(f.seed !== undefined ? { seed: f.seed } : {}),
+    ...(f.lineRetryableRate !== undefined ? { lineRetryableRate: f.lineRetryableRate } : {}),
+    ...(f.linePermanentRate !== undefined ? { linePermanentRate: f.linePermanentRate } : {}),
+    ...(f.expireRate !== undefined ? { expireRate: f.expireRate } : {}),
+    ...(f.expireAfterFraction !== undefined ? { expireAfterFraction: f.expireAfterFraction } : {}),
+    ...(f.failBatchRate !== undefined ? { failBatchRate: f.failBatchRate } : {}),
+    validatingMs: 20,
+    perLineMs: 0,
+    finalizingMs: 20,
+  };
+}
+
+export interface Baseline {
+  out: string;
+  summary: JobSummary;
+  stats: EmulatorStats;
+  seconds: number;
+}
+
+/**
+ * The undisturbed run: the same input and options on a fresh emulator with the same seeded line
+ * and batch faults but no control-plane weather, one in-process worker, nobody killed.
+ */
+export async function runBaseline(
+  of: Rig,
+  spec: InputSpec,
+  faults: FaultSettings,
+  options: JobOptions,
+): Promise<Baseline> {
+  const t0 = Date.now();
+  const calm = await startRig({
+    name: `${of.name}-calm`,
+    faults: calmFaults(faults),
+    temporalAddress: of.temporalAddress,
+  });
+  try {
+    const { input } = writeInput(calm.dataDir, 'in.jsonl', spec);
+    await calm.startInProcessWorker();
+    const handle = await calm.startJob(input, 'out', { ...options, pollIntervalMs: 100 });
+    const summary = (await handle.result()) as JobSummary;
+    const stats = await calm.stats();
+    // Keep the outputs in the disturbed rig's folder: the calm rig's goes away on close.
+    const keep = path.join(of.dataDir, 'undisturbed-out');
+    fs.mkdirSync(keep, { recursive: true });
+    for (const f of ['results.jsonl', 'errors.jsonl', 'rejected.jsonl', 'summary.json'])
+      if (fs.existsSync(path.join(calm.dataDir, 'out', f)))
+        fs.copyFileSync(path.join(calm.dataDir, 'out', f), path.join(keep, f));
+    return { out: keep, summary, stats, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    await calm.close();
+  }
+}
+
+type ResultLine = {
+  custom_id: string;
+  response: { status_code: number; body: { choices?: { message: { content: string } }[] } };
+};
+type ErrorLine = {
+  custom_id: string;
+  attempts: number;
+  error: { code: string; status_code: number | null };
+};
+
+function contentOf(r: ResultLine): string {
+  return r.response.body.choices?.[0]?.message.content ?? JSON.stringify(r.response.body);
+}
+
+/**
+ * The survival invariant: every input line in exactly one of results/errors/rejected, the
+ * summary agreeing, the same custom_ids with the same answers (and the same errors) as the
+ * undisturbed run, and exactly one batch per (shard, round): one per uploaded input file, and as
+ * many as the undisturbed run made.
+ */
+export async function expectSurvived(
+  rig: Rig,
+  out: string,
+  total: number,
+  baseline: Baseline,
+  opts: { rerun?: boolean } = {},
+): Promise<{ batches: number; results: number; errors: number; rejected: number }> {
+  const dir = path.join(rig.dataDir, out);
+  const results = readJsonl<ResultLine>(path.join(dir, 'results.jsonl'));
+  const errors = readJsonl<ErrorLine>(path.join(dir, 'errors.jsonl'));
+  const rejected = readJsonl<{ line: number; code: string }>(path.join(dir, 'rejected.jsonl'));
+  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as JobSummary;
+  expect(results.length + errors.length + rejected.length, 'every input line exactly once').toBe(total);
+  const ids = [...results, ...errors].map((r) => r.custom_id);
+  expect(new Set(ids).size, 'no custom_id twice').toBe(ids.length);
+  expect(new Set(rejected.map((r) => r.line)).size).toBe(rejected.length);
+  expect(summary.status).toBe('completed');
+  expect(summary.lines).toEqual({
+    total,
+    succeeded: results.length,
+    failed: errors.length,
+    rejected: rejected.length,
+  });
+
+  const calmResults = readJsonl<ResultLine>(path.join(baseline.out, 'results.jsonl'));
+  const calmErrors = readJsonl<ErrorLine>(path.join(baseline.out, 'errors.jsonl'));
+  const calmRejected = readJsonl<{ line: number; code: string }>(path.join(baseline.out, 'rejected.jsonl'));
+  // Same custom_ids, in input order, with the same answers.
+  expect(results.map((r) => [r.custom_id, contentOf(r)])).toEqual(
+    calmResults.map((r) => [r.custom_id, contentOf(r)]),
+  );
+  const errorView = (e: ErrorLine) => [e.custom_id, e.error.code, e.error.status_code, e.attempts];
+  expect(errors.map(errorView)).toEqual(calmErrors.map(errorView));
+  expect(rejected.map((r) => [r.line, r.code])).toEqual(calmRejected.map((r) => [r.line, r.code]));
+  expect(summary.lines).toEqual(baseline.summary.lines);
+  expect(summary.rounds).toBe(baseline.summary.rounds);
+
+  const stats = await rig.stats();
+  for (const [fileId, n] of Object.entries(stats.batchesByInputFile))
+    expect(n, `batches made from input file ${fileId}`).toBe(1);
+  expect(stats.batchesCreated, 'batches: one per (shard, round), as many as undisturbed').toBe(
+    baseline.stats.batchesCreated,
+  );
+  if (opts.rerun) {
+    // A re-run that reuses collected units reports only the batches it created itself (none):
+    // summary.batches then undercounts the job's batches (reported, not fixed here).
+    expect(summary.batches).toBeLessThanOrEqual(stats.batchesCreated);
+  } else {
+    expect(summary.batches).toBe(stats.batchesCreated);
+  }
+  return {
+    batches: stats.batchesCreated,
+    results: results.length,
+    errors: errors.length,
+    rejected: rejected.length,
+  };
+}
+
+export { jobOptions };
