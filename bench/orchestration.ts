@@ -162,8 +162,11 @@ async function main(): Promise<void> {
   const collectStart = Math.min(
     ...shardSpans.flatMap((sp) => sp.filter((s) => s.type === 'collectUnit').map((s) => s.start)),
   );
-  const peakIn = (from: number, to: number) =>
-    Math.max(0, ...workerSamples.filter(([t]) => t >= from && t <= to).map(([, v]) => v)).toFixed(0);
+  // Peak of the 500 ms samples within a phase ('-' when the phase was shorter than a sample).
+  const peakIn = (from: number, to: number) => {
+    const inside = workerSamples.filter(([t]) => t >= from && t <= to).map(([, v]) => v);
+    return inside.length ? Math.max(...inside).toFixed(0) : '-';
+  };
   const rssByPhase = `plan ${peakIn(plan.start, plan.end)}, upload+batches ${peakIn(plan.end, collectStart)}, collect ${peakIn(collectStart, merge.start)}, merge ${peakIn(merge.start, merge.end)} MB`;
 
   printTable(
