@@ -34,22 +34,6 @@ export async function countInFlight(openai: OpenAI, profile: Profile, stopAt: nu
   return n;
 }
 
-/** A one-at-a-time lock for this process's check-then-create. */
-export class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const prev = this.tail;
-    let release!: () => void;
-    this.tail = new Promise((r) => (release = r));
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
-
 /** Throws a retryable "wait" failure when the account already has `cap` batches in flight. */
 export async function ensureRoom(openai: OpenAI, profile: Profile, cap: number): Promise<void> {
   const n = await countInFlight(openai, profile, cap);
