@@ -164,5 +164,4 @@ export interface JobProgress {
   shards: ShardProgress[];
   batchesCreated: number;
   startedAt: string;
-  summary?: JobSummary;
 }
