@@ -40,6 +40,13 @@ const OPTIONS = jobOptions({
   pollIntervalMs: 500,
 });
 
+/** Batches the emulator is running now (DashScope's `status` filter on the list). */
+async function runningBatches(emulatorUrl: string): Promise<number> {
+  const res = await fetch(`${emulatorUrl}/batches?status=in_progress&limit=100`);
+  if (!res.ok) throw new Error(`listing batches: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { data: unknown[] }).data.length;
+}
+
 describe('provider (emulator) away and back', () => {
   let rig: Rig;
   beforeAll(async () => {
@@ -94,9 +101,14 @@ describe('provider (emulator) away and back', () => {
     );
     await outage('create', SHORT_OUTAGE_MS);
 
-    // 3. Polling: batches are running and being polled; the provider is away for a minute.
+    // 3. Polling: batches are running and being polled; the provider is away for a minute. Lines
+    //    are slowed first so that a batch is surely still running when the provider goes (with
+    //    normal speed every running batch could finish between two polls and the outage would
+    //    meet only collects and uploads); the provider comes back with its normal settings.
+    await rig.setFaults({ ...FAULTS, perLineMs: 1500 });
     const polls = (await rig.stats()).requests.retrieve ?? 0;
-    await waitFor('polling', async () => ((await rig.stats()).requests.retrieve ?? 0) >= polls + 10);
+    await waitFor('polling', async () => ((await rig.stats()).requests.retrieve ?? 0) >= polls + 5);
+    await waitFor('a running batch', async () => (await runningBatches(rig.emulatorUrl)) > 0);
     await outage('polling', LONG_OUTAGE_MS);
 
     const summary = await jobResult(handle);
