@@ -105,7 +105,13 @@ export class AtomicWriter {
 
   /** Drops the temporary file (on failure). */
   async abort(): Promise<void> {
-    this.stream.destroy();
+    // The stream opens its file asynchronously: wait until it is closed, or the open could create
+    // the temporary file again after it was removed.
+    if (!this.stream.closed) {
+      const closed = once(this.stream, 'close').catch(() => undefined);
+      this.stream.destroy();
+      await closed;
+    }
     await fsp.rm(this.tmp, { force: true });
   }
 }
