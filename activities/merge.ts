@@ -1,22 +1,28 @@
 // Merges every outcome into the outputs in input order without sorting in memory:
-//  1. per original shard, pick each line's last outcome and write them in shard order (memory is
-//     bounded by the shard's size, which --max-lines and --max-bytes bound);
+//  1. per original shard, pick each line's last outcome and write them in shard order to
+//     `final/` (memory is bounded by the shard's size, which --max-lines and --max-bytes bound,
+//     and by mergeShardBudgetBytes for what is read whole); a shard whose one outcome file is
+//     already complete and in order is hard-linked instead of copied;
 //  2. k-way merge of the shards by input line number (each shard is already in input order), with
 //     one small read buffer per shard.
+// Both steps work on bytes: the line index, `"k":"ok"` and the usage are read from the outcome
+// header's bytes and result bytes are copied as they are (JSON.parse only for failed lines), since
+// strings per line cost ten times the I/O (bench/README.md, Merge).
 // Each step writes to temporary names and renames, and step 1 skips shards already finalized, so
-// a retried merge resumes where the last attempt stopped.
+// a retried merge resumes where the last attempt stopped. `final/` files are not fsynced (they are
+// rebuilt from the outcomes, which are): one is reused only if it holds exactly its shard's lines.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { JobPaths, MergeSummary } from '../common/job-types.ts';
+import { ByteWriter } from './byte-writer.ts';
 import type { ActivityDeps } from './deps.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { AtomicWriter, readJson, readLines, type Line } from './lines.ts';
-import { decodeOutcome, encodeOutcome, outcomeIndex, type OutcomeHeader } from './outcome.ts';
+import { encodeOutcome, type OutcomeHeader } from './outcome.ts';
 import { finalFile, lineNumbersFile, outcomeDir, roundDir, unitFile, workDirOf } from './work-dir.ts';
-
 export interface MergeInput {
   paths: JobPaths;
   shardLines: number[];
@@ -25,7 +31,13 @@ export interface MergeInput {
 }
 
 const DEFAULT_SHARD_BUDGET = 64 * 1024 * 1024;
-const MERGE_READ_BUFFER = 64 * 1024;
+const READ_CHUNK = 1 << 20;
+/** Step 2's read buffer per shard: large for speed, smaller when there are many shards. */
+function mergeReadBuffer(shards: number, budget: number): number {
+  return Math.max(16 * 1024, Math.min(256 * 1024, Math.floor(budget / Math.max(1, shards))));
+}
+const NL = 10;
+const TAB = 9;
 
 function outcomeFilesInOrder(names: string[]): string[] {
   const key = (n: string) => {
@@ -41,6 +53,109 @@ function outcomeFilesInOrder(names: string[]): string[] {
     });
 }
 
+/** `{"i":<n>,…` at `at`: the line index, read from the bytes (outcome.ts writes `i` first). */
+function indexAt(buf: Uint8Array, at: number, end: number): number {
+  let p = at + 5;
+  let n = 0;
+  for (let c = buf[p]!; p < end && c >= 48 && c <= 57; c = buf[++p]!) n = n * 10 + (c - 48);
+  if (p === at + 5 || buf[at + 1] !== 0x22 || buf[at + 2] !== 0x69) {
+    throw new Error(
+      `malformed outcome record: ${Buffer.from(buf.subarray(at, Math.min(end, at + 80))).toString()}`,
+    );
+  }
+  return n;
+}
+
+/** Calls `onLine(buf, start, end, fileOffset)` for each non-empty line, reading in chunks. */
+async function forEachLine(
+  file: string,
+  onLine: (buf: Buffer, start: number, end: number, fileOffset: number) => void,
+): Promise<void> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    let buf = Buffer.allocUnsafe(READ_CHUNK);
+    let have = 0;
+    let base = 0;
+    for (;;) {
+      if (have === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      }
+      const { bytesRead } = await fh.read(buf, have, buf.length - have, base + have);
+      have += bytesRead;
+      let start = 0;
+      for (let nl = buf.indexOf(NL, start); nl !== -1 && nl < have; nl = buf.indexOf(NL, start)) {
+        if (nl > start) onLine(buf, start, nl, base + start);
+        start = nl + 1;
+      }
+      if (bytesRead === 0) {
+        if (have > start) onLine(buf, start, have, base + start);
+        return;
+      }
+      buf.copy(buf, 0, start, have);
+      have -= start;
+      base += start;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A `final/` file left by an earlier attempt is reused only if it holds exactly `lines` lines. */
+async function isWholeFinal(file: string, lines: number): Promise<boolean> {
+  let count = 0;
+  let last = NL;
+  try {
+    for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
+      const b = chunk as Buffer;
+      for (let at = b.indexOf(NL); at !== -1; at = b.indexOf(NL, at + 1)) count++;
+      if (b.length > 0) last = b[b.length - 1]!;
+    }
+  } catch {
+    return false;
+  }
+  return count === lines && last === NL;
+}
+
+function missingOutcome(i: number, cid: string, jobStatus: MergeInput['jobStatus']): string {
+  const header: OutcomeHeader = {
+    i,
+    k: 'permanent',
+    a: 0,
+    cid,
+    e:
+      jobStatus === 'cancelled'
+        ? {
+            code: 'batch_cancelled',
+            message: 'the job was cancelled before this line was submitted',
+            status_code: null,
+          }
+        : {
+            code: 'not_processed',
+            message: 'the job ended before this line was processed',
+            status_code: null,
+          },
+  };
+  return encodeOutcome(header, '');
+}
+
+/**
+ * Every line's only outcome, already in shard order: the outcome file is the final file, linked
+ * rather than copied. False where the file system has no hard links (the caller copies).
+ */
+async function linkInPlace(from: string, to: string): Promise<boolean> {
+  const tmp = `${to}.tmp-${process.pid}`;
+  await fsp.rm(tmp, { force: true });
+  try {
+    await fsp.link(from, tmp);
+  } catch {
+    return false;
+  }
+  await fsp.rename(tmp, to);
+  return true;
+}
+
 /** Step 1: `final/shard-N.jsonl` with each line's last outcome, in shard order. */
 async function finalizeShard(
   workDir: string,
@@ -50,7 +165,10 @@ async function finalizeShard(
   budget: number,
 ): Promise<void> {
   const target = finalFile(workDir, shard);
-  if (fs.existsSync(target)) return;
+  if (fs.existsSync(target)) {
+    if (await isWholeFinal(target, lines)) return;
+    await fsp.rm(target, { force: true });
+  }
   const dir = outcomeDir(workDir, shard);
   const files = outcomeFilesInOrder(await fsp.readdir(dir).catch(() => [] as string[])).map((f) =>
     path.join(dir, f),
@@ -59,133 +177,290 @@ async function finalizeShard(
   const offset = new Float64Array(lines);
   const length = new Int32Array(lines);
   let totalBytes = 0;
+  let inOrder = files.length === 1;
+  let seen = 0;
   for (let f = 0; f < files.length; f++) {
     totalBytes += (await fsp.stat(files[f]!)).size;
-    for await (const line of readLines(files[f]!)) {
-      const i = outcomeIndex(line.text);
+    await forEachLine(files[f]!, (buf, start, end, at) => {
+      const i = indexAt(buf, start, end);
+      if (i >= lines) throw new Error(`outcome for line ${i} of shard ${shard}, which has ${lines} lines`);
+      if (i !== seen++) inOrder = false;
       fileOf[i] = f;
-      offset[i] = line.offset;
-      length[i] = line.length - 1;
-    }
+      offset[i] = at;
+      length[i] = end - start;
+    });
   }
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  if (inOrder && seen === lines && (await linkInPlace(files[0]!, target))) return;
   // Later rounds overwrote earlier ones above, so each line now points at its last outcome.
   const inMemory = totalBytes <= budget ? await Promise.all(files.map((f) => fsp.readFile(f))) : null;
   const handles = inMemory ? [] : await Promise.all(files.map((f) => fsp.open(f, 'r')));
-  let ids: AsyncGenerator<Line> | null = null;
-  if (fileOf.includes(-1)) ids = readLines(unitFile(workDir, 1, shard));
-  const writer = new AtomicWriter(target);
+  const ids = fileOf.includes(-1) ? readLines(unitFile(workDir, 1, shard)) : null;
+  const w = new ByteWriter(target, { sync: false });
+  let scratch = Buffer.allocUnsafe(64 * 1024);
   try {
     for (let i = 0; i < lines; i++) {
       const idLine = ids ? ((await ids.next()).value as Line | undefined) : undefined;
       const f = fileOf[i]!;
-      if (f >= 0) {
-        let bytes: Buffer;
-        if (inMemory) bytes = inMemory[f]!.subarray(offset[i], offset[i]! + length[i]!);
-        else {
-          bytes = Buffer.allocUnsafe(length[i]!);
-          await handles[f]!.read(bytes, 0, length[i], offset[i]);
-        }
-        await writer.write(bytes);
-        await writer.write('\n');
-        continue;
+      let wait: Promise<void> | undefined;
+      if (f < 0) {
+        const cid = idLine ? (JSON.parse(idLine.text) as { custom_id: string }).custom_id : '';
+        wait = w.text(missingOutcome(i, cid, jobStatus));
+      } else if (inMemory) {
+        wait = w.line(inMemory[f]!, offset[i]!, offset[i]! + length[i]!);
+      } else {
+        if (scratch.length < length[i]!) scratch = Buffer.allocUnsafe(length[i]!);
+        await handles[f]!.read(scratch, 0, length[i], offset[i]);
+        wait = w.line(scratch, 0, length[i]!);
       }
-      const cid = idLine ? (JSON.parse(idLine.text) as { custom_id: string }).custom_id : '';
-      const header: OutcomeHeader = {
-        i,
-        k: 'permanent',
-        a: 0,
-        cid,
-        e:
-          jobStatus === 'cancelled'
-            ? {
-                code: 'batch_cancelled',
-                message: 'the job was cancelled before this line was submitted',
-                status_code: null,
-              }
-            : {
-                code: 'not_processed',
-                message: 'the job ended before this line was processed',
-                status_code: null,
-              },
-      };
-      await writer.writeLine(encodeOutcome(header, ''));
+      if (wait) await wait;
     }
-    await writer.commit();
+    await w.commit();
   } catch (err) {
-    await writer.abort();
+    await w.abort();
     throw err;
   } finally {
     await Promise.all(handles.map((h) => h.close()));
   }
 }
 
-/** Reads Uint32LE input line numbers in small chunks. */
-class LineNumbers {
-  private readonly fd: number;
-  private readonly buf = Buffer.allocUnsafe(MERGE_READ_BUFFER);
-  private have = 0;
-  private at = 0;
+/** One shard's final file through a refilled buffer, with its `.lines` input line numbers. */
+class ShardReader {
+  buf: Buffer;
+  /** The current line is buf[lineStart, lineEnd). */
+  lineStart = 0;
+  lineEnd = 0;
+  private start = 0;
+  private end = 0;
   private pos = 0;
-  constructor(file: string) {
+  private eof = false;
+  private readonly fd: number;
+  private readonly nums: number;
+  private readonly numBuf = Buffer.allocUnsafe(64 * 1024);
+  private numHave = 0;
+  private numAt = 0;
+  private numPos = 0;
+
+  constructor(file: string, numbers: string, bufferBytes: number) {
+    this.buf = Buffer.allocUnsafe(bufferBytes);
     this.fd = fs.openSync(file, 'r');
+    this.nums = fs.openSync(numbers, 'r');
   }
-  next(): number {
-    if (this.at + 4 > this.have) {
-      this.have = fs.readSync(this.fd, this.buf, 0, this.buf.length, this.pos);
-      this.pos += this.have;
-      this.at = 0;
-      if (this.have < 4) throw new Error('line-number sidecar ended early');
+
+  /** Moves to the next line: true, false at the end, or a promise of that when it must read. */
+  next(): boolean | Promise<boolean> {
+    const nl = this.buf.indexOf(NL, this.start);
+    if (nl !== -1 && nl < this.end) {
+      this.lineStart = this.start;
+      this.lineEnd = nl;
+      this.start = nl + 1;
+      return true;
     }
-    const v = this.buf.readUInt32LE(this.at);
-    this.at += 4;
+    return this.refill();
+  }
+
+  private async refill(): Promise<boolean> {
+    for (;;) {
+      if (this.eof) return false;
+      this.buf.copy(this.buf, 0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+      if (this.end === this.buf.length) {
+        const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+        this.buf.copy(bigger, 0, 0, this.end);
+        this.buf = bigger;
+      }
+      const bytesRead = await new Promise<number>((resolve, reject) =>
+        fs.read(this.fd, this.buf, this.end, this.buf.length - this.end, this.pos, (err, n) =>
+          err ? reject(err) : resolve(n),
+        ),
+      );
+      this.pos += bytesRead;
+      this.end += bytesRead;
+      if (bytesRead === 0) this.eof = true;
+      const nl = this.buf.indexOf(NL, this.start);
+      if (nl !== -1 && nl < this.end) {
+        this.lineStart = this.start;
+        this.lineEnd = nl;
+        this.start = nl + 1;
+        return true;
+      }
+    }
+  }
+
+  /** The input line number of the line just read (Uint32LE, one per line, in shard order). */
+  lineNumber(): number {
+    if (this.numAt + 4 > this.numHave) {
+      this.numHave = fs.readSync(this.nums, this.numBuf, 0, this.numBuf.length, this.numPos);
+      this.numPos += this.numHave;
+      this.numAt = 0;
+      if (this.numHave < 4) throw new Error('line-number sidecar ended early');
+    }
+    const v = this.numBuf.readUInt32LE(this.numAt);
+    this.numAt += 4;
     return v;
   }
+
   close(): void {
     fs.closeSync(this.fd);
+    fs.closeSync(this.nums);
   }
 }
 
-interface Head {
-  ln: number;
-  text: string;
-  shard: number;
-}
-
-/** A binary min-heap of shard heads by input line number. */
-class HeadHeap {
-  private readonly a: Head[] = [];
-  get size(): number {
-    return this.a.length;
+/** A binary min-heap of shard numbers keyed by the input line number of their current line. */
+class ShardHeap {
+  private readonly key: Float64Array;
+  private readonly heap: Int32Array;
+  size = 0;
+  constructor(shards: number) {
+    this.key = new Float64Array(shards);
+    this.heap = new Int32Array(shards);
   }
-  push(h: Head): void {
-    const a = this.a;
-    a.push(h);
-    for (let i = a.length - 1; i > 0;) {
+  get top(): number {
+    return this.heap[0]!;
+  }
+  push(shard: number, key: number): void {
+    const { heap, key: k } = this;
+    k[shard] = key;
+    let i = this.size++;
+    heap[i] = shard;
+    while (i > 0) {
       const p = (i - 1) >> 1;
-      if (a[p]!.ln <= a[i]!.ln) break;
-      [a[p], a[i]] = [a[i]!, a[p]!];
+      if (k[heap[p]!]! <= k[heap[i]!]!) break;
+      [heap[p], heap[i]] = [heap[i]!, heap[p]!];
       i = p;
     }
   }
-  pop(): Head {
-    const a = this.a;
-    const top = a[0]!;
-    const last = a.pop()!;
-    if (a.length > 0) {
-      a[0] = last;
-      for (let i = 0; ;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && a[l]!.ln < a[m]!.ln) m = l;
-        if (r < a.length && a[r]!.ln < a[m]!.ln) m = r;
-        if (m === i) break;
-        [a[m], a[i]] = [a[i]!, a[m]!];
-        i = m;
-      }
+  pop(): void {
+    const { heap, key: k } = this;
+    heap[0] = heap[--this.size]!;
+    for (let i = 0; ;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < this.size && k[heap[l]!]! < k[heap[m]!]!) m = l;
+      if (r < this.size && k[heap[r]!]! < k[heap[m]!]!) m = r;
+      if (m === i) break;
+      [heap[m], heap[i]] = [heap[i]!, heap[m]!];
+      i = m;
     }
-    return top;
   }
+}
+
+const OK = Buffer.from(',"k":"ok"');
+const USAGE = Buffer.from(',"u":[');
+
+/** `a,b,c]` at `p` (just after `"u":[`): the three token counts. */
+function usageAt(buf: Buffer, p: number, out: number[]): void {
+  for (let k = 0; k < 3; k++) {
+    let n = 0;
+    for (let c = buf[p]!; c >= 48 && c <= 57; c = buf[++p]!) n = n * 10 + (c - 48);
+    out[k] = n;
+    p++;
+  }
+}
+
+function addUsage(to: MergeSummary['usage'], u: number[]): void {
+  to.prompt_tokens += u[0]!;
+  to.completion_tokens += u[1]!;
+  to.total_tokens += u[2]!;
+}
+
+/** Copies a round-1 file into the outputs; returns its line count. */
+async function copyCounting(from: string, to: string): Promise<number> {
+  const w = new ByteWriter(to);
+  let lines = 0;
+  try {
+    for await (const chunk of fs.createReadStream(from, { highWaterMark: READ_CHUNK })) {
+      const b = chunk as Buffer;
+      for (let at = b.indexOf(NL); at !== -1; at = b.indexOf(NL, at + 1)) lines++;
+      await w.raw(b);
+    }
+    await w.commit();
+  } catch (err) {
+    await w.abort();
+    throw err;
+  }
+  return lines;
+}
+
+/** Step 2: the k-way merge into results.jsonl and errors.jsonl. */
+async function mergeShards(
+  workDir: string,
+  outDir: string,
+  shards: number,
+  budget: number,
+  summary: MergeSummary,
+  heartbeat: (merged: number) => void,
+): Promise<{ results: ByteWriter; errors: ByteWriter }> {
+  // Usage per model: each original shard has one model (manifest.json of round 1).
+  const manifest = await readJson<{ shards: { index: number; model: string }[] }>(
+    path.join(roundDir(workDir, 1), 'manifest.json'),
+  );
+  const models = new Map(manifest.shards.map((m) => [m.index, m.model]));
+  const results = new ByteWriter(path.join(outDir, 'results.jsonl'));
+  const errors = new ByteWriter(path.join(outDir, 'errors.jsonl'));
+  const readers: ShardReader[] = [];
+  const bufferBytes = mergeReadBuffer(shards, budget);
+  const heap = new ShardHeap(shards);
+  const advance = async (s: number) => {
+    const r = readers[s]!;
+    let more = r.next();
+    if (typeof more !== 'boolean') more = await more;
+    if (more) heap.push(s, r.lineNumber());
+  };
+  const u = [0, 0, 0];
+  try {
+    for (let s = 0; s < shards; s++) {
+      readers.push(new ShardReader(finalFile(workDir, s), lineNumbersFile(workDir, s), bufferBytes));
+      await advance(s);
+    }
+    let n = 0;
+    while (heap.size > 0) {
+      const s = heap.top;
+      const { buf, lineStart: ls, lineEnd: le } = readers[s]!;
+      const tab = buf.indexOf(TAB, ls);
+      const headEnd = tab === -1 || tab > le ? le : tab;
+      let p = ls + 5;
+      while (buf[p]! >= 48 && buf[p]! <= 57) p++;
+      if (buf.compare(OK, 0, OK.length, p, p + OK.length) === 0) {
+        const w = results.line(buf, headEnd + 1, le);
+        if (w) await w;
+        summary.succeeded++;
+        const at = buf.indexOf(USAGE, p);
+        if (at !== -1 && at < headEnd) {
+          usageAt(buf, at + USAGE.length, u);
+          addUsage(summary.usage, u);
+          addUsage(
+            (summary.usageByModel[models.get(s) ?? 'unknown'] ??= {
+              prompt_tokens: 0,
+              completion_tokens: 0,
+              total_tokens: 0,
+            }),
+            u,
+          );
+        }
+      } else {
+        const header = JSON.parse(buf.toString('utf8', ls, headEnd)) as OutcomeHeader;
+        const result = headEnd < le ? buf.toString('utf8', headEnd + 1, le) : '';
+        const response = result ? ((JSON.parse(result) as { response?: unknown }).response ?? null) : null;
+        const w = errors.text(
+          JSON.stringify({ custom_id: header.cid, attempts: header.a, error: header.e ?? null, response }),
+        );
+        if (w) await w;
+        summary.failed++;
+      }
+      if (++n % 20000 === 0) heartbeat(n);
+      heap.pop();
+      await advance(s);
+    }
+  } catch (err) {
+    await Promise.all([results.abort(), errors.abort()]);
+    throw err;
+  } finally {
+    for (const r of readers) r.close();
+  }
+  return { results, errors };
 }
 
 function failOnDisk(err: unknown, outDir: string): never {
@@ -209,8 +484,6 @@ export function mergeActivities(deps: ActivityDeps) {
         await finalizeShard(workDir, s, input.shardLines[s]!, input.jobStatus, budget);
         ctx.heartbeat({ finalized: s + 1 });
       }
-      const results = new AtomicWriter(path.join(outDir, 'results.jsonl'));
-      const errors = new AtomicWriter(path.join(outDir, 'errors.jsonl'));
       const summary: MergeSummary = {
         succeeded: 0,
         failed: 0,
@@ -218,78 +491,27 @@ export function mergeActivities(deps: ActivityDeps) {
         usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
         usageByModel: {},
       };
-      const heap = new HeadHeap();
-      // Usage per model: each original shard has one model (manifest.json of round 1).
-      const manifest = await readJson<{ shards: { index: number; model: string }[] }>(
-        path.join(roundDir(workDir, 1), 'manifest.json'),
+      const { results, errors } = await mergeShards(
+        workDir,
+        outDir,
+        input.shardLines.length,
+        budget,
+        summary,
+        (n) => ctx.heartbeat({ merged: n }),
       );
-      const models = new Map(manifest.shards.map((m) => [m.index, m.model]));
-      const readers: { lines: AsyncGenerator<Line>; numbers: LineNumbers }[] = [];
-      const advance = async (s: number) => {
-        const r = readers[s]!;
-        const next = await r.lines.next();
-        if (!next.done) heap.push({ ln: r.numbers.next(), text: next.value.text, shard: s });
-      };
       try {
-        for (let s = 0; s < input.shardLines.length; s++) {
-          readers.push({
-            lines: readLines(finalFile(workDir, s), MERGE_READ_BUFFER),
-            numbers: new LineNumbers(lineNumbersFile(workDir, s)),
-          });
-          await advance(s);
-        }
-        let n = 0;
-        while (heap.size > 0) {
-          const head = heap.pop();
-          const { header, result } = decodeOutcome(head.text);
-          if (header.k === 'ok') {
-            await results.writeLine(result);
-            summary.succeeded++;
-            if (header.u) {
-              summary.usage.prompt_tokens += header.u[0];
-              summary.usage.completion_tokens += header.u[1];
-              summary.usage.total_tokens += header.u[2];
-              const model = (summary.usageByModel[models.get(head.shard) ?? 'unknown'] ??= {
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                total_tokens: 0,
-              });
-              model.prompt_tokens += header.u[0];
-              model.completion_tokens += header.u[1];
-              model.total_tokens += header.u[2];
-            }
-          } else {
-            const response = result
-              ? ((JSON.parse(result) as { response?: unknown }).response ?? null)
-              : null;
-            await errors.writeLine(
-              JSON.stringify({
-                custom_id: header.cid,
-                attempts: header.a,
-                error: header.e ?? null,
-                response,
-              }),
-            );
-            summary.failed++;
-          }
-          if (++n % 20000 === 0) ctx.heartbeat({ merged: n });
-          await advance(head.shard);
-        }
-      } finally {
-        for (const r of readers) r.numbers.close();
+        const round1 = roundDir(workDir, 1);
+        summary.rejected = await copyCounting(
+          path.join(round1, 'rejected.jsonl'),
+          path.join(outDir, 'rejected.jsonl'),
+        );
+        await copyCounting(path.join(round1, 'manifest.json'), path.join(outDir, 'manifest.json'));
+        await results.commit();
+        await errors.commit();
+      } catch (err) {
+        await Promise.all([results.abort(), errors.abort()]);
+        throw err;
       }
-      const round1 = roundDir(workDir, 1);
-      for (const name of ['rejected.jsonl', 'manifest.json']) {
-        const w = new AtomicWriter(path.join(outDir, name));
-        for await (const chunk of fs.createReadStream(path.join(round1, name)))
-          await w.write(chunk as Buffer);
-        await w.commit();
-      }
-      let rejected = 0;
-      for await (const _ of readLines(path.join(outDir, 'rejected.jsonl'))) rejected++;
-      summary.rejected = rejected;
-      await results.commit();
-      await errors.commit();
       return summary;
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;

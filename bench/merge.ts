@@ -10,7 +10,7 @@
 //   npm run bench:merge                                      # 1M lines, 20 shards of 50,000
 //   npm run bench:merge -- --lines 250000,1000000,4000000    # RSS against line count
 //   options: --shard-lines 50000, --retry-rate 0.1, --rounds 3, --keep (keep bench/data/merge-*
-//   and reuse it next time), --no-proposal (skip the byte-level prototype, bench/merge-proposal.ts)
+//   and reuse it next time)
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -60,7 +60,7 @@ function digestOf(ds: Dataset, summary: MergeSummary): string {
   return h.digest('hex');
 }
 
-async function child(datasetFile: string, proposal: boolean): Promise<void> {
+async function child(datasetFile: string): Promise<void> {
   const ds = JSON.parse(fs.readFileSync(datasetFile, 'utf8')) as Dataset;
   const { MockActivityEnvironment } = await import('@temporalio/testing');
   const { mergeActivities } = await import('../activities/merge.ts');
@@ -79,9 +79,7 @@ async function child(datasetFile: string, proposal: boolean): Promise<void> {
     shardLines: ds.shardLines,
     jobStatus: 'completed' as const,
   };
-  const summary: MergeSummary = proposal
-    ? await (await import('./merge-proposal.ts')).proposedMerge(input)
-    : await env.run(mergeActivities(deps).mergeJob, input);
+  const summary: MergeSummary = await env.run(mergeActivities(deps).mergeJob, input);
   const ms = performance.now() - t;
   const out: ChildResult = {
     digest: digestOf(ds, summary),
@@ -400,14 +398,7 @@ function verify(ds: Dataset, r: ChildResult): void {
   if (n !== expectOk) throw new Error(`results.jsonl has ${n} lines, expected ${expectOk}`);
 }
 
-async function benchSize(
-  lines: number,
-  shardCap: number,
-  retryRate: number,
-  rounds: number,
-  keep: boolean,
-  proposal: boolean,
-) {
+async function benchSize(lines: number, shardCap: number, retryRate: number, rounds: number, keep: boolean) {
   const dir = path.join(DATA, `merge-${lines}`);
   process.stdout.write(`\n[${int(lines)} lines] outcome files in ${dir} ...\n`);
   const t = performance.now();
@@ -434,22 +425,15 @@ async function benchSize(
   const cats: number[] = [];
   const catSyncs: number[] = [];
   const merges: ChildResult[] = [];
-  const proposals: ChildResult[] = [];
   for (let r = 0; r < rounds; r++) {
     cats.push(catBaseline(ds, false));
     catSyncs.push(catBaseline(ds, true));
     resetOutputs(ds);
     const m = await runJsonChild<ChildResult>(import.meta.filename, ['--child', datasetFile]);
     if (r === 0) verify(ds, m);
+    else if (m.digest !== merges[0]!.digest) throw new Error('the merge wrote different outputs this round');
     merges.push(m);
-    let line = `  round ${r + 1}: cat ${secs(cats[r]!)}, cat+fsync ${secs(catSyncs[r]!)}, mergeJob ${secs(m.ms)} (peak RSS ${m.rssMB.toFixed(0)} MB)`;
-    if (proposal) {
-      resetOutputs(ds);
-      const p = await runJsonChild<ChildResult>(import.meta.filename, ['--child', datasetFile, '--proposal']);
-      if (p.digest !== m.digest) throw new Error('the proposed merge wrote different outputs than mergeJob');
-      proposals.push(p);
-      line += `, proposed ${secs(p.ms)} (peak RSS ${p.rssMB.toFixed(0)} MB, same outputs)`;
-    }
+    const line = `  round ${r + 1}: cat ${secs(cats[r]!)}, cat+fsync ${secs(catSyncs[r]!)}, mergeJob ${secs(m.ms)} (peak RSS ${m.rssMB.toFixed(0)} MB)`;
     process.stdout.write(`${line}\n`);
   }
   if (!keep) fs.rmSync(dir, { recursive: true, force: true });
@@ -462,8 +446,6 @@ async function benchSize(
     merge: median(merges.map((m) => m.ms)),
     rss: Math.max(...merges.map((m) => m.rssMB)),
     rssBefore: Math.max(...merges.map((m) => m.rssBeforeMB)),
-    proposal: proposals.length ? median(proposals.map((m) => m.ms)) : undefined,
-    proposalRss: proposals.length ? Math.max(...proposals.map((m) => m.rssMB)) : undefined,
   };
 }
 
@@ -476,11 +458,9 @@ async function main(): Promise<void> {
       'retry-rate': { type: 'string', default: '0.1' },
       rounds: { type: 'string', default: '3' },
       keep: { type: 'boolean' },
-      proposal: { type: 'boolean' },
-      'no-proposal': { type: 'boolean' },
     },
   });
-  if (values.child) return child(values.child, values.proposal === true);
+  if (values.child) return child(values.child);
   const sizes = values.lines.split(',').map(Number);
   const results = [];
   for (const lines of sizes) {
@@ -491,7 +471,6 @@ async function main(): Promise<void> {
         Number(values['retry-rate']),
         Number(values.rounds),
         values.keep === true,
-        values['no-proposal'] !== true,
       ),
     );
   }
@@ -508,17 +487,6 @@ async function main(): Promise<void> {
           'merge peak RSS',
           `${r.rss.toFixed(0)} MB (target <= 256 MB; ${r.rssBefore.toFixed(0)} MB before the merge)`,
         ],
-        ...(r.proposal !== undefined
-          ? ([
-              [
-                'proposed byte-level merge (median)',
-                `${secs(r.proposal)} (bench/merge-proposal.ts, same outputs)`,
-              ],
-              ['proposed / cat', `${(r.proposal / r.cat).toFixed(2)}x`],
-              ['proposed / (cat + fsync)', `${(r.proposal / r.catSync).toFixed(2)}x`],
-              ['proposed peak RSS', `${r.proposalRss!.toFixed(0)} MB`],
-            ] as [string, string][])
-          : []),
       ],
     );
   }
