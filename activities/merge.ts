@@ -20,7 +20,7 @@ import type { JobPaths, MergeSummary } from '../common/job-types.ts';
 import { ByteWriter } from './byte-writer.ts';
 import type { ActivityDeps } from './deps.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { AtomicWriter, readJson, readLines, type Line } from './lines.ts';
+import { AtomicWriter, customIdOf, readJson, readLines, type Line } from './lines.ts';
 import { encodeOutcome, type OutcomeHeader } from './outcome.ts';
 import { finalFile, lineNumbersFile, outcomeDir, roundDir, unitFile, workDirOf } from './work-dir.ts';
 export interface MergeInput {
@@ -66,11 +66,20 @@ function indexAt(buf: Uint8Array, at: number, end: number): number {
   return n;
 }
 
-/** Calls `onLine(buf, start, end, fileOffset)` for each non-empty line, reading in chunks. */
-async function forEachLine(
-  file: string,
-  onLine: (buf: Buffer, start: number, end: number, fileOffset: number) => void,
-): Promise<void> {
+type OnLine = (buf: Buffer, start: number, end: number, fileOffset: number) => void;
+
+/** Calls `onLine` for each non-empty line of buf[0, end) ending in a newline; returns where the rest starts. */
+function eachLine(buf: Buffer, end: number, base: number, onLine: OnLine): number {
+  let start = 0;
+  for (let nl = buf.indexOf(NL, start); nl !== -1 && nl < end; nl = buf.indexOf(NL, start)) {
+    if (nl > start) onLine(buf, start, nl, base + start);
+    start = nl + 1;
+  }
+  return start;
+}
+
+/** Calls `onLine` for each non-empty line of a file, reading it in chunks. */
+async function forEachLine(file: string, onLine: OnLine): Promise<void> {
   const fh = await fsp.open(file, 'r');
   try {
     let buf = Buffer.allocUnsafe(READ_CHUNK);
@@ -84,11 +93,7 @@ async function forEachLine(
       }
       const { bytesRead } = await fh.read(buf, have, buf.length - have, base + have);
       have += bytesRead;
-      let start = 0;
-      for (let nl = buf.indexOf(NL, start); nl !== -1 && nl < have; nl = buf.indexOf(NL, start)) {
-        if (nl > start) onLine(buf, start, nl, base + start);
-        start = nl + 1;
-      }
+      const start = eachLine(buf, have, base, onLine);
       if (bytesRead === 0) {
         if (have > start) onLine(buf, start, have, base + start);
         return;
@@ -177,23 +182,31 @@ async function finalizeShard(
   const offset = new Float64Array(lines);
   const length = new Int32Array(lines);
   let totalBytes = 0;
+  for (const f of files) totalBytes += (await fsp.stat(f)).size;
+  // Within the budget the outcome files are read once, whole; past it they are indexed in chunks
+  // and each line is read back where it lies.
+  const inMemory = totalBytes <= budget ? await Promise.all(files.map((f) => fsp.readFile(f))) : null;
   let inOrder = files.length === 1;
   let seen = 0;
   for (let f = 0; f < files.length; f++) {
-    totalBytes += (await fsp.stat(files[f]!)).size;
-    await forEachLine(files[f]!, (buf, start, end, at) => {
+    const onLine: OnLine = (buf, start, end, at) => {
       const i = indexAt(buf, start, end);
       if (i >= lines) throw new Error(`outcome for line ${i} of shard ${shard}, which has ${lines} lines`);
       if (i !== seen++) inOrder = false;
       fileOf[i] = f;
       offset[i] = at;
       length[i] = end - start;
-    });
+    };
+    if (!inMemory) await forEachLine(files[f]!, onLine);
+    else {
+      const buf = inMemory[f]!;
+      const rest = eachLine(buf, buf.length, 0, onLine);
+      if (rest < buf.length) onLine(buf, rest, buf.length, rest);
+    }
   }
   fs.mkdirSync(path.dirname(target), { recursive: true });
   if (inOrder && seen === lines && (await linkInPlace(files[0]!, target))) return;
   // Later rounds overwrote earlier ones above, so each line now points at its last outcome.
-  const inMemory = totalBytes <= budget ? await Promise.all(files.map((f) => fsp.readFile(f))) : null;
   const handles = inMemory ? [] : await Promise.all(files.map((f) => fsp.open(f, 'r')));
   const ids = fileOf.includes(-1) ? readLines(unitFile(workDir, 1, shard)) : null;
   const w = new ByteWriter(target, { sync: false });
@@ -204,7 +217,7 @@ async function finalizeShard(
       const f = fileOf[i]!;
       let wait: Promise<void> | undefined;
       if (f < 0) {
-        const cid = idLine ? (JSON.parse(idLine.text) as { custom_id: string }).custom_id : '';
+        const cid = idLine ? customIdOf(idLine.text) : '';
         wait = w.text(missingOutcome(i, cid, jobStatus));
       } else if (inMemory) {
         wait = w.line(inMemory[f]!, offset[i]!, offset[i]! + length[i]!);
@@ -249,14 +262,17 @@ class ShardReader {
 
   /** Moves to the next line: true, false at the end, or a promise of that when it must read. */
   next(): boolean | Promise<boolean> {
+    return this.take() || this.refill();
+  }
+
+  /** Steps to the next whole line in the buffer, if there is one. */
+  private take(): boolean {
     const nl = this.buf.indexOf(NL, this.start);
-    if (nl !== -1 && nl < this.end) {
-      this.lineStart = this.start;
-      this.lineEnd = nl;
-      this.start = nl + 1;
-      return true;
-    }
-    return this.refill();
+    if (nl === -1 || nl >= this.end) return false;
+    this.lineStart = this.start;
+    this.lineEnd = nl;
+    this.start = nl + 1;
+    return true;
   }
 
   private async refill(): Promise<boolean> {
@@ -278,13 +294,7 @@ class ShardReader {
       this.pos += bytesRead;
       this.end += bytesRead;
       if (bytesRead === 0) this.eof = true;
-      const nl = this.buf.indexOf(NL, this.start);
-      if (nl !== -1 && nl < this.end) {
-        this.lineStart = this.start;
-        this.lineEnd = nl;
-        this.start = nl + 1;
-        return true;
-      }
+      if (this.take()) return true;
     }
   }
 
