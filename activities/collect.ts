@@ -13,7 +13,8 @@ import { chatResultsFile } from './chat.ts';
 import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
-import { AtomicWriter, readJson, readLines, splitLines, writeJsonAtomic, type Line } from './lines.ts';
+import { ByteWriter } from './byte-writer.ts';
+import { customIdOf, readJson, readLines, splitLines, writeJsonAtomic, type Line } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { encodeOutcome } from './outcome.ts';
@@ -48,7 +49,7 @@ async function loadIds(workDir: string, unit: Unit): Promise<{ ids: Map<string, 
   const ids = new Map<string, number>();
   const list: string[] = [];
   for await (const line of readLines(unitFile(workDir, unit.round, unit.index))) {
-    const cid = (JSON.parse(line.text) as { custom_id: string }).custom_id;
+    const cid = customIdOf(line.text);
     ids.set(cid, list.length);
     list.push(cid);
   }
@@ -97,7 +98,7 @@ export function collectActivities(deps: ActivityDeps) {
     const origins = await loadOrigins(workDir, unit);
     const { ids, list } = await loadIds(workDir, unit);
     const seen = new Uint8Array(list.length);
-    const writers = new Map<number, AtomicWriter>();
+    const writers = new Map<number, ByteWriter>();
     const counts: UnitCounts = { succeeded: 0, failed: 0, retry: 0 };
     let tokens = 0;
     const originOf = (p: number): [number, number] =>
@@ -108,7 +109,7 @@ export function collectActivities(deps: ActivityDeps) {
       const [shard, i] = originOf(p);
       let w = writers.get(shard);
       if (!w) {
-        w = new AtomicWriter(outcomeFile(workDir, shard, unit.round, unit.index));
+        w = new ByteWriter(outcomeFile(workDir, shard, unit.round, unit.index));
         writers.set(shard, w);
       }
       const header = {
@@ -119,7 +120,8 @@ export function collectActivities(deps: ActivityDeps) {
         ...(c.usage ? { u: c.usage } : {}),
         ...(c.error ? { e: c.error } : {}),
       };
-      await w.writeLine(encodeOutcome(header, resultJson));
+      const wait = w.text(encodeOutcome(header, resultJson));
+      if (wait) await wait;
       if (c.usage) tokens += c.usage[2];
       if (c.kind === 'ok') counts.succeeded++;
       else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
@@ -139,7 +141,10 @@ export function collectActivities(deps: ActivityDeps) {
             );
             continue;
           }
-          await record(p, classifyResult(parsed, input.cancelledByUs), JSON.stringify(parsed));
+          // The provider's line as it came; re-encoded only if it holds a tab (JSON allows one
+          // between tokens), which the outcome format uses as its separator.
+          const text = line.text.includes('\t') ? JSON.stringify(parsed) : line.text;
+          await record(p, classifyResult(parsed, input.cancelledByUs), text);
           if (++n % 5000 === 0) ctx.heartbeat({ lines: n });
         }
       }

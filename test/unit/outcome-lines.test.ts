@@ -2,11 +2,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AtomicWriter, readLines } from '../../activities/lines.ts';
+import { AtomicWriter, customIdOf, readLines } from '../../activities/lines.ts';
 import { decodeOutcome, encodeOutcome, outcomeIndex } from '../../activities/outcome.ts';
 import { retryAfterMs } from '../../activities/provider-errors.ts';
 import { nextPollDelay } from '../../workflows/poll.ts';
 import { unitKey, unitWorkflowId } from '../../common/keys.ts';
+
+describe('customIdOf', () => {
+  it('reads the id of a line that starts with it, and parses every other line', () => {
+    const lines: [string, string][] = [
+      ['{"custom_id":"req-1","method":"POST","body":{"custom_id":"nested"}}', 'req-1'],
+      ['{"method":"POST","custom_id":"req-2","body":{}}', 'req-2'],
+      ['{ "custom_id" : "req-3" }', 'req-3'],
+      ['{"custom_id":"a\\"b\\u00e9","body":{}}', 'a"bé'],
+      ['{"custom_id":"日本-1","body":{}}', '日本-1'],
+    ];
+    for (const [text, id] of lines) expect(customIdOf(text)).toBe(id);
+  });
+});
 
 describe('outcome records', () => {
   it('round-trip a header and a result holding tabs and newlines in strings', () => {
