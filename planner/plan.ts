@@ -4,8 +4,8 @@
 //
 // Memory is set by configuration, not by the input (README.md, Memory bound): 2 to 5 chunk
 // slots of max(4 MiB, max line bytes + 64 KiB), ≤ 16 open shard files, the custom_id table (≤ 128 MiB,
-// ~7 bytes per distinct id) and a line index of at most 1M entries. Accepted lines are written
-// straight from the chunk slots (writev), never copied into JS buffers.
+// ~7 bytes per distinct id) and a line index of at most 1M entries. Accepted lines are copied into
+// a 256 KiB buffer per open shard and written from there (writer.ts says why not from the slots).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -489,10 +489,7 @@ class Planner {
       }
     }
     if (!csvLines) this.lineNo += part.trailing;
-    if (part.last) {
-      if (meta.extras) this.flushExtras(meta, Infinity);
-      files?.endChunk();
-    }
+    if (part.last && meta.extras) this.flushExtras(meta, Infinity);
     this.progress(false);
   }
 
