@@ -31,11 +31,34 @@ function messagesOf(body: Body): { role: string; text: string }[] {
   });
 }
 
+const ECHO_CHARS = 80;
+const SPACE = /\s/;
+
+/**
+ * `text.replace(/\s+/g, ' ').trim()`, computed only as far as `limit` characters and one more (the
+ * echo shows 80; whole messages are ~1 KB and this ran for every line of every emulated batch).
+ */
+export function collapseSpaces(text: string, limit: number): string {
+  let out = '';
+  let space = false;
+  for (let i = 0; i < text.length && out.length <= limit; i++) {
+    const c = text[i]!;
+    if (SPACE.test(c)) {
+      space = out.length > 0;
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
 /** The assistant's content for a chat request: a short echo of the last user message. */
 export function echoContent(body: Body): string {
   const last = messagesOf(body).findLast((m) => m.role === 'user');
-  const text = (last?.text ?? '').replace(/\s+/g, ' ').trim();
-  return `echo: ${text.length > 80 ? `${text.slice(0, 80)}…` : text}`;
+  const text = collapseSpaces(last?.text ?? '', ECHO_CHARS);
+  return `echo: ${text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}…` : text}`;
 }
 
 function completion(body: Body, content: string, usage: object, reasoning?: string): Body {

@@ -41,10 +41,15 @@ export function decideLine(
   attempt: number,
   body: Record<string, unknown>,
 ): LineOutcome {
-  const u = draw(faults.seed, 'line', customId, attempt);
-  const kind = draw(faults.seed, 'line-kind', customId, attempt);
-  if (u < faults.linePermanentRate) return pick(PERMANENT, kind);
-  if (u < faults.linePermanentRate + faults.lineRetryableRate) return pick(RETRYABLE, kind);
+  // Draws are pure functions of (seed, key): skipping them when no line can fail changes nothing
+  // but the cost (two sha256 a line).
+  if (faults.linePermanentRate + faults.lineRetryableRate > 0) {
+    const u = draw(faults.seed, 'line', customId, attempt);
+    if (u < faults.linePermanentRate + faults.lineRetryableRate) {
+      const kind = draw(faults.seed, 'line-kind', customId, attempt);
+      return pick(u < faults.linePermanentRate ? PERMANENT : RETRYABLE, kind);
+    }
+  }
   const a = answer(endpoint, body);
   return a.ok
     ? { kind: 'success', body: a.body }

@@ -231,9 +231,8 @@ export class Processor {
         custom_id: string;
         body: Record<string, unknown>;
       };
-      const attempt = submissions.attemptsBefore(row.custom_id, sb.seq);
+      const attempt = submissions.attemptThenRecord(row.custom_id, sb.seq);
       const outcome = decideLine(f, sb.batch.endpoint, row.custom_id, attempt, row.body);
-      submissions.record(row.custom_id, sb.seq);
       const text = resultLine(sb.batch.id, row.custom_id, outcome, codeFields);
       if (outcome.kind === 'success') {
         out.pending.push(text);

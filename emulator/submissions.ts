@@ -23,17 +23,25 @@ export class SubmissionLog {
     }
   }
 
-  /** Number of batches created before batch `seq` that processed `customId`. */
-  attemptsBefore(customId: string, seq: number): number {
-    const v = this.#seen.get(hash48(customId));
+  /**
+   * How many batches created before batch `seq` processed `customId`, then notes that batch `seq`
+   * did (idempotent, so a resumed batch may record again).
+   */
+  attemptThenRecord(customId: string, seq: number): number {
+    const key = hash48(customId);
+    const attempts = this.#before(key, seq);
+    this.#record(key, seq);
+    return attempts;
+  }
+
+  #before(key: number, seq: number): number {
+    const v = this.#seen.get(key);
     if (v === undefined) return 0;
     if (typeof v === 'number') return v < seq ? 1 : 0;
     return v.filter((s) => s < seq).length;
   }
 
-  /** Notes that batch `seq` processed `customId`; idempotent, so a resumed batch may record again. */
-  record(customId: string, seq: number): void {
-    const key = hash48(customId);
+  #record(key: number, seq: number): void {
     if (this.#add(key, seq)) this.#pending.push(`${seq} ${key.toString(36)}\n`);
   }
 
