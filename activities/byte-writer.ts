@@ -8,13 +8,17 @@ import fs from 'node:fs';
 
 const CHUNK = 1 << 20;
 const NL = 10;
+/** Buffers of committed writers, reused: a merge opens a writer per shard. */
+const spare: Buffer[] = [];
+const MAX_SPARE = 8;
+const take = (): Buffer => spare.pop() ?? Buffer.allocUnsafe(CHUNK);
 
 export class ByteWriter {
   readonly file: string;
   private readonly tmp: string;
   private readonly sync: boolean;
-  private buf = Buffer.allocUnsafe(CHUNK);
-  private spare = Buffer.allocUnsafe(CHUNK);
+  private buf = take();
+  private spare = take();
   private used = 0;
   private fh: fsp.FileHandle | undefined;
   private inFlight: Promise<void> | undefined;
@@ -94,7 +98,14 @@ export class ByteWriter {
     if (this.sync) await this.fh!.sync();
     await this.fh!.close();
     this.fh = undefined;
+    this.release();
     await fsp.rename(this.tmp, this.file);
+  }
+
+  /** Hands the (idle) buffers back for the next writer; this writer is done. */
+  private release(): void {
+    for (const b of [this.buf, this.spare]) if (b.length === CHUNK && spare.length < MAX_SPARE) spare.push(b);
+    this.buf = this.spare = Buffer.alloc(0);
   }
 
   /** Drops the temporary file (on failure). */
@@ -102,6 +113,7 @@ export class ByteWriter {
     await this.inFlight;
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
+    this.release();
     await fsp.rm(this.tmp, { force: true });
   }
 }

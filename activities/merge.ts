@@ -107,6 +107,32 @@ async function forEachLine(file: string, onLine: OnLine): Promise<void> {
   }
 }
 
+/** One buffer for every shard's outcome files, so step 1 leaves no garbage per shard. */
+interface Arena {
+  buf: Buffer | undefined;
+}
+
+/** Reads the files back to back into the arena (grown to `total` bytes): one view per file. */
+function readWhole(files: string[], arena: Arena, total: number): Buffer[] {
+  if (!arena.buf || arena.buf.length < total) {
+    // Grown by half again at least, so shards of rising size do not each leave a buffer behind.
+    arena.buf = Buffer.allocUnsafe(Math.max(total, Math.floor((arena.buf?.length ?? 0) * 1.5)));
+  }
+  const views: Buffer[] = [];
+  let at = 0;
+  for (const file of files) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const start = at;
+      for (let n; at < total && (n = fs.readSync(fd, arena.buf, at, total - at, null)) > 0;) at += n;
+      views.push(arena.buf.subarray(start, at));
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return views;
+}
+
 /** A `final/` file left by an earlier attempt is reused only if it holds exactly `lines` lines. */
 async function isWholeFinal(file: string, lines: number): Promise<boolean> {
   let count = 0;
@@ -168,6 +194,7 @@ async function finalizeShard(
   lines: number,
   jobStatus: MergeInput['jobStatus'],
   budget: number,
+  arena: Arena,
 ): Promise<void> {
   const target = finalFile(workDir, shard);
   if (fs.existsSync(target)) {
@@ -185,7 +212,7 @@ async function finalizeShard(
   for (const f of files) totalBytes += (await fsp.stat(f)).size;
   // Within the budget the outcome files are read once, whole; past it they are indexed in chunks
   // and each line is read back where it lies.
-  const inMemory = totalBytes <= budget ? await Promise.all(files.map((f) => fsp.readFile(f))) : null;
+  const inMemory = totalBytes <= budget ? readWhole(files, arena, totalBytes) : null;
   let inOrder = files.length === 1;
   let seen = 0;
   for (let f = 0; f < files.length; f++) {
@@ -237,7 +264,11 @@ async function finalizeShard(
   }
 }
 
-/** One shard's final file through a refilled buffer, with its `.lines` input line numbers. */
+/**
+ * One shard's final file through a refilled buffer, with its `.lines` input line numbers. Reads are
+ * synchronous: from the page cache a refill takes microseconds, where an awaited thread-pool read
+ * per refill kept the k-way merge waiting; the merge still yields at every MiB it writes.
+ */
 class ShardReader {
   buf: Buffer;
   /** The current line is buf[lineStart, lineEnd). */
@@ -260,8 +291,8 @@ class ShardReader {
     this.nums = fs.openSync(numbers, 'r');
   }
 
-  /** Moves to the next line: true, false at the end, or a promise of that when it must read. */
-  next(): boolean | Promise<boolean> {
+  /** Moves to the next line: true, or false at the end. */
+  next(): boolean {
     return this.take() || this.refill();
   }
 
@@ -275,7 +306,7 @@ class ShardReader {
     return true;
   }
 
-  private async refill(): Promise<boolean> {
+  private refill(): boolean {
     for (;;) {
       if (this.eof) return false;
       this.buf.copy(this.buf, 0, this.start, this.end);
@@ -286,11 +317,7 @@ class ShardReader {
         this.buf.copy(bigger, 0, 0, this.end);
         this.buf = bigger;
       }
-      const bytesRead = await new Promise<number>((resolve, reject) =>
-        fs.read(this.fd, this.buf, this.end, this.buf.length - this.end, this.pos, (err, n) =>
-          err ? reject(err) : resolve(n),
-        ),
-      );
+      const bytesRead = fs.readSync(this.fd, this.buf, this.end, this.buf.length - this.end, this.pos);
       this.pos += bytesRead;
       this.end += bytesRead;
       if (bytesRead === 0) this.eof = true;
@@ -413,17 +440,15 @@ async function mergeShards(
   const readers: ShardReader[] = [];
   const bufferBytes = mergeReadBuffer(shards, budget);
   const heap = new ShardHeap(shards);
-  const advance = async (s: number) => {
+  const advance = (s: number) => {
     const r = readers[s]!;
-    let more = r.next();
-    if (typeof more !== 'boolean') more = await more;
-    if (more) heap.push(s, r.lineNumber());
+    if (r.next()) heap.push(s, r.lineNumber());
   };
   const u = [0, 0, 0];
   try {
     for (let s = 0; s < shards; s++) {
       readers.push(new ShardReader(finalFile(workDir, s), lineNumbersFile(workDir, s), bufferBytes));
-      await advance(s);
+      advance(s);
     }
     let n = 0;
     while (heap.size > 0) {
@@ -462,7 +487,7 @@ async function mergeShards(
       }
       if (++n % 20000 === 0) heartbeat(n);
       heap.pop();
-      await advance(s);
+      advance(s);
     }
   } catch (err) {
     await Promise.all([results.abort(), errors.abort()]);
@@ -489,9 +514,10 @@ export function mergeActivities(deps: ActivityDeps) {
     const { workDir, outDir } = input.paths;
     const ctx = Context.current();
     const budget = deps.mergeShardBudgetBytes ?? DEFAULT_SHARD_BUDGET;
+    const arena: Arena = { buf: undefined };
     try {
       for (let s = 0; s < input.shardLines.length; s++) {
-        await finalizeShard(workDir, s, input.shardLines[s]!, input.jobStatus, budget);
+        await finalizeShard(workDir, s, input.shardLines[s]!, input.jobStatus, budget, arena);
         ctx.heartbeat({ finalized: s + 1 });
       }
       const summary: MergeSummary = {
