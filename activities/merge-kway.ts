@@ -1,0 +1,235 @@
+// Merge step 2 (merge.ts): a k-way merge of the shards' final files by input line number (each is
+// in input order already, with its `.lines` sidecar of input line numbers) into results.jsonl and
+// errors.jsonl. Works on bytes: `"k":"ok"` and the usage are read from the outcome header and the
+// result bytes copied as they are; JSON is parsed only for failed lines.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { MergeSummary } from '../common/job-types.ts';
+import { ByteWriter } from './byte-writer.ts';
+import { readJson } from './lines.ts';
+import type { OutcomeHeader } from './outcome.ts';
+import { finalFile, lineNumbersFile, roundDir } from './work-dir.ts';
+
+const NL = 10;
+const TAB = 9;
+
+/** The read buffer per shard: large for speed, smaller when there are many shards. */
+function mergeReadBuffer(shards: number, budget: number): number {
+  return Math.max(16 * 1024, Math.min(256 * 1024, Math.floor(budget / Math.max(1, shards))));
+}
+
+/**
+ * One shard's final file through a refilled buffer, with its `.lines` input line numbers. Reads are
+ * synchronous: from the page cache a refill takes microseconds, where an awaited thread-pool read
+ * per refill kept the k-way merge waiting; the merge still yields at every MiB it writes.
+ */
+class ShardReader {
+  buf: Buffer;
+  /** The current line is buf[lineStart, lineEnd). */
+  lineStart = 0;
+  lineEnd = 0;
+  private start = 0;
+  private end = 0;
+  private pos = 0;
+  private eof = false;
+  private readonly fd: number;
+  private readonly nums: number;
+  private readonly numBuf = Buffer.allocUnsafe(64 * 1024);
+  private numHave = 0;
+  private numAt = 0;
+  private numPos = 0;
+
+  constructor(file: string, numbers: string, bufferBytes: number) {
+    this.buf = Buffer.allocUnsafe(bufferBytes);
+    this.fd = fs.openSync(file, 'r');
+    this.nums = fs.openSync(numbers, 'r');
+  }
+
+  /** Moves to the next line: true, or false at the end. */
+  next(): boolean {
+    return this.take() || this.refill();
+  }
+
+  /** Steps to the next whole line in the buffer, if there is one. */
+  private take(): boolean {
+    const nl = this.buf.indexOf(NL, this.start);
+    if (nl === -1 || nl >= this.end) return false;
+    this.lineStart = this.start;
+    this.lineEnd = nl;
+    this.start = nl + 1;
+    return true;
+  }
+
+  private refill(): boolean {
+    for (;;) {
+      if (this.eof) return false;
+      this.buf.copy(this.buf, 0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+      if (this.end === this.buf.length) {
+        const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+        this.buf.copy(bigger, 0, 0, this.end);
+        this.buf = bigger;
+      }
+      const bytesRead = fs.readSync(this.fd, this.buf, this.end, this.buf.length - this.end, this.pos);
+      this.pos += bytesRead;
+      this.end += bytesRead;
+      if (bytesRead === 0) this.eof = true;
+      if (this.take()) return true;
+    }
+  }
+
+  /** The input line number of the line just read (Uint32LE, one per line, in shard order). */
+  lineNumber(): number {
+    if (this.numAt + 4 > this.numHave) {
+      this.numHave = fs.readSync(this.nums, this.numBuf, 0, this.numBuf.length, this.numPos);
+      this.numPos += this.numHave;
+      this.numAt = 0;
+      if (this.numHave < 4) throw new Error('line-number sidecar ended early');
+    }
+    const v = this.numBuf.readUInt32LE(this.numAt);
+    this.numAt += 4;
+    return v;
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+    fs.closeSync(this.nums);
+  }
+}
+
+/** A binary min-heap of shard numbers keyed by the input line number of their current line. */
+class ShardHeap {
+  private readonly key: Float64Array;
+  private readonly heap: Int32Array;
+  size = 0;
+  constructor(shards: number) {
+    this.key = new Float64Array(shards);
+    this.heap = new Int32Array(shards);
+  }
+  get top(): number {
+    return this.heap[0]!;
+  }
+  push(shard: number, key: number): void {
+    const { heap, key: k } = this;
+    k[shard] = key;
+    let i = this.size++;
+    heap[i] = shard;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (k[heap[p]!]! <= k[heap[i]!]!) break;
+      [heap[p], heap[i]] = [heap[i]!, heap[p]!];
+      i = p;
+    }
+  }
+  pop(): void {
+    const { heap, key: k } = this;
+    heap[0] = heap[--this.size]!;
+    for (let i = 0; ;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < this.size && k[heap[l]!]! < k[heap[m]!]!) m = l;
+      if (r < this.size && k[heap[r]!]! < k[heap[m]!]!) m = r;
+      if (m === i) break;
+      [heap[m], heap[i]] = [heap[i]!, heap[m]!];
+      i = m;
+    }
+  }
+}
+
+const OK = Buffer.from(',"k":"ok"');
+const USAGE = Buffer.from(',"u":[');
+
+/** `a,b,c]` at `p` (just after `"u":[`): the three token counts. */
+function usageAt(buf: Buffer, p: number, out: number[]): void {
+  for (let k = 0; k < 3; k++) {
+    let n = 0;
+    for (let c = buf[p]!; c >= 48 && c <= 57; c = buf[++p]!) n = n * 10 + (c - 48);
+    out[k] = n;
+    p++;
+  }
+}
+
+function addUsage(to: MergeSummary['usage'], u: number[]): void {
+  to.prompt_tokens += u[0]!;
+  to.completion_tokens += u[1]!;
+  to.total_tokens += u[2]!;
+}
+
+/** Step 2: the k-way merge into results.jsonl and errors.jsonl. */
+export async function mergeShards(
+  workDir: string,
+  outDir: string,
+  shards: number,
+  budget: number,
+  summary: MergeSummary,
+  heartbeat: (merged: number) => void,
+): Promise<{ results: ByteWriter; errors: ByteWriter }> {
+  // Usage per model: each original shard has one model (manifest.json of round 1).
+  const manifest = await readJson<{ shards: { index: number; model: string }[] }>(
+    path.join(roundDir(workDir, 1), 'manifest.json'),
+  );
+  const models = new Map(manifest.shards.map((m) => [m.index, m.model]));
+  const results = new ByteWriter(path.join(outDir, 'results.jsonl'));
+  const errors = new ByteWriter(path.join(outDir, 'errors.jsonl'));
+  const readers: ShardReader[] = [];
+  const bufferBytes = mergeReadBuffer(shards, budget);
+  const heap = new ShardHeap(shards);
+  const advance = (s: number) => {
+    const r = readers[s]!;
+    if (r.next()) heap.push(s, r.lineNumber());
+  };
+  const u = [0, 0, 0];
+  try {
+    for (let s = 0; s < shards; s++) {
+      readers.push(new ShardReader(finalFile(workDir, s), lineNumbersFile(workDir, s), bufferBytes));
+      advance(s);
+    }
+    let n = 0;
+    while (heap.size > 0) {
+      const s = heap.top;
+      const { buf, lineStart: ls, lineEnd: le } = readers[s]!;
+      const tab = buf.indexOf(TAB, ls);
+      const headEnd = tab === -1 || tab > le ? le : tab;
+      let p = ls + 5;
+      while (buf[p]! >= 48 && buf[p]! <= 57) p++;
+      if (buf.compare(OK, 0, OK.length, p, p + OK.length) === 0) {
+        const w = results.line(buf, headEnd + 1, le);
+        if (w) await w;
+        summary.succeeded++;
+        const at = buf.indexOf(USAGE, p);
+        if (at !== -1 && at < headEnd) {
+          usageAt(buf, at + USAGE.length, u);
+          addUsage(summary.usage, u);
+          addUsage(
+            (summary.usageByModel[models.get(s) ?? 'unknown'] ??= {
+              prompt_tokens: 0,
+              completion_tokens: 0,
+              total_tokens: 0,
+            }),
+            u,
+          );
+        }
+      } else {
+        const header = JSON.parse(buf.toString('utf8', ls, headEnd)) as OutcomeHeader;
+        const result = headEnd < le ? buf.toString('utf8', headEnd + 1, le) : '';
+        const response = result ? ((JSON.parse(result) as { response?: unknown }).response ?? null) : null;
+        const w = errors.text(
+          JSON.stringify({ custom_id: header.cid, attempts: header.a, error: header.e ?? null, response }),
+        );
+        if (w) await w;
+        summary.failed++;
+      }
+      if (++n % 20000 === 0) heartbeat(n);
+      heap.pop();
+      advance(s);
+    }
+  } catch (err) {
+    await Promise.all([results.abort(), errors.abort()]);
+    throw err;
+  } finally {
+    for (const r of readers) r.close();
+  }
+  return { results, errors };
+}
