@@ -1,9 +1,11 @@
-// AtomicWriter on a disk that refuses the write: the failure reaches the caller (the next write or
-// commit rejects) instead of an unhandled 'error' event that would kill the worker process.
+// AtomicWriter and ByteWriter: whole files under their final name only on commit, and on a disk that
+// refuses the write the failure reaches the caller instead of an unhandled error that would kill the
+// worker process.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ByteWriter } from '../../activities/byte-writer.ts';
 import { AtomicWriter } from '../../activities/lines.ts';
 
 describe('AtomicWriter when the temporary file cannot be opened', () => {
@@ -21,6 +23,43 @@ describe('AtomicWriter when the temporary file cannot be opened', () => {
     await expect(w.commit()).rejects.toThrow(/ENOENT/);
     await w.abort();
     expect(fs.existsSync(target)).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('ByteWriter', () => {
+  it('writes lines across its buffers, longer than a buffer too, and only on commit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-bytes-'));
+    const target = path.join(dir, 'out.jsonl');
+    const w = new ByteWriter(target);
+    const expected: string[] = [];
+    const src = Buffer.from('0123456789'.repeat(300_000)); // 3 MB: longer than one 1 MiB buffer
+    for (let n = 0; n < 5000; n++) {
+      const len = (n * 7919) % 2000;
+      const wait = w.line(src, n, n + len);
+      if (wait) await wait;
+      expected.push(src.toString('latin1', n, n + len));
+    }
+    const long = w.line(src, 0, src.length);
+    if (long) await long;
+    expected.push(src.toString('latin1'));
+    await w.text('{"tail":"é"}');
+    expected.push('{"tail":"é"}');
+    expect(fs.existsSync(target)).toBe(false);
+    await w.commit();
+    expect(fs.readFileSync(target, 'utf8')).toBe(expected.map((l) => `${l}\n`).join(''));
+    expect(w.bytes).toBe(fs.statSync(target).size);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('rejects on a folder that went away and leaves nothing behind after abort', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-bytes-'));
+    const folder = path.join(dir, 'out');
+    const w = new ByteWriter(path.join(folder, 'results.jsonl'));
+    fs.rmSync(folder, { recursive: true });
+    await expect(w.raw(Buffer.from('x\n'))).rejects.toThrow(/ENOENT/);
+    await w.abort();
+    expect(fs.existsSync(folder)).toBe(false);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
