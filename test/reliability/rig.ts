@@ -3,7 +3,7 @@
 // restarted in place), workers are separate `batchpilot worker` processes (so they can be
 // SIGKILLed), the Temporal server may be the shared one or the scenario's own, and an optional
 // proxy between workers and emulator slows answers down. Nothing is mocked.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -21,8 +21,7 @@ import { freePort } from '../../worker/dev-server.ts';
 import { installRuntime } from '../../worker/runtime.ts';
 import { createWorker } from '../../worker/worker.ts';
 import { jobOptions, readJsonl, type EmulatorStats } from '../support/harness.ts';
-
-const ROOT = path.join(import.meta.dirname, '..', '..');
+import { spawnWorkerProcess } from '../support/worker-process.ts';
 
 /** An integer from the environment (soak sizes, outage lengths), or the default. */
 export function envInt(name: string, fallback: number): number {
@@ -411,19 +410,13 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
       return (await res.json()) as EmulatorStats;
     },
     spawnWorker(name, extraEnv = {}) {
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'batchpilot.ts'), 'worker'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          TEMPORAL_ADDRESS: address,
-          BATCHPILOT_TASK_QUEUE: taskQueue,
-          BATCHPILOT_PROVIDER: 'emulator',
-          BATCHPILOT_BASE_URL: providerUrl,
-          BATCHPILOT_DATA_DIR: dataDir,
-          BATCHPILOT_WORKFLOW_BUNDLE: bundlePath,
-          LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
-          ...extraEnv,
-        },
+      const child = spawnWorkerProcess({
+        temporalAddress: address,
+        taskQueue,
+        baseUrl: providerUrl,
+        dataDir,
+        workflowBundle: bundlePath,
+        extraEnv,
       });
       const w = watchProcess(name, child);
       processes.push(w);

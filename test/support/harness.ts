@@ -1,6 +1,6 @@
 // An integration harness: the shared Temporal dev server, a fresh emulator over HTTP with the
 // test's faults, and an in-process worker on a task queue of its own. Nothing is mocked.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import type { JobInput, JobOptions, JobSummary } from '../../common/job-types.ts
 import { PROFILES } from '../../common/profiles.ts';
 import { installRuntime } from '../../worker/runtime.ts';
 import { createWorker } from '../../worker/worker.ts';
+import { spawnWorkerProcess } from './worker-process.ts';
 
 export interface Harness {
   client: Client;
@@ -55,7 +56,6 @@ export function jobOptions(over: Partial<JobOptions> = {}): JobOptions {
 }
 
 let counter = 0;
-const ROOT = path.join(import.meta.dirname, '..', '..');
 
 export interface HarnessOptions {
   faults?: FaultSettings;
@@ -113,20 +113,14 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       running = worker.run();
     },
     spawnWorker(extraEnv = {}) {
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'batchpilot.ts'), 'worker'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          TEMPORAL_ADDRESS: address,
-          BATCHPILOT_TASK_QUEUE: taskQueue,
-          BATCHPILOT_PROVIDER: 'emulator',
-          BATCHPILOT_BASE_URL: emulator.url,
-          BATCHPILOT_DATA_DIR: dataDir,
-          BATCHPILOT_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
-          LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
-          ...(opts.apiKey ? { BATCHPILOT_API_KEY: opts.apiKey } : {}),
-          ...extraEnv,
-        },
+      const child = spawnWorkerProcess({
+        temporalAddress: address,
+        taskQueue,
+        baseUrl: emulator.url,
+        dataDir,
+        workflowBundle: inject('workflowBundlePath'),
+        ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+        extraEnv,
       });
       // Drain the pipes so a chatty worker never blocks on a full one.
       child.stdout.resume();
