@@ -13,7 +13,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { Client, Connection } from '@temporalio/client';
 import { JOB_WORKFLOW } from '../common/definitions.ts';
-import type { JobInput, JobOptions, JobSummary } from '../common/job-types.ts';
+import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../common/job-types.ts';
 import { PROFILES } from '../common/profiles.ts';
 import type { FaultSettings } from '../emulator/index.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
@@ -205,14 +205,9 @@ export interface Stack {
 
 export function jobOptions(over: Partial<JobOptions> = {}): JobOptions {
   return {
-    endpoint: '/v1/chat/completions',
+    ...JOB_DEFAULTS,
     completionWindow: '24h',
     limits: { ...PROFILES.emulator.limits },
-    maxAttempts: 3,
-    maxInFlight: 50,
-    dryRun: false,
-    mode: 'file',
-    keepRemoteFiles: false,
     ...over,
   };
 }

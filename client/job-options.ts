@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import type { Config } from '../common/config.ts';
 import { parsePriceTable, type PriceTable } from '../common/pricing.ts';
-import type { JobInput, JobOptions } from '../common/job-types.ts';
+import { JOB_DEFAULTS, type JobInput, type JobOptions } from '../common/job-types.ts';
 import { PROFILES, type ProfileName } from '../common/profiles.ts';
 import { parseDuration } from '../common/units.ts';
 import {
@@ -18,13 +18,15 @@ import { JOB_FLAGS, resolvePlanLimits } from './commands/job-flags.ts';
 
 /** Batch Chat limits (batch-api.md): 10,000 pending requests per model, 1,000 QPS per account. */
 const CHAT_LIMITS = { concurrency: 10_000, qps: 1_000 };
+/** What --chat-concurrency and --chat-qps are when not given. */
+const CHAT_DEFAULTS = { concurrency: 64, qps: 100 };
 
 export const JOB_COMMAND_FLAGS: FlagSchema = {
   ...JOB_FLAGS,
   'chat-concurrency': {
     type: 'string',
-    description: '--mode chat: requests waiting at once (at most 10000)',
-    default: '64',
+    description: `--mode chat: requests waiting at once (at most ${CHAT_LIMITS.concurrency})`,
+    default: String(CHAT_DEFAULTS.concurrency),
     arg: '<n>',
   },
   prices: {
@@ -34,8 +36,8 @@ export const JOB_COMMAND_FLAGS: FlagSchema = {
   },
   'chat-qps': {
     type: 'string',
-    description: '--mode chat: requests started per second (at most 1000)',
-    default: '100',
+    description: `--mode chat: requests started per second (at most ${CHAT_LIMITS.qps})`,
+    default: String(CHAT_DEFAULTS.qps),
     arg: '<n>',
   },
 };
@@ -76,7 +78,7 @@ export function jobInputFromFlags(
   config: Config,
 ): JobInput {
   const profile = config.provider.profile;
-  const mode = stringFlag(flags, 'mode') ?? 'file';
+  const mode = stringFlag(flags, 'mode') ?? JOB_DEFAULTS.mode;
   if (mode !== 'file' && mode !== 'chat') throw new UsageError(`--mode: "${mode}" must be file or chat`);
   const thinking = stringFlag(flags, 'thinking');
   if (thinking !== undefined && thinking !== 'on' && thinking !== 'off' && thinking !== 'keep') {
@@ -85,11 +87,11 @@ export function jobInputFromFlags(
   const model = stringFlag(flags, 'model');
   const promptColumn = stringFlag(flags, 'prompt-column');
   const options: JobOptions = {
-    endpoint: stringFlag(flags, 'endpoint') ?? '/v1/chat/completions',
+    endpoint: stringFlag(flags, 'endpoint') ?? JOB_DEFAULTS.endpoint,
     completionWindow: completionWindow(flags, profile.name),
     limits: resolvePlanLimits(flags, profile),
-    maxAttempts: intFlag(flags, 'max-attempts') ?? 3,
-    maxInFlight: intFlag(flags, 'max-in-flight') ?? 50,
+    maxAttempts: intFlag(flags, 'max-attempts') ?? JOB_DEFAULTS.maxAttempts,
+    maxInFlight: intFlag(flags, 'max-in-flight') ?? JOB_DEFAULTS.maxInFlight,
     dryRun: boolFlag(flags, 'dry-run'),
     mode,
     keepRemoteFiles: boolFlag(flags, 'keep-remote-files'),
@@ -114,8 +116,8 @@ export function jobInputFromFlags(
     if (options.endpoint !== '/v1/chat/completions')
       throw new UsageError('--mode chat sends chat completions only: drop --endpoint or use --mode file');
     if (options.dryRun) throw new UsageError('--dry-run validates batch files: use it with --mode file');
-    const concurrency = intFlag(flags, 'chat-concurrency') ?? 64;
-    const qps = intFlag(flags, 'chat-qps') ?? 100;
+    const concurrency = intFlag(flags, 'chat-concurrency') ?? CHAT_DEFAULTS.concurrency;
+    const qps = intFlag(flags, 'chat-qps') ?? CHAT_DEFAULTS.qps;
     if (concurrency > CHAT_LIMITS.concurrency)
       throw new UsageError(
         `--chat-concurrency: at most ${CHAT_LIMITS.concurrency} (the API's pending limit per model)`,

@@ -27,6 +27,19 @@ export interface JobOptions {
   keepWorkDir?: boolean;
 }
 
+/**
+ * What a job does where its flags are silent: `run`/`start` fall back to these, their help shows
+ * them, and tests and benchmarks build their options from them.
+ */
+export const JOB_DEFAULTS = {
+  endpoint: '/v1/chat/completions',
+  maxAttempts: 3,
+  maxInFlight: 50,
+  dryRun: false,
+  mode: 'file',
+  keepRemoteFiles: false,
+} as const satisfies Partial<JobOptions>;
+
 export interface JobInput {
   /** Input path as the user gave it; the worker resolves it under its data root. */
   input: string;

@@ -1,7 +1,9 @@
 // The job options of the contract as one flag schema: `validate` and `plan` take the planning subset
 // (limits, CSV conversion, thinking, dry run); `run`, `start` and `schedule create` take all of it.
-// Defaults shown in --help come from the profile table (common/profiles.ts), never restated here.
+// Defaults shown in --help come from the profile table (common/profiles.ts) and JOB_DEFAULTS
+// (common/job-types.ts), never restated here.
 import path from 'node:path';
+import { JOB_DEFAULTS } from '../../common/job-types.ts';
 import {
   DRY_RUN,
   ENDPOINTS,
@@ -35,7 +37,7 @@ export const LIMIT_FLAGS: FlagSchema = {
     type: 'string',
     arg: '<path>',
     description: `the batch endpoint every line's url must equal (${ENDPOINTS.filter((e) => e !== DRY_RUN.endpoint).join(', ')})`,
-    default: '/v1/chat/completions',
+    default: JOB_DEFAULTS.endpoint,
   },
   'max-lines': {
     type: 'string',
@@ -113,8 +115,18 @@ export const JOB_FLAGS: FlagSchema = {
     arg: '<duration>',
     description: 'fixed time between batch polls (e.g. 1s); default a random 60-120s per poll',
   },
-  'max-attempts': { type: 'string', arg: '<n>', description: 'attempts per line', default: '3' },
-  'max-in-flight': { type: 'string', arg: '<n>', description: 'provider batches at once', default: '50' },
+  'max-attempts': {
+    type: 'string',
+    arg: '<n>',
+    description: 'attempts per line',
+    default: String(JOB_DEFAULTS.maxAttempts),
+  },
+  'max-in-flight': {
+    type: 'string',
+    arg: '<n>',
+    description: 'provider batches at once',
+    default: String(JOB_DEFAULTS.maxInFlight),
+  },
   name: { type: 'string', arg: '<text>', description: 'job name (ds_name, at most 100 characters)' },
   description: {
     type: 'string',
@@ -125,7 +137,7 @@ export const JOB_FLAGS: FlagSchema = {
     type: 'string',
     arg: 'file|chat',
     description: 'file batches, or each line through the synchronous Batch Chat API',
-    default: 'file',
+    default: JOB_DEFAULTS.mode,
   },
   'keep-remote-files': {
     type: 'boolean',

@@ -15,7 +15,7 @@ import {
   type RunningEmulator,
 } from '../../emulator/index.ts';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
-import type { JobInput, JobOptions, JobSummary } from '../../common/job-types.ts';
+import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../../common/job-types.ts';
 import { PROFILES } from '../../common/profiles.ts';
 import { installRuntime } from '../../worker/runtime.ts';
 import { createWorker } from '../../worker/worker.ts';
@@ -42,15 +42,10 @@ export const FAST_FAULTS: FaultSettings = { seed: 1, validatingMs: 50, perLineMs
 
 export function jobOptions(over: Partial<JobOptions> = {}): JobOptions {
   return {
-    endpoint: '/v1/chat/completions',
+    ...JOB_DEFAULTS,
     completionWindow: '24h',
     limits: { ...PROFILES.emulator.limits },
     pollIntervalMs: 200,
-    maxAttempts: 3,
-    maxInFlight: 50,
-    dryRun: false,
-    mode: 'file',
-    keepRemoteFiles: false,
     ...over,
   };
 }
