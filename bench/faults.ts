@@ -13,8 +13,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { JobSummary } from '../common/job-types.ts';
 import { PROFILES } from '../common/profiles.ts';
-import { generateChatFile } from './gen-chat.ts';
-import { startStack, type EmulatorStats } from './stack.ts';
+import type { EmulatorStats } from '../emulator/index.ts';
+import type { ShardInfo } from '../planner/index.ts';
+import { ensureChatFile } from './gen-chat.ts';
+import { startStack } from './stack.ts';
 import { DATA, int, mb, printTable, secs } from './util.ts';
 
 const ROOT = path.join(DATA, 'faults');
@@ -67,14 +69,7 @@ interface Round {
 function rounds(workDir: string, maxLines: number, maxBytes: number): Round[] {
   const out: Round[] = [];
   const m1 = JSON.parse(fs.readFileSync(path.join(workDir, 'round-1', 'manifest.json'), 'utf8')) as {
-    shards: {
-      index: number;
-      file: string;
-      model: string;
-      thinking: boolean | null;
-      lines: number;
-      bytes: number;
-    }[];
+    shards: ShardInfo[];
   };
   const groupOf = new Map(m1.shards.map((s) => [s.index, `${s.model}\u0000${String(s.thinking)}`]));
   const minOf = (groups: Map<string, { lines: number; bytes: number }>) =>
@@ -182,10 +177,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(ROOT, { recursive: true });
   const inputName = `input-${lines}.jsonl`;
   const input = path.join(ROOT, inputName);
-  if (!fs.existsSync(input)) {
-    process.stdout.write(`generating ${int(lines)} chat lines into ${input} ...\n`);
-    generateChatFile(input, lines, 1, 900);
-  }
+  ensureChatFile(input, lines);
   const clean = values['no-baseline'] ? undefined : await runOnce('clean', inputName, maxLines, 0);
   if (clean && !values.keep) fs.rmSync(clean.outDir, { recursive: true, force: true });
   const faulty = await runOnce('faulty', inputName, maxLines, rate);

@@ -1,6 +1,7 @@
 // Deterministic generator of chat-request JSONL for the benchmarks: ~900 bytes a line, a mix of
 // models and thinking modes, some escaped characters and some CJK text, like real datasets.
 import fs from 'node:fs';
+import path from 'node:path';
 
 const WORDS =
   'the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there one all we their been has more if will would who so no can said what when up out about into them then some than could only other time new these two may first any like now my such make over our even most me state after also made many before must through back years where much your way well down should because each just those people how too little good very without great world own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three'.split(
@@ -69,4 +70,19 @@ export function generateChatFile(file: string, lines: number, seed = 1, size = 9
     fs.closeSync(fd);
   }
   return bytes;
+}
+
+/**
+ * The generated input at `file`: made once and reused by later runs. Written under a temporary name
+ * and renamed, so a bench stopped while generating never leaves a short file to be reused.
+ */
+export function ensureChatFile(file: string, lines: number, size = 900): void {
+  if (fs.existsSync(file)) return;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  process.stdout.write(
+    `generating ${lines.toLocaleString('en-US')} chat lines of ~${size} bytes into ${file} ...\n`,
+  );
+  const tmp = `${file}.tmp`;
+  generateChatFile(tmp, lines, 1, size);
+  fs.renameSync(tmp, file);
 }

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import type { JobSummary } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
 import { PROFILES } from '../common/profiles.ts';
-import { generateChatFile } from './gen-chat.ts';
+import { ensureChatFile } from './gen-chat.ts';
 import { actionsOf, activitySpans, historyRuns, startStack, type RunCounts } from './stack.ts';
 import { DATA, int, mb, peakRssMB, printTable, runJsonChild, secs } from './util.ts';
 
@@ -85,10 +85,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(ROOT, { recursive: true });
   const inputName = `input-${lines}.jsonl`;
   const input = path.join(ROOT, inputName);
-  if (!fs.existsSync(input)) {
-    process.stdout.write(`generating ${int(lines)} chat lines into ${input} ...\n`);
-    generateChatFile(input, lines, 1, 900);
-  }
+  ensureChatFile(input, lines);
   const inputBytes = fs.statSync(input).size;
   const outName = `out-${lines}`;
   const outDir = path.join(ROOT, outName);

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateChatFile } from './gen-chat.ts';
+import { ensureChatFile } from './gen-chat.ts';
 
 const DATA = path.join(import.meta.dirname, 'data');
 
@@ -105,10 +105,7 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   fs.mkdirSync(DATA, { recursive: true });
   const input = path.join(DATA, `chat-${lines}-${lineBytes}.jsonl`);
-  if (!fs.existsSync(input)) {
-    process.stdout.write(`generating ${lines} lines of ~${lineBytes} bytes into ${input} ...\n`);
-    generateChatFile(input, lines, 1, lineBytes);
-  }
+  ensureChatFile(input, lines, lineBytes);
   const size = fs.statSync(input).size;
   spawnSync('cat', [input], { stdio: ['ignore', 'ignore', 'ignore'] }); // warm the page cache
   const out = path.join(DATA, 'out');

@@ -15,17 +15,9 @@ import { Client, Connection } from '@temporalio/client';
 import { JOB_WORKFLOW } from '../common/definitions.ts';
 import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../common/job-types.ts';
 import { PROFILES } from '../common/profiles.ts';
-import type { FaultSettings } from '../emulator/index.ts';
+import type { EmulatorStats, FaultSettings } from '../emulator/index.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { peakRssMB } from './util.ts';
-
-export interface EmulatorStats {
-  requests: Record<string, number>;
-  batchesCreated: number;
-  batchesByInputFile: Record<string, number>;
-  files: number;
-  bytesStored: number;
-}
 
 interface EmulatorChildOptions {
   dataDir: string;
