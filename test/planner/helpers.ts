@@ -3,7 +3,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { planInputTuned, type PlanOptions, type PlanReport, type PlanTuning } from '../../planner/index.ts';
+import {
+  planInputTuned,
+  type PlanOptions,
+  type PlanReport,
+  type PlanTuning,
+  type ShardInfo,
+} from '../../planner/index.ts';
 
 export const ENDPOINT = '/v1/chat/completions';
 export const LIMITS = { maxLines: 50_000, maxBytes: 500_000_000, maxLineBytes: 6_000_000 };
@@ -14,15 +20,7 @@ export function tmpDir(prefix = 'bp-plan-'): string {
 
 export interface ReadPlan {
   manifest: {
-    shards: {
-      index: number;
-      file: string;
-      model: string;
-      thinking: boolean | null;
-      lines: number;
-      bytes: number;
-      sha256: string;
-    }[];
+    shards: ShardInfo[];
     limits: unknown;
     endpoint: string;
     input: string;

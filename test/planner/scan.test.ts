@@ -19,6 +19,21 @@ const u8 = new Uint8Array(memory.buffer);
 const simd = scanFnsFor(memory);
 const js = scanFnsJs(u8);
 
+/** Bytes JSON cares about, and a few it must refuse, for mutating valid texts. */
+const NOISE = [...'{}[]:,"\\ 0123456789.eE+-tfnrul\t', '\u0000', '\u0001', 'é'];
+
+/** Up to three random deletions, insertions of NOISE or truncations of `text`. */
+function mutate(text: string, rand: () => number): string {
+  for (let m = Math.floor(rand() * 4); m > 0; m--) {
+    const at = Math.floor(rand() * (text.length + 1));
+    const op = rand();
+    if (op < 0.4) text = text.slice(0, at) + text.slice(at + 1);
+    else if (op < 0.8) text = text.slice(0, at) + NOISE[Math.floor(rand() * NOISE.length)]! + text.slice(at);
+    else text = text.slice(0, at);
+  }
+  return text;
+}
+
 describe('SIMD search', () => {
   it('is compiled here (not the fallback)', () => {
     expect(String(simd.str)).toContain('native code');
@@ -50,17 +65,8 @@ describe('SIMD value skipper', () => {
       ' -1.5e+10 ',
       '"s"',
     ];
-    const noise = [...'{}[]:,"\\ 0123456789.eE+-tfnrul\t', '\u0000', '\u0001', 'é'];
     for (let t = 0; t < 50_000; t++) {
-      let text = seeds[Math.floor(rand() * seeds.length)]!;
-      for (let m = Math.floor(rand() * 4); m > 0; m--) {
-        const at = Math.floor(rand() * (text.length + 1));
-        const op = rand();
-        if (op < 0.4) text = text.slice(0, at) + text.slice(at + 1);
-        else if (op < 0.8)
-          text = text.slice(0, at) + noise[Math.floor(rand() * noise.length)]! + text.slice(at);
-        else text = text.slice(0, at);
-      }
+      const text = mutate(seeds[Math.floor(rand() * seeds.length)]!, rand);
       if (text.trim() === '') continue;
       const b = Buffer.from(text, 'utf8');
       u8.set(b, 100);
@@ -105,17 +111,8 @@ describe('scanner', () => {
       '"s"',
       '{"x":0.1,"y":-0,"z":1E5,"w":false}',
     ];
-    const noise = [...'{}[]:,"\\ 0123456789.eE+-tfnrul\t', '\u0000', '\u0001', 'é'];
     for (let t = 0; t < 50_000; t++) {
-      let text = seeds[Math.floor(rand() * seeds.length)]!;
-      for (let m = Math.floor(rand() * 4); m > 0; m--) {
-        const at = Math.floor(rand() * (text.length + 1));
-        const op = rand();
-        if (op < 0.4) text = text.slice(0, at) + text.slice(at + 1);
-        else if (op < 0.8)
-          text = text.slice(0, at) + noise[Math.floor(rand() * noise.length)]! + text.slice(at);
-        else text = text.slice(0, at);
-      }
+      const text = mutate(seeds[Math.floor(rand() * seeds.length)]!, rand);
       if (text.trim() === '') continue;
       let ok = true;
       try {

@@ -4,6 +4,7 @@
 // round). Sizes: SOAK_KILLS (default 20), SOAK_SEED, SOAK_LINES (default scales with the kills),
 // SOAK_MIN_GAP_MS / SOAK_MAX_GAP_MS (time between kills).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rng } from '../../bench/gen-chat.ts';
 import type { FaultSettings } from '../../emulator/index.ts';
 import {
   envInt,
@@ -12,7 +13,6 @@ import {
   jobResult,
   log,
   runBaseline,
-  seeded,
   sleep,
   startRig,
   writeInput,
@@ -54,7 +54,7 @@ describe('chaos soak', () => {
   it(`survives ${KILLS} SIGKILLs of its workers`, async () => {
     const t0 = Date.now();
     const at = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-    const rnd = seeded(SEED);
+    const rnd = rng(SEED);
     const { input, total } = writeInput(rig.dataDir, 'in.jsonl', SPEC);
     const shards = Math.ceil(LINES / MAX_LINES);
     expect(shards).toBeGreaterThanOrEqual(20);

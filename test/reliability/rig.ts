@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { expect, inject } from 'vitest';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
 import type { JobOptions, JobSummary } from '../../common/job-types.ts';
+import { rng } from '../../bench/gen-chat.ts';
 import { PROFILES } from '../../common/profiles.ts';
 import { startEmulator, type FaultSettings, type RunningEmulator } from '../../emulator/index.ts';
 import { freePort } from '../../worker/dev-server.ts';
@@ -50,18 +51,6 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
-}
-
-/** A seeded PRNG (mulberry32), so a soak's kill schedule is reproducible from its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function log(scenario: string, msg: string): void {
@@ -152,7 +141,7 @@ export interface SlowProxy {
 }
 
 async function startSlowProxy(target: () => string, opts: SlowProxyOptions): Promise<SlowProxy> {
-  const rnd = seeded(opts.seed);
+  const rnd = rng(opts.seed);
   const counts = { requests: 0, throttled: 0, throttledWithRetryAfter: 0, held: 0, heldAbandoned: 0 };
   let creates = 0;
   const server = http.createServer((req, res) => {
