@@ -3,7 +3,6 @@
 // input, and DashScope's test model gives its fixed answer. Same request, same content.
 import { createHash } from 'node:crypto';
 import { TEST_MODEL, thinksByDefault } from './limits.ts';
-import { hexId } from './random.ts';
 import { nowSeconds } from './objects.ts';
 
 type Body = Record<string, unknown>;
@@ -34,6 +33,12 @@ function messagesOf(body: Body): { role: string; text: string }[] {
 const ECHO_CHARS = 80;
 const SPACE = /\s/;
 
+/** `/\s/` on one UTF-16 unit, without the regex for ASCII (nearly every character it meets). */
+function isSpace(code: number): boolean {
+  if (code < 0x80) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  return SPACE.test(String.fromCharCode(code));
+}
+
 /**
  * `text.replace(/\s+/g, ' ').trim()`, computed only as far as `limit` characters and one more (the
  * echo shows 80; whole messages are ~1 KB and this ran for every line of every emulated batch).
@@ -42,14 +47,13 @@ export function collapseSpaces(text: string, limit: number): string {
   let out = '';
   let space = false;
   for (let i = 0; i < text.length && out.length <= limit; i++) {
-    const c = text[i]!;
-    if (SPACE.test(c)) {
+    if (isSpace(text.charCodeAt(i))) {
       space = out.length > 0;
       continue;
     }
     if (space) out += ' ';
     space = false;
-    out += c;
+    out += text[i]!;
   }
   return out;
 }
@@ -61,9 +65,9 @@ export function echoContent(body: Body): string {
   return `echo: ${text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}…` : text}`;
 }
 
-function completion(body: Body, content: string, usage: object, reasoning?: string): Body {
+function completion(id: string, body: Body, content: string, usage: object, reasoning?: string): Body {
   return {
-    id: `chatcmpl-${hexId(JSON.stringify(body))}`,
+    id,
     object: 'chat.completion',
     created: nowSeconds(),
     model: body.model,
@@ -79,7 +83,7 @@ function completion(body: Body, content: string, usage: object, reasoning?: stri
   };
 }
 
-export function chatCompletion(body: Body): Body {
+export function chatCompletion(body: Body, id: string): Body {
   const model = String(body.model);
   const content = echoContent(body);
   const thinking = typeof body.enable_thinking === 'boolean' ? body.enable_thinking : thinksByDefault(model);
@@ -88,6 +92,7 @@ export function chatCompletion(body: Body): Body {
   const reasoningTokens = reasoning ? tokens(reasoning.length) : 0;
   const completionTokens = tokens(content.length) + reasoningTokens;
   return completion(
+    id,
     body,
     content,
     {
@@ -101,8 +106,8 @@ export function chatCompletion(body: Body): Body {
 }
 
 /** DashScope's dry-run answer: fixed content and usage {20, 6, 26}. */
-export function testModelCompletion(body: Body): Body {
-  return completion({ ...body, model: TEST_MODEL }, 'This is a test result.', {
+export function testModelCompletion(body: Body, id: string): Body {
+  return completion(id, { ...body, model: TEST_MODEL }, 'This is a test result.', {
     prompt_tokens: 20,
     completion_tokens: 6,
     total_tokens: 26,
@@ -140,13 +145,17 @@ export function embeddings(body: Body): Body {
   };
 }
 
-/** The successful body for one request on `endpoint`, or the line-level error it earns. */
+/**
+ * The successful body for one request on `endpoint`, or the line-level error it earns. `id` is the
+ * completion's id: deterministic, from the caller (a batch line's digest, a chat request's hash).
+ */
 export function answer(
   endpoint: string,
   body: Body,
+  id: string,
 ): { ok: true; body: Body } | { ok: false; status: number; code: string; message: string } {
   const isTestModel = body.model === TEST_MODEL;
-  if (endpoint === '/v1/chat/ds-test') return { ok: true, body: testModelCompletion(body) };
+  if (endpoint === '/v1/chat/ds-test') return { ok: true, body: testModelCompletion(body, id) };
   if (isTestModel) {
     return {
       ok: false,
@@ -156,5 +165,5 @@ export function answer(
     };
   }
   if (endpoint === '/v1/embeddings') return { ok: true, body: embeddings(body) };
-  return { ok: true, body: chatCompletion(body) };
+  return { ok: true, body: chatCompletion(body, id) };
 }

@@ -1,11 +1,25 @@
 // The result line both providers write, in the output and the error file alike (batch-api.md):
 // {"id","custom_id","response":{"status_code","request_id","body"}|null,"error":{"code","message"}|null}
 import type { LineOutcome } from './line-outcome.ts';
-import { hexId } from './random.ts';
+import { hash } from 'node:crypto';
 
-function uuidFrom(text: string): string {
-  const h = hexId(text, 32);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+/**
+ * 128 hex digits naming one run of a request line (batch, custom_id): the result line's id, its
+ * request_id, the completion's id and its place in the result file are slices of it, so a line
+ * costs one hash, not four.
+ */
+export function requestDigest(batchId: string, customId: string): string {
+  return hash('sha512', `${batchId}\u0000${customId}`, 'hex');
+}
+
+/** The completion id a line's answer carries (see requestDigest). */
+export const completionId = (digest: string): string => `chatcmpl-${digest.slice(56, 80)}`;
+
+/** A pseudo-random sort key that shuffles a line within the result file (see requestDigest). */
+export const orderKey = (digest: string): number => parseInt(digest.slice(80, 88), 16);
+
+function uuidFrom(h: string): string {
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 /** `{code, message}`, or DashScope's `{error_code, error_message}` under the error-code-fields quirk. */
@@ -15,13 +29,13 @@ function errorObject(code: string, message: string, codeFields: boolean): Record
 
 /** One result line with its newline. */
 export function resultLine(
-  batchId: string,
+  digest: string,
   customId: string,
   outcome: LineOutcome,
   codeFields: boolean,
 ): string {
-  const id = `batch_req_${hexId(`${batchId}\u0000${customId}`)}`;
-  const requestId = uuidFrom(`${batchId}\u0000${customId}\u0000request`);
+  const id = `batch_req_${digest.slice(0, 24)}`;
+  const requestId = uuidFrom(digest.slice(24, 56));
   let response: unknown = null;
   let error: unknown = null;
   if (outcome.kind === 'success') {

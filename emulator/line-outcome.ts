@@ -1,6 +1,7 @@
 // What happens to one request line: a seeded fault (by custom_id and attempt only, so timing and
 // restarts never change it) or the deterministic answer.
 import { answer } from './answers.ts';
+import { completionId } from './envelope.ts';
 import type { ResolvedFaults } from './faults.ts';
 import { draw, pick } from './random.ts';
 
@@ -33,13 +34,14 @@ const PERMANENT: LineOutcome[] = [
   },
 ];
 
-/** `attempt` is how many earlier batches processed this custom_id. */
+/** `attempt` is how many earlier batches processed this custom_id; `digest` names this run of it. */
 export function decideLine(
   faults: ResolvedFaults,
   endpoint: string,
   customId: string,
   attempt: number,
   body: Record<string, unknown>,
+  digest: string,
 ): LineOutcome {
   // Draws are pure functions of (seed, key): skipping them when no line can fail changes nothing
   // but the cost (two sha256 a line).
@@ -50,7 +52,7 @@ export function decideLine(
       return pick(u < faults.linePermanentRate ? PERMANENT : RETRYABLE, kind);
     }
   }
-  const a = answer(endpoint, body);
+  const a = answer(endpoint, body, completionId(digest));
   return a.ok
     ? { kind: 'success', body: a.body }
     : { kind: 'http-error', status: a.status, code: a.code, message: a.message };

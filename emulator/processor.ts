@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { resultLine } from './envelope.ts';
+import { orderKey, requestDigest, resultLine } from './envelope.ts';
 import type { ResolvedFaults } from './faults.ts';
 import type { EmulatorLimits } from './limits.ts';
 import { readLines, type Line } from './lines.ts';
@@ -25,8 +25,10 @@ export interface ProcessorDeps {
 const CHUNK = 500;
 /** Longest pause between two looks at a running batch (cancel, new faults, stop). */
 const TICK_MS = 25;
-/** Progress is saved at most this often (and at every stop); a crash only redoes what came after. */
+/** Progress is saved at least this often (and at every stop); a crash only redoes what came after. */
 const CHECKPOINT_MS = 200;
+/** …and whenever this many result lines wait to be written (each save writes three files). */
+const CHECKPOINT_LINES = 5000;
 
 type Final = Extract<BatchStatus, 'completed' | 'expired' | 'cancelled'>;
 
@@ -197,7 +199,7 @@ export class Processor {
           budget -= n;
           await this.#processLines(sb, lines, n, out, err, f);
           updateCounts(sb);
-          if (Date.now() - saved >= CHECKPOINT_MS || out.pending.length + err.pending.length >= CHUNK) {
+          if (Date.now() - saved >= CHECKPOINT_MS || out.pending + err.pending >= CHECKPOINT_LINES) {
             this.#checkpoint(sb, out, err);
             saved = Date.now();
           }
@@ -232,16 +234,18 @@ export class Processor {
         body: Record<string, unknown>;
       };
       const attempt = submissions.attemptThenRecord(row.custom_id, sb.seq);
-      const outcome = decideLine(f, sb.batch.endpoint, row.custom_id, attempt, row.body);
-      const text = resultLine(sb.batch.id, row.custom_id, outcome, codeFields);
+      const digest = requestDigest(sb.batch.id, row.custom_id);
+      const outcome = decideLine(f, sb.batch.endpoint, row.custom_id, attempt, row.body, digest);
+      const text = resultLine(digest, row.custom_id, outcome, codeFields);
+      const key = orderKey(digest);
       if (outcome.kind === 'success') {
-        out.pending.push(text);
+        out.add(text, key);
         sb.run.succeeded++;
       } else if (inOutput) {
-        out.pending.push(text);
+        out.add(text, key);
         sb.run.failedInOutput++;
       } else {
-        err.pending.push(text);
+        err.add(text, key);
         sb.run.failedLines++;
       }
       sb.run.processedLines++;
@@ -261,10 +265,11 @@ export class Processor {
       const next = await lines.next();
       if (next.done) break;
       const row = JSON.parse(next.value.text!.toString('utf8')) as { custom_id: string };
-      err.pending.push(resultLine(sb.batch.id, row.custom_id, outcome, codeFields));
+      const digest = requestDigest(sb.batch.id, row.custom_id);
+      err.add(resultLine(digest, row.custom_id, outcome, codeFields), orderKey(digest));
       sb.run.failedLines++;
       sb.run.inputOffset = next.value.end;
-      if (err.pending.length >= CHUNK) this.#checkpoint(sb, null, err);
+      if (err.pending >= CHECKPOINT_LINES) this.#checkpoint(sb, null, err);
     }
     this.#checkpoint(sb, null, err);
   }
@@ -368,26 +373,13 @@ function appendFile(from: string, to: string): void {
 }
 
 interface Part {
-  pending: string[];
-  /** Writes the pending lines; returns the bytes written. */
+  /** Queues a result line; lines are written in the order of their keys. */
+  add(text: string, key: number): void;
+  /** How many lines are queued. */
+  readonly pending: number;
+  /** Writes the queued lines; returns the bytes written. */
   flush(): number;
   close(): void;
-}
-
-/** FNV-1a, enough to order lines pseudo-randomly. */
-function fnv(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-/** Providers do not keep input order in their result files; neither does the emulator, so a
- * client that joins by position instead of by custom_id fails here first. Deterministic. */
-function scramble(lines: string[]): string[] {
-  return lines
-    .map((line) => ({ line, key: fnv(line) }))
-    .sort((a, b) => a.key - b.key)
-    .map((x) => x.line);
 }
 
 function truncateTo(file: string, bytes: number): void {
@@ -399,12 +391,24 @@ function openPart(file: string, checkpointBytes: number): Part {
   if (!fs.existsSync(file)) fs.writeFileSync(file, '');
   truncateTo(file, checkpointBytes);
   const fd = fs.openSync(file, 'a');
-  const part: Part = {
-    pending: [],
+  let texts: string[] = [];
+  let keys: number[] = [];
+  return {
+    add(text, key) {
+      texts.push(text);
+      keys.push(key);
+    },
+    get pending() {
+      return texts.length;
+    },
     flush() {
-      if (part.pending.length === 0) return 0;
-      const buf = Buffer.from(scramble(part.pending).join(''), 'utf8');
-      part.pending = [];
+      if (texts.length === 0) return 0;
+      // Providers do not keep input order in their result files; neither does the emulator, so a
+      // client that joins by position instead of by custom_id fails here first. Deterministic.
+      const order = keys.map((_, i) => i).sort((a, b) => keys[a]! - keys[b]! || a - b);
+      const buf = Buffer.from(order.map((i) => texts[i]).join(''), 'utf8');
+      texts = [];
+      keys = [];
       fs.writeSync(fd, buf);
       return buf.length;
     },
@@ -412,5 +416,4 @@ function openPart(file: string, checkpointBytes: number): Part {
       fs.closeSync(fd);
     },
   };
-  return part;
 }

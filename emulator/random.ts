@@ -1,12 +1,14 @@
 // Seeded, stateless draws: every fault decision is a pure function of the seed and a key, so the
 // same job against the same seed fails the same lines whatever the timing, process or restart.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
+
+// One-shot `hash` rather than `createHash().update().digest()`: the same digest at under half the
+// cost, and the emulator takes several per request line.
+const sha256 = (text: string): Buffer => hash('sha256', text, 'buffer');
 
 /** A uniform number in [0, 1) from the seed and the parts of a key. */
 export function draw(seed: number, ...key: (string | number)[]): number {
-  const h = createHash('sha256')
-    .update(`${seed}\u0000${key.join('\u0000')}`)
-    .digest();
+  const h = sha256(`${seed}\u0000${key.join('\u0000')}`);
   // 48 bits are plenty for rates such as 0.001 and stay exact in a double.
   return h.readUIntBE(0, 6) / 2 ** 48;
 }
@@ -18,10 +20,10 @@ export function pick<T>(items: readonly T[], u: number): T {
 
 /** A 48-bit number naming a string, for compact maps of many ids (collisions are rare and harmless). */
 export function hash48(text: string): number {
-  return createHash('sha256').update(text).digest().readUIntBE(0, 6);
+  return sha256(text).readUIntBE(0, 6);
 }
 
 /** Short hex digest for deterministic ids. */
 export function hexId(text: string, length = 24): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, length);
+  return hash('sha256', text, 'hex').slice(0, length);
 }

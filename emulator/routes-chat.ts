@@ -5,6 +5,7 @@ import { answer } from './answers.ts';
 import type { Handler } from './context.ts';
 import { HttpError, isRecord, readJson } from './http.ts';
 import { TEST_ENDPOINT, TEST_MODEL, modelExists } from './limits.ts';
+import { hexId } from './random.ts';
 
 export const syncRequest: Handler = async ({ req, url, state }) => {
   const endpoint = url.pathname;
@@ -44,7 +45,7 @@ export const syncRequest: Handler = async ({ req, url, state }) => {
   } finally {
     req.socket.off('close', onClose);
   }
-  const result = answer(endpoint, body);
+  const result = answer(endpoint, body, `chatcmpl-${hexId(JSON.stringify(body))}`);
   if (!result.ok) {
     throw new HttpError(result.status, result.message, { code: result.code });
   }
