@@ -45,6 +45,24 @@ export class ByteWriter {
     return undefined;
   }
 
+  /**
+   * Appends a short string, then `src`, then a newline: an outcome record is a header written here
+   * and the provider's line kept as bytes.
+   */
+  headed(head: string, src: Uint8Array): Promise<void> | undefined {
+    // A UTF-16 unit is at most 3 bytes of UTF-8.
+    if (this.used + head.length * 3 + src.length + 1 > CHUNK) {
+      const b = Buffer.concat([Buffer.from(head), src]);
+      return this.line(b, 0, b.length);
+    }
+    const n = this.buf.write(head, this.used);
+    this.buf.set(src, this.used + n);
+    this.used += n + src.length;
+    this.buf[this.used++] = NL;
+    this.bytes += n + src.length + 1;
+    return undefined;
+  }
+
   /** Appends a string and a newline (rare lines: failures, placeholders). */
   text(s: string): Promise<void> | undefined {
     const b = Buffer.from(s);

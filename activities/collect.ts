@@ -14,13 +14,23 @@ import { classifyResult, missingLine, readError, type Classified } from './class
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
 import { ByteWriter } from './byte-writer.ts';
-import { customIdOf, readJson, readLines, splitLines, writeJsonAtomic, type Line } from './lines.ts';
+import {
+  customIdOf,
+  readByteLines,
+  readJson,
+  splitByteLines,
+  writeJsonAtomic,
+  type ByteLine,
+} from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
-import { encodeOutcome } from './outcome.ts';
+import { outcomeHead } from './outcome.ts';
 import { IDEMPOTENT } from './provider-client.ts';
 import { providerCall } from './provider-errors.ts';
 import { collectedMarker, originFile, outcomeFile, unitFile } from './work-dir.ts';
+
+const TAB = 9;
+const NO_RESULT = new Uint8Array(0);
 
 /** What a collected unit reported, kept so a re-run of the job reports the same. */
 export type CollectedUnit = Omit<UnitResult, 'unit'>;
@@ -48,8 +58,8 @@ async function loadOrigins(workDir: string, unit: Unit): Promise<Uint32Array | n
 async function loadIds(workDir: string, unit: Unit): Promise<{ ids: Map<string, number>; list: string[] }> {
   const ids = new Map<string, number>();
   const list: string[] = [];
-  for await (const line of readLines(unitFile(workDir, unit.round, unit.index))) {
-    const cid = customIdOf(line.text);
+  for await (const line of readByteLines(unitFile(workDir, unit.round, unit.index))) {
+    const cid = customIdOf(line.bytes);
     ids.set(cid, list.length);
     list.push(cid);
   }
@@ -74,8 +84,8 @@ export function collectActivities(deps: ActivityDeps) {
   function resultSources(
     batch: OpenAI.Batches.Batch | undefined,
     local: string | undefined,
-  ): (() => AsyncIterable<Line>)[] {
-    if (local) return [() => readLines(local)];
+  ): (() => AsyncIterable<ByteLine>)[] {
+    if (local) return [() => readByteLines(local)];
     const ids = [batch?.output_file_id, batch?.error_file_id].filter((x): x is string => !!x);
     return ids.map(
       (fileId) =>
@@ -83,7 +93,7 @@ export function collectActivities(deps: ActivityDeps) {
           const res = await providerCall('download results', () =>
             deps.openai.files.content(fileId, IDEMPOTENT),
           );
-          if (res.body) yield* splitLines(Readable.fromWeb(res.body));
+          if (res.body) yield* splitByteLines(Readable.fromWeb(res.body));
         },
     );
   }
@@ -104,7 +114,7 @@ export function collectActivities(deps: ActivityDeps) {
     const originOf = (p: number): [number, number] =>
       origins ? [origins[2 * p]!, origins[2 * p + 1]!] : [unit.index, p];
 
-    const record = async (p: number, c: Classified, resultJson: string) => {
+    const record = async (p: number, c: Classified, result: Uint8Array) => {
       seen[p] = 1;
       const [shard, i] = originOf(p);
       let w = writers.get(shard);
@@ -120,7 +130,7 @@ export function collectActivities(deps: ActivityDeps) {
         ...(c.usage ? { u: c.usage } : {}),
         ...(c.error ? { e: c.error } : {}),
       };
-      const wait = w.text(encodeOutcome(header, resultJson));
+      const wait = w.headed(outcomeHead(header), result);
       if (wait) await wait;
       if (c.usage) tokens += c.usage[2];
       if (c.kind === 'ok') counts.succeeded++;
@@ -132,7 +142,7 @@ export function collectActivities(deps: ActivityDeps) {
       let n = 0;
       for (const source of resultSources(batch, input.chat ? chatResultsFile(workDir, unit) : undefined)) {
         for await (const line of source()) {
-          const parsed = JSON.parse(line.text) as { custom_id?: unknown };
+          const parsed = JSON.parse(line.bytes.toString('utf8')) as { custom_id?: unknown };
           const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
           if (p === undefined || seen[p]) {
             logFor(deps).warn(
@@ -143,8 +153,8 @@ export function collectActivities(deps: ActivityDeps) {
           }
           // The provider's line as it came; re-encoded only if it holds a tab (JSON allows one
           // between tokens), which the outcome format uses as its separator.
-          const text = line.text.includes('\t') ? JSON.stringify(parsed) : line.text;
-          await record(p, classifyResult(parsed, input.cancelledByUs), text);
+          const result = line.bytes.includes(TAB) ? Buffer.from(JSON.stringify(parsed)) : line.bytes;
+          await record(p, classifyResult(parsed, input.cancelledByUs), result);
           if (++n % 5000 === 0) ctx.heartbeat({ lines: n });
         }
       }
@@ -164,9 +174,9 @@ export function collectActivities(deps: ActivityDeps) {
           const err = named ??
             wholeFile ?? { code: 'batch_failed', message: 'the batch failed without naming this line' };
           const kind = named ? 'permanent' : 'retry';
-          await record(p, { kind, error: { ...err, status_code: null }, usage: null }, '');
+          await record(p, { kind, error: { ...err, status_code: null }, usage: null }, NO_RESULT);
         } else {
-          await record(p, missingLine(status, input.cancelledByUs), '');
+          await record(p, missingLine(status, input.cancelledByUs), NO_RESULT);
         }
       }
       for (const w of writers.values()) await w.commit();

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ByteWriter } from './byte-writer.ts';
-import { customIdOf, readLines, type Line } from './lines.ts';
+import { customIdOf, readByteLines, type ByteLine } from './lines.ts';
 import { encodeOutcome, type OutcomeHeader } from './outcome.ts';
 import { finalFile, outcomeDir, unitFile } from './work-dir.ts';
 
@@ -215,16 +215,16 @@ export async function finalizeShard(
   if (inOrder && seen === lines && (await linkInPlace(files[0]!, target))) return;
   // Later rounds overwrote earlier ones above, so each line now points at its last outcome.
   const handles = inMemory ? [] : await Promise.all(files.map((f) => fsp.open(f, 'r')));
-  const ids = fileOf.includes(-1) ? readLines(unitFile(workDir, 1, shard)) : null;
+  const ids = fileOf.includes(-1) ? readByteLines(unitFile(workDir, 1, shard)) : null;
   const w = new ByteWriter(target, { sync: false });
   let scratch = Buffer.allocUnsafe(64 * 1024);
   try {
     for (let i = 0; i < lines; i++) {
-      const idLine = ids ? ((await ids.next()).value as Line | undefined) : undefined;
+      const idLine = ids ? ((await ids.next()).value as ByteLine | undefined) : undefined;
       const f = fileOf[i]!;
       let wait: Promise<void> | undefined;
       if (f < 0) {
-        const cid = idLine ? customIdOf(idLine.text) : '';
+        const cid = idLine ? customIdOf(idLine.bytes) : '';
         wait = w.text(missingOutcome(i, cid, jobStatus));
       } else if (inMemory) {
         wait = w.line(inMemory[f]!, offset[i]!, offset[i]! + length[i]!);

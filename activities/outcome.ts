@@ -14,7 +14,12 @@ export interface OutcomeHeader {
 }
 
 export function encodeOutcome(header: OutcomeHeader, resultJson: string): string {
-  return `${JSON.stringify(header)}\t${resultJson}`;
+  return `${outcomeHead(header)}${resultJson}`;
+}
+
+/** The record up to its result: the header and the tab. */
+export function outcomeHead(header: OutcomeHeader): string {
+  return `${JSON.stringify(header)}\t`;
 }
 
 export function decodeOutcome(line: string): { header: OutcomeHeader; result: string } {

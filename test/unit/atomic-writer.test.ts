@@ -52,6 +52,25 @@ describe('ByteWriter', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('writes headed lines (a string, then bytes) across its buffers, multi-byte heads too', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-bytes-'));
+    const target = path.join(dir, 'out.jsonl');
+    const w = new ByteWriter(target);
+    const expected: Buffer[] = [];
+    const body = Buffer.from('{"x":"日本"}'.repeat(40_000)); // ~560 KB: two of them fill a buffer
+    for (let n = 0; n < 3000; n++) {
+      const head = n % 3 === 0 ? `{"i":${n},"cid":"é日${n}"}\t` : `{"i":${n}}\t`;
+      const len = n % 500 === 0 ? body.length : (n * 131) % 700;
+      const wait = w.headed(head, body.subarray(0, len));
+      if (wait) await wait;
+      expected.push(Buffer.from(head), body.subarray(0, len), Buffer.from('\n'));
+    }
+    await w.commit();
+    expect(fs.readFileSync(target).equals(Buffer.concat(expected))).toBe(true);
+    expect(w.bytes).toBe(fs.statSync(target).size);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('rejects on a folder that went away and leaves nothing behind after abort', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-bytes-'));
     const folder = path.join(dir, 'out');

@@ -17,7 +17,7 @@ describe('customIdOf', () => {
       ['{"custom_id":"a\\"b\\u00e9","body":{}}', 'a"bé'],
       ['{"custom_id":"日本-1","body":{}}', '日本-1'],
     ];
-    for (const [text, id] of lines) expect(customIdOf(text)).toBe(id);
+    for (const [text, id] of lines) expect(customIdOf(Buffer.from(text))).toBe(id);
   });
 });
 
