@@ -2,7 +2,6 @@
 // Exactly-once: every create is preceded by a lookup for a batch carrying the unit's key, and runs
 // with maxRetries 0, so a worker killed between the provider's answer and the activity's completion
 // finds the batch on retry instead of paying for a second one (batch-api.md, SDK retries).
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
@@ -17,6 +16,7 @@ import { ensureRoom } from './in-flight-cap.ts';
 import { Semaphore } from './semaphore.ts';
 import { count } from './metrics.ts';
 import { IDEMPOTENT } from './provider-client.ts';
+import { uploadBatchFile } from './upload.ts';
 import { unitFile } from './work-dir.ts';
 
 export interface UploadInput {
@@ -126,8 +126,8 @@ export async function findBatch(
 
 export function batchActivities(deps: ActivityDeps) {
   const capLock = new Semaphore(1);
-  // An upload through fetch keeps much of its file in memory until it is sent (measured: ~45 MB
-  // per 45 MB shard), so a worker sends a few at a time rather than one per activity slot.
+  // An upload holds read buffers and socket buffers while it is sent, and several at once only
+  // share the same link: a worker sends a few at a time rather than one per activity slot.
   const uploads = new Semaphore(UPLOADS_AT_ONCE);
   return {
     /** Uploads a unit's file, or returns the one an earlier attempt uploaded. */
@@ -142,14 +142,9 @@ export function batchActivities(deps: ActivityDeps) {
         logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
         return existing;
       }
-      // A file-backed Blob is read from disk as it is sent (not loaded up front).
-      const blob = await fs.openAsBlob(path, { type: 'application/jsonl' });
-      const file = new File([blob], name, { type: 'application/jsonl' });
       const f = await withHeartbeat(() =>
         uploads.run(() =>
-          providerCall('upload shard', () =>
-            deps.openai.files.create({ file, purpose: 'batch' }, { signal: signal() }),
-          ),
+          providerCall('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal())),
         ),
       );
       logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
