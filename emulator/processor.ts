@@ -28,7 +28,7 @@ const TICK_MS = 25;
 /** Progress is saved at least this often (and at every stop); a crash only redoes what came after. */
 const CHECKPOINT_MS = 200;
 /** …and whenever this many result lines wait to be written (each save writes three files). */
-const CHECKPOINT_LINES = 5000;
+const CHECKPOINT_LINES = 2000;
 
 type Final = Extract<BatchStatus, 'completed' | 'expired' | 'cancelled'>;
 
