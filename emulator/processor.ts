@@ -27,8 +27,11 @@ const CHUNK = 500;
 const TICK_MS = 25;
 /** Progress is saved at least this often (and at every stop); a crash only redoes what came after. */
 const CHECKPOINT_MS = 200;
-/** …and whenever this many result lines wait to be written (each save writes three files). */
-const CHECKPOINT_LINES = 2000;
+/**
+ * …and whenever a batch has its share of this many result lines waiting to be written (each save
+ * writes three files, so fewer saves are cheaper, but every running batch holds its share).
+ */
+const PENDING_LINES = 20_000;
 
 type Final = Extract<BatchStatus, 'completed' | 'expired' | 'cancelled'>;
 
@@ -61,6 +64,11 @@ export class Processor {
   async stop(): Promise<void> {
     this.#stop.abort();
     await Promise.all(this.#running.values());
+  }
+
+  /** Result lines one batch may hold before saving: PENDING_LINES shared by the running batches. */
+  #pendingShare(): number {
+    return Math.max(CHUNK, Math.floor(PENDING_LINES / Math.max(1, this.#running.size)));
   }
 
   get #stopped(): boolean {
@@ -199,7 +207,7 @@ export class Processor {
           budget -= n;
           await this.#processLines(sb, lines, n, out, err, f);
           updateCounts(sb);
-          if (Date.now() - saved >= CHECKPOINT_MS || out.pending + err.pending >= CHECKPOINT_LINES) {
+          if (Date.now() - saved >= CHECKPOINT_MS || out.pending + err.pending >= this.#pendingShare()) {
             this.#checkpoint(sb, out, err);
             saved = Date.now();
           }
@@ -269,7 +277,7 @@ export class Processor {
       err.add(resultLine(digest, row.custom_id, outcome, codeFields), orderKey(digest));
       sb.run.failedLines++;
       sb.run.inputOffset = next.value.end;
-      if (err.pending >= CHECKPOINT_LINES) this.#checkpoint(sb, null, err);
+      if (err.pending >= this.#pendingShare()) this.#checkpoint(sb, null, err);
     }
     this.#checkpoint(sb, null, err);
   }
