@@ -71,6 +71,13 @@ export async function* splitByteLines(source: AsyncIterable<Uint8Array>): AsyncG
   }
 }
 
+/** How many newlines `b` holds: a line count for files that end in one. */
+export function countNewlines(b: Buffer): number {
+  let n = 0;
+  for (let at = b.indexOf(10); at !== -1; at = b.indexOf(10, at + 1)) n++;
+  return n;
+}
+
 const ID_PREFIX = Buffer.from('{"custom_id":"');
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ByteWriter } from './byte-writer.ts';
-import { customIdOf, readByteLines, type ByteLine } from './lines.ts';
-import { encodeOutcome, type OutcomeHeader } from './outcome.ts';
+import { countNewlines, customIdOf, readByteLines, type ByteLine } from './lines.ts';
+import { encodeOutcome, outcomeIndexAt, type OutcomeHeader } from './outcome.ts';
 import { finalFile, outcomeDir, unitFile } from './work-dir.ts';
 
 /** How the job ended: lines that never got an outcome are reported by it. */
@@ -31,19 +31,6 @@ function outcomeFilesInOrder(names: string[]): string[] {
       const [rb, ub] = key(b);
       return ra! - rb! || ua! - ub!;
     });
-}
-
-/** `{"i":<n>,…` at `at`: the line index, read from the bytes (outcome.ts writes `i` first). */
-function indexAt(buf: Uint8Array, at: number, end: number): number {
-  let p = at + 5;
-  let n = 0;
-  for (let c = buf[p]!; p < end && c >= 48 && c <= 57; c = buf[++p]!) n = n * 10 + (c - 48);
-  if (p === at + 5 || buf[at + 1] !== 0x22 || buf[at + 2] !== 0x69) {
-    throw new Error(
-      `malformed outcome record: ${Buffer.from(buf.subarray(at, Math.min(end, at + 80))).toString()}`,
-    );
-  }
-  return n;
 }
 
 type OnLine = (buf: Buffer, start: number, end: number, fileOffset: number) => void;
@@ -120,7 +107,7 @@ async function isWholeFinal(file: string, lines: number): Promise<boolean> {
   try {
     for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
       const b = chunk as Buffer;
-      for (let at = b.indexOf(NL); at !== -1; at = b.indexOf(NL, at + 1)) count++;
+      count += countNewlines(b);
       if (b.length > 0) last = b[b.length - 1]!;
     }
   } catch {
@@ -197,7 +184,7 @@ export async function finalizeShard(
   let seen = 0;
   for (let f = 0; f < files.length; f++) {
     const onLine: OnLine = (buf, start, end, at) => {
-      const i = indexAt(buf, start, end);
+      const i = outcomeIndexAt(buf, start, end);
       if (i >= lines) throw new Error(`outcome for line ${i} of shard ${shard}, which has ${lines} lines`);
       if (i !== seen++) inOrder = false;
       fileOf[i] = f;

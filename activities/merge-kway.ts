@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { MergeSummary } from '../common/job-types.ts';
 import { ByteWriter } from './byte-writer.ts';
 import { readJson } from './lines.ts';
-import type { OutcomeHeader } from './outcome.ts';
+import { outcomeIndexEnd, type OutcomeHeader } from './outcome.ts';
 import { finalFile, lineNumbersFile, roundDir } from './work-dir.ts';
 
 const NL = 10;
@@ -192,8 +192,7 @@ export async function mergeShards(
       const { buf, lineStart: ls, lineEnd: le } = readers[s]!;
       const tab = buf.indexOf(TAB, ls);
       const headEnd = tab === -1 || tab > le ? le : tab;
-      let p = ls + 5;
-      while (buf[p]! >= 48 && buf[p]! <= 57) p++;
+      const p = outcomeIndexEnd(buf, ls, headEnd);
       if (buf.compare(OK, 0, OK.length, p, p + OK.length) === 0) {
         const w = results.line(buf, headEnd + 1, le);
         if (w) await w;

@@ -15,7 +15,7 @@ import type { JobPaths, MergeSummary } from '../common/job-types.ts';
 import { ByteWriter } from './byte-writer.ts';
 import type { ActivityDeps } from './deps.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { AtomicWriter } from './lines.ts';
+import { AtomicWriter, countNewlines } from './lines.ts';
 import { finalizeShard, READ_CHUNK, type Arena, type JobEnd } from './merge-finalize.ts';
 import { mergeShards } from './merge-kway.ts';
 import { roundDir, workDirOf } from './work-dir.ts';
@@ -28,7 +28,6 @@ export interface MergeInput {
 }
 
 const DEFAULT_SHARD_BUDGET = 64 * 1024 * 1024;
-const NL = 10;
 
 /** Copies a round-1 file into the outputs; returns its line count. */
 async function copyCounting(from: string, to: string): Promise<number> {
@@ -37,7 +36,7 @@ async function copyCounting(from: string, to: string): Promise<number> {
   try {
     for await (const chunk of fs.createReadStream(from, { highWaterMark: READ_CHUNK })) {
       const b = chunk as Buffer;
-      for (let at = b.indexOf(NL); at !== -1; at = b.indexOf(NL, at + 1)) lines++;
+      lines += countNewlines(b);
       await w.raw(b);
     }
     await w.commit();

@@ -28,9 +28,30 @@ export function decodeOutcome(line: string): { header: OutcomeHeader; result: st
   return { header: JSON.parse(line.slice(0, tab)) as OutcomeHeader, result: line.slice(tab + 1) };
 }
 
-/** Reads only the line index, without parsing the (possibly large) result. */
-export function outcomeIndex(line: string): number {
-  const m = /^\{"i":(\d+),/.exec(line);
-  if (!m) throw new Error(`malformed outcome record: ${line.slice(0, 80)}`);
-  return Number(m[1]);
+const INDEX_PREFIX = Buffer.from('{"i":');
+const COMMA = 0x2c;
+
+/**
+ * Where the digits of the record's leading `{"i":<n>,` end (at the comma), read from buf[at, end)
+ * without parsing the rest (outcomeHead writes `i` first); throws on a record that does not start so.
+ */
+export function outcomeIndexEnd(buf: Uint8Array, at: number, end: number): number {
+  const from = at + INDEX_PREFIX.length;
+  let p = from;
+  while (p < end && buf[p]! >= 48 && buf[p]! <= 57) p++;
+  let ok = p > from && p < end && buf[p] === COMMA;
+  for (let k = 0; ok && k < INDEX_PREFIX.length; k++) ok = buf[at + k] === INDEX_PREFIX[k];
+  if (!ok) {
+    const text = Buffer.from(buf.subarray(at, Math.min(end, at + 80))).toString();
+    throw new Error(`malformed outcome record: ${text}`);
+  }
+  return p;
+}
+
+/** The line index of the record at buf[at, end), without parsing the (possibly large) result. */
+export function outcomeIndexAt(buf: Uint8Array, at: number, end: number): number {
+  const stop = outcomeIndexEnd(buf, at, end);
+  let n = 0;
+  for (let p = at + INDEX_PREFIX.length; p < stop; p++) n = n * 10 + (buf[p]! - 48);
+  return n;
 }

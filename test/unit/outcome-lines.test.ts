@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AtomicWriter, customIdOf, readLines } from '../../activities/lines.ts';
-import { decodeOutcome, encodeOutcome, outcomeIndex } from '../../activities/outcome.ts';
+import { decodeOutcome, encodeOutcome, outcomeIndexAt } from '../../activities/outcome.ts';
 import { retryAfterMs } from '../../activities/provider-errors.ts';
 import { nextPollDelay } from '../../workflows/poll.ts';
 import { unitKey, unitWorkflowId } from '../../common/keys.ts';
@@ -26,7 +26,7 @@ describe('outcome records', () => {
     const result = JSON.stringify({ custom_id: 'x', response: { body: { content: 'a\tb\nc' } } });
     const line = encodeOutcome({ i: 42, k: 'ok', a: 2, cid: 'x', u: [1, 2, 3] }, result);
     expect(line.split('\n')).toHaveLength(1);
-    expect(outcomeIndex(line)).toBe(42);
+    expect(outcomeIndexAt(Buffer.from(line), 0, Buffer.byteLength(line))).toBe(42);
     expect(decodeOutcome(line)).toEqual({ header: { i: 42, k: 'ok', a: 2, cid: 'x', u: [1, 2, 3] }, result });
   });
 });
