@@ -65,9 +65,9 @@ export function echoContent(body: Body): string {
   return `echo: ${text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}…` : text}`;
 }
 
-function completion(id: string, body: Body, content: string, usage: object, reasoning?: string): Body {
+function completion(idHex: string, body: Body, content: string, usage: object, reasoning?: string): Body {
   return {
-    id,
+    id: `chatcmpl-${idHex}`,
     object: 'chat.completion',
     created: nowSeconds(),
     model: body.model,
@@ -83,7 +83,7 @@ function completion(id: string, body: Body, content: string, usage: object, reas
   };
 }
 
-export function chatCompletion(body: Body, id: string): Body {
+export function chatCompletion(body: Body, idHex: string): Body {
   const model = String(body.model);
   const content = echoContent(body);
   const thinking = typeof body.enable_thinking === 'boolean' ? body.enable_thinking : thinksByDefault(model);
@@ -92,7 +92,7 @@ export function chatCompletion(body: Body, id: string): Body {
   const reasoningTokens = reasoning ? tokens(reasoning.length) : 0;
   const completionTokens = tokens(content.length) + reasoningTokens;
   return completion(
-    id,
+    idHex,
     body,
     content,
     {
@@ -106,8 +106,8 @@ export function chatCompletion(body: Body, id: string): Body {
 }
 
 /** DashScope's dry-run answer: fixed content and usage {20, 6, 26}. */
-export function testModelCompletion(body: Body, id: string): Body {
-  return completion(id, { ...body, model: TEST_MODEL }, 'This is a test result.', {
+export function testModelCompletion(body: Body, idHex: string): Body {
+  return completion(idHex, { ...body, model: TEST_MODEL }, 'This is a test result.', {
     prompt_tokens: 20,
     completion_tokens: 6,
     total_tokens: 26,
@@ -146,16 +146,17 @@ export function embeddings(body: Body): Body {
 }
 
 /**
- * The successful body for one request on `endpoint`, or the line-level error it earns. `id` is the
- * completion's id: deterministic, from the caller (a batch line's digest, a chat request's hash).
+ * The successful body for one request on `endpoint`, or the line-level error it earns. `idHex` names
+ * the completion (`chatcmpl-<idHex>`): deterministic, from the caller (a batch line's digest, a chat
+ * request's hash).
  */
 export function answer(
   endpoint: string,
   body: Body,
-  id: string,
+  idHex: string,
 ): { ok: true; body: Body } | { ok: false; status: number; code: string; message: string } {
   const isTestModel = body.model === TEST_MODEL;
-  if (endpoint === '/v1/chat/ds-test') return { ok: true, body: testModelCompletion(body, id) };
+  if (endpoint === '/v1/chat/ds-test') return { ok: true, body: testModelCompletion(body, idHex) };
   if (isTestModel) {
     return {
       ok: false,
@@ -165,5 +166,5 @@ export function answer(
     };
   }
   if (endpoint === '/v1/embeddings') return { ok: true, body: embeddings(body) };
-  return { ok: true, body: chatCompletion(body, id) };
+  return { ok: true, body: chatCompletion(body, idHex) };
 }

@@ -12,8 +12,8 @@ export function requestDigest(batchId: string, customId: string): string {
   return hash('sha512', `${batchId}\u0000${customId}`, 'hex');
 }
 
-/** The completion id a line's answer carries (see requestDigest). */
-export const completionId = (digest: string): string => `chatcmpl-${digest.slice(56, 80)}`;
+/** The hex that names the completion a line's answer carries (see requestDigest). */
+export const completionHex = (digest: string): string => digest.slice(56, 80);
 
 /** A pseudo-random sort key that shuffles a line within the result file (see requestDigest). */
 export const orderKey = (digest: string): number => parseInt(digest.slice(80, 88), 16);

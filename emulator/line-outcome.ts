@@ -1,7 +1,7 @@
 // What happens to one request line: a seeded fault (by custom_id and attempt only, so timing and
 // restarts never change it) or the deterministic answer.
 import { answer } from './answers.ts';
-import { completionId } from './envelope.ts';
+import { completionHex } from './envelope.ts';
 import type { ResolvedFaults } from './faults.ts';
 import { draw, pick } from './random.ts';
 
@@ -52,7 +52,7 @@ export function decideLine(
       return pick(u < faults.linePermanentRate ? PERMANENT : RETRYABLE, kind);
     }
   }
-  const a = answer(endpoint, body, completionId(digest));
+  const a = answer(endpoint, body, completionHex(digest));
   return a.ok
     ? { kind: 'success', body: a.body }
     : { kind: 'http-error', status: a.status, code: a.code, message: a.message };

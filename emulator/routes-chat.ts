@@ -45,7 +45,7 @@ export const syncRequest: Handler = async ({ req, url, state }) => {
   } finally {
     req.socket.off('close', onClose);
   }
-  const result = answer(endpoint, body, `chatcmpl-${hexId(JSON.stringify(body))}`);
+  const result = answer(endpoint, body, hexId(JSON.stringify(body)));
   if (!result.ok) {
     throw new HttpError(result.status, result.message, { code: result.code });
   }
