@@ -593,28 +593,31 @@ class Planner {
       }
       return undefined;
     }
-    let current = at.line;
+    // Walk from the indexed line to `line`, over lines of any length (a refused one may be longer
+    // than a slot).
     let pos = at.offset;
-    for (;;) {
-      const block = this.readBlock(pos);
-      if (block.length === 0) return undefined;
-      const nl = block.indexOf(10);
-      if (nl < 0 && block.length < this.slotBytes) {
-        // A line longer than the block: read it whole (it is at most a slot).
-        const whole = Buffer.allocUnsafe(this.slotBytes);
-        const n = fs.readSync(this.verifyFd, whole, 0, whole.length, pos);
-        const end = whole.subarray(0, n).indexOf(10);
-        if (current === line) return customIdOf(whole.subarray(0, end < 0 ? n : end));
-        if (end < 0) return undefined;
-        pos += end + 1;
-        current++;
-        continue;
+    for (let current = at.line; current < line; current++) {
+      for (;;) {
+        const block = this.readBlock(pos);
+        if (block.length === 0) return undefined;
+        const nl = block.indexOf(10);
+        if (nl >= 0) {
+          pos += nl + 1;
+          break;
+        }
+        pos += block.length;
       }
-      if (current === line) return customIdOf(block.subarray(0, nl < 0 ? block.length : nl));
-      if (nl < 0) return undefined;
-      pos += nl + 1;
-      current++;
     }
+    const block = this.readBlock(pos);
+    const nl = block.indexOf(10);
+    if (nl >= 0) return customIdOf(block.subarray(0, nl));
+    // Longer than a block: read it whole, up to a slot; a longer line was refused without being
+    // scanned, and its id taken from its start (skipLongLine): the same here.
+    const whole = Buffer.allocUnsafe(this.slotBytes);
+    const n = fs.readSync(this.verifyFd, whole, 0, whole.length, pos);
+    const end = whole.subarray(0, n).indexOf(10);
+    if (end >= 0 || n < whole.length) return customIdOf(whole.subarray(0, end < 0 ? n : end));
+    return idFromPrefix(whole.toString('utf8', 0, 64 * KiB));
   }
 
   /** Up to 64 KiB of the input from `offset`, from a one-block cache (duplicates come in runs). */

@@ -70,6 +70,51 @@ describe('hash collisions', () => {
   }
 });
 
+describe('duplicates past long lines', () => {
+  for (const workers of [0, 2]) {
+    it(`finds the first occurrence across lines longer than a read block or a slot (${workers} scan threads)`, async () => {
+      // The slot is 128 KiB here: a 300 KB line is refused unscanned (its id read from its start),
+      // a 100 KB one is scanned and refused for its size; both ids still count.
+      const big = (id: string, bytes: number): string =>
+        JSON.stringify({
+          custom_id: id,
+          method: 'POST',
+          url: ENDPOINT,
+          body: { model: 'qwen-plus', messages: [{ role: 'user', content: 'x'.repeat(bytes) }] },
+        });
+      const lines = [
+        big('huge', 300_000),
+        line('a'),
+        big('large', 100_000),
+        line('b'),
+        line('a'),
+        line('huge'),
+        line('large'),
+        line('b'),
+      ];
+      const input = path.join(work, `long-${workers}.jsonl`);
+      fs.writeFileSync(input, lines.join('\n') + '\n');
+      const report = await plan(
+        input,
+        path.join(work, `long-${workers}`),
+        { limits: { maxLines: 100, maxBytes: 1_000_000, maxLineBytes: 50_000 } },
+        { workers, chunkBytes: 1 << 16 },
+      );
+      expect(report.problems.map((p) => [p.line, p.code, p.custom_id])).toEqual([
+        [1, 'line_too_large', 'huge'],
+        [3, 'line_too_large', 'large'],
+        [5, 'duplicate_custom_id', 'a'],
+        [6, 'duplicate_custom_id', 'huge'],
+        [7, 'duplicate_custom_id', 'large'],
+        [8, 'duplicate_custom_id', 'b'],
+      ]);
+      expect(report.problems[2]!.message).toContain('line 2');
+      expect(report.problems[3]!.message).toContain('line 1');
+      expect(report.valid).toBe(2);
+    });
+  }
+});
+
 describe('LineIndex', () => {
   it('finds where any line starts from, within its entry cap', () => {
     const index = new LineIndex(4, 64);

@@ -12,9 +12,16 @@ const work = tmpDir();
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 const MODELS = ['qwen-plus', 'qwen-flash', 'qwen3.6-plus'];
+const MORE_MODELS = [...MODELS, 'qwen-max', 'qwen-turbo', 'deepseek-v3'];
 
 /** A random input: mostly valid requests, some broken, duplicates, blank lines, CRLF, a BOM. */
-function randomInput(rand: () => number, lines: number, maxLineBytes: number, hugeEvery: number): Buffer {
+function randomInput(
+  rand: () => number,
+  lines: number,
+  maxLineBytes: number,
+  hugeEvery: number,
+  models = MODELS,
+): Buffer {
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const parts: string[] = [];
   const ids: string[] = [];
@@ -32,7 +39,7 @@ function randomInput(rand: () => number, lines: number, maxLineBytes: number, hu
     let content = '';
     while (content.length < size) content += pick(['word ', 'é ', '中文 ', '"q" ', '\\ ', '\n', '😀 ']);
     const body: Record<string, unknown> = {
-      model: pick(MODELS),
+      model: pick(models),
       messages: [{ role: 'user', content }],
     };
     const t = rand();
@@ -52,19 +59,30 @@ function randomInput(rand: () => number, lines: number, maxLineBytes: number, hu
   return Buffer.from(bom + text, 'utf8');
 }
 
-async function check(seed: number, workers: number): Promise<void> {
+/**
+ * `wide`: six models with at most two shard files open at once (buffers handed from shard to shard)
+ * and lines up to 600 KB (past the 256 KiB write buffer of a shard).
+ */
+async function check(seed: number, workers: number, wide = false): Promise<void> {
   const rand = rng(seed);
-  const maxLineBytes = 200 + Math.floor(rand() * 3000);
+  const maxLineBytes = wide ? 300_000 + Math.floor(rand() * 300_000) : 200 + Math.floor(rand() * 3000);
   const limits = {
     maxLineBytes,
     maxLines: 1 + Math.floor(rand() * 20),
     maxBytes: maxLineBytes + 1 + Math.floor(rand() * maxLineBytes * 5),
   };
   const input = path.join(work, `in-${seed}.jsonl`);
-  const bytes = randomInput(rand, Math.floor(rand() * 300), maxLineBytes, 60);
+  const bytes = wide
+    ? randomInput(rand, 40 + Math.floor(rand() * 40), maxLineBytes, 10, MORE_MODELS)
+    : randomInput(rand, Math.floor(rand() * 300), maxLineBytes, 60);
   fs.writeFileSync(input, bytes);
   const outDir = path.join(work, `out-${seed}`);
-  const report = await plan(input, outDir, { limits }, { workers, chunkBytes: 1 << 16 });
+  const report = await plan(
+    input,
+    outDir,
+    { limits },
+    { workers, chunkBytes: 1 << 16, ...(wide ? { maxOpenShards: 2 } : {}) },
+  );
 
   // The oracle's verdict per request line, ids first come first kept.
   const seen = new Map<string, number>();
@@ -126,6 +144,10 @@ describe('random inputs and limits', () => {
   }
   for (let seed = 101; seed <= 104; seed++) {
     it(`seed ${seed}, scan threads`, async () => check(seed, seed % 2 === 0 ? 2 : 1));
+  }
+  for (let seed = 201; seed <= 204; seed++) {
+    it(`seed ${seed}, six models, two open shard files, lines past the write buffer`, async () =>
+      check(seed, seed % 2 === 0 ? 2 : 0, true));
   }
 });
 
