@@ -37,7 +37,7 @@ import { MAX_CUSTOM_ID_CHARS, SEED2, hashString, thinksByDefault, type LineRules
 import { ScanPool } from './pool.ts';
 import { decodeJsonString } from './scan.ts';
 import { ShardPacker } from './shards.ts';
-import { scanMemory, type ScanMemory } from './simd.ts';
+import { compileScanModule, scanFnsFor, scanMemory, type ScanMemory } from './simd.ts';
 import type { PlanOptions, PlanProblem, PlanReport, PlanTuning, PlanWarning, ShardInfo } from './types.ts';
 import { ShardFiles, shardName, writeFileAtomic } from './writer.ts';
 
@@ -217,16 +217,21 @@ class Planner {
     // Spare slots let the scan threads run ahead of the main thread; with one scan thread (large
     // inputs) the memory goes to the id table instead.
     let slots = threads >= 2 ? threads + 3 : Math.max(2, threads + 1);
-    while (slots > 2 && slots * this.slotBytes >= 1024 * MiB) slots--;
-    if (slots * this.slotBytes >= 1024 * MiB) {
+    // After the slots, the open shards' write buffers (writer.ts).
+    const maxOpen = tuning.maxOpenShards ?? 16;
+    const arenaBytes = opts.outDir ? ShardFiles.arenaBytes(maxOpen) : 0;
+    const fits = (): boolean => slots * this.slotBytes + arenaBytes < 1024 * MiB;
+    while (slots > 2 && !fits()) slots--;
+    if (!fits()) {
       throw new InputError(
         `--max-line-bytes ${formatBytes(limits.maxLineBytes)} is over what one plan can hold (about 500 MB)`,
       );
     }
     for (let k = 0; k < slots; k++) this.free.push(k);
-    this.memory = scanMemory(slots * this.slotBytes, threads > 0);
+    this.memory = scanMemory(slots * this.slotBytes + arenaBytes, threads > 0);
     this.u8 = new Uint8Array(this.memory.buffer);
     this.buf = Buffer.from(this.memory.buffer);
+    const module = compileScanModule(this.memory);
     this.ids = new IdTable(expected, tuning.idTableBytes ?? 128 * MiB);
     this.lineIndex = new LineIndex(Math.ceil(expected / 32) + 1024);
     this.packer = new ShardPacker(limits);
@@ -235,14 +240,15 @@ class Planner {
       ShardFiles.clean(opts.outDir);
       this.files = new ShardFiles(
         opts.outDir,
+        { u8: this.u8, base: slots * this.slotBytes, copy: scanFnsFor(this.memory, module).copy },
         (index, file) => this.hashes.set(index, this.pool.hash(index, file)),
-        tuning.maxOpenShards ?? 16,
+        maxOpen,
       );
       this.rejectedFd = fs.openSync(path.join(opts.outDir, 'rejected.jsonl.tmp'), 'w');
     }
     this.fd = fs.openSync(opts.input, 'r');
     this.verifyFd = fs.openSync(opts.input, 'r');
-    this.pool = new ScanPool(this.memory, this.rules, threads, tuning.partRecords ?? 1 << 13);
+    this.pool = new ScanPool(this.memory, module, this.rules, threads, tuning.partRecords ?? 1 << 13);
   }
 
   async close(): Promise<void> {

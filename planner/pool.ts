@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { makeChunkScanner, type ChunkPart } from './chunk.ts';
 import type { LineRules } from './line.ts';
-import { scanFnsFor, type ScanMemory } from './simd.ts';
+import { scanFnsFor, type ScanMemory, type WasmModule } from './simd.ts';
 import type { FromWorker, ToWorker } from './worker.ts';
 import { sha256File } from './writer.ts';
 
@@ -111,14 +111,26 @@ export class ScanPool {
   private readonly hashes = new Map<number, { resolve: (sha: string) => void; reject: (e: Error) => void }>();
   private turn = 0;
 
-  constructor(memory: ScanMemory, rules: LineRules, threads: number, partRecords: number) {
+  /** `module`: the compiled scanner for `memory` (simd.ts), undefined where there is no wasm SIMD. */
+  constructor(
+    memory: ScanMemory,
+    module: WasmModule | undefined,
+    rules: LineRules,
+    threads: number,
+    partRecords: number,
+  ) {
     if (threads === 0) {
-      this.inline = makeChunkScanner(new Uint8Array(memory.buffer), scanFnsFor(memory), rules, partRecords);
+      this.inline = makeChunkScanner(
+        new Uint8Array(memory.buffer),
+        scanFnsFor(memory, module),
+        rules,
+        partRecords,
+      );
       return;
     }
     for (let k = 0; k < threads; k++) {
       const w = new Worker(workerSource(), {
-        workerData: { memory, rules, partRecords, id: k },
+        workerData: { memory, module, rules, partRecords, id: k },
         // Small heaps: a scan thread keeps almost nothing, and V8 would otherwise grow them freely.
         resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
       });

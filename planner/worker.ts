@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeChunkScanner, type ChunkPart } from './chunk.ts';
 import type { LineRules } from './line.ts';
-import { scanFnsFor, type ScanMemory } from './simd.ts';
+import { scanFnsFor, type ScanMemory, type WasmModule } from './simd.ts';
 import { sha256File } from './writer.ts';
 
 export type ToWorker =
@@ -17,14 +17,20 @@ export type FromWorker =
   | { type: 'cpu'; usage: { user: number; system: number } }
   | { type: 'error'; message: string };
 
-const { memory, rules, partRecords, id } = workerData as {
+const { memory, module, rules, partRecords, id } = workerData as {
   id: number;
   memory: ScanMemory;
+  module: WasmModule | undefined;
   rules: LineRules;
   partRecords: number;
 };
 const port = parentPort!;
-const scanner = makeChunkScanner(new Uint8Array(memory.buffer), scanFnsFor(memory), rules, partRecords);
+const scanner = makeChunkScanner(
+  new Uint8Array(memory.buffer),
+  scanFnsFor(memory, module),
+  rules,
+  partRecords,
+);
 
 port.on('message', (m: ToWorker) => {
   try {

@@ -3,14 +3,19 @@
 // input, so results can be merged back into input order). Lines are copied into a buffer per open
 // shard; at most `maxOpen` shards hold a file descriptor and a buffer at once (least recently used
 // ones are flushed and reopened later), so memory stays bounded however many groups the input has.
+// The buffers live in the scan memory itself (`ShardArena`), so a line is copied there by wasm's
+// `memory.copy` (simd.ts says why not by JavaScript) and written in 256 KiB blocks; the kernel
+// takes those from shared wasm memory as fast as from a plain Buffer (914 MB into 20 files, three
+// runs each: 0.18-0.19 s vs 0.19-0.21 s of system time).
 // Why copy rather than `writev` straight from the scan memory (as an earlier version did, in runs of
-// adjacent lines): in the kernel, ~1M small iovecs out of the shared WebAssembly memory cost far
-// more than the copy. A/B on the 1M-line bench input, four runs each: main-thread system time
-// 1.5-1.75 s with writev, 0.5-0.77 s with the copy (+0.2-0.4 s user); plan 2.6-2.9 s vs 2.0-2.5 s.
+// adjacent lines): in the kernel, ~1M small iovecs cost far more than the copy. A/B on the 1M-line
+// bench input, four runs each: main-thread system time 1.5-1.75 s with writev, 0.5-0.77 s with the
+// copy (+0.2-0.4 s user); plan 2.6-2.9 s vs 2.0-2.5 s.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { CopyFn } from './simd.ts';
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
@@ -39,12 +44,19 @@ export function sha256File(file: string): string {
   return hash.digest('hex');
 }
 
+/** Where open shards keep their lines: `maxOpen` blocks of SHARD_BUFFER bytes of `u8` from `base`. */
+export interface ShardArena {
+  u8: Uint8Array;
+  base: number;
+  copy: CopyFn['copy'];
+}
+
 interface OpenShard {
   index: number;
   fd: number;
   linesFd: number;
-  /** Lines not yet written, copied out of the scan memory. */
-  buf: Buffer;
+  /** Offset in the arena of this shard's buffer: lines not yet written. */
+  buf: number;
   used: number;
   nums: Uint32Array;
   numsUsed: number;
@@ -52,7 +64,7 @@ interface OpenShard {
 }
 
 const NEWLINE = Uint8Array.of(0x0a);
-const SHARD_BUFFER = 256 * 1024;
+export const SHARD_BUFFER = 256 * 1024;
 
 export class ShardFiles {
   private readonly dir: string;
@@ -63,13 +75,21 @@ export class ShardFiles {
   private readonly onClosed: (index: number, file: string) => void;
   private last: OpenShard | undefined;
   private tick = 0;
-  /** Buffers of released shards, for the next shard opened. */
-  private readonly spare: Buffer[] = [];
+  private readonly arena: ShardArena;
+  /** Arena blocks no open shard holds. */
+  private readonly spare: number[] = [];
 
-  constructor(dir: string, onClosed: (index: number, file: string) => void, maxOpen = 16) {
+  /** `arena` has room for `maxOpen` buffers (ShardFiles.arenaBytes). */
+  constructor(dir: string, arena: ShardArena, onClosed: (index: number, file: string) => void, maxOpen = 16) {
     this.dir = dir;
+    this.arena = arena;
     this.onClosed = onClosed;
     this.maxOpen = maxOpen;
+    for (let k = maxOpen - 1; k >= 0; k--) this.spare.push(arena.base + k * SHARD_BUFFER);
+  }
+
+  static arenaBytes(maxOpen: number): number {
+    return maxOpen * SHARD_BUFFER;
   }
 
   /**
@@ -104,7 +124,7 @@ export class ShardFiles {
         index,
         fd: fs.openSync(`${base}.jsonl.tmp`, flag),
         linesFd: fs.openSync(`${base}.lines.tmp`, flag),
-        buf: this.spare.pop() ?? Buffer.allocUnsafe(SHARD_BUFFER),
+        buf: this.spare.pop()!,
         used: 0,
         nums: new Uint32Array(16384),
         numsUsed: 0,
@@ -123,7 +143,7 @@ export class ShardFiles {
   }
 
   private flushLines(s: OpenShard): void {
-    if (s.used > 0) fs.writeSync(s.fd, s.buf, 0, s.used);
+    if (s.used > 0) fs.writeSync(s.fd, this.arena.u8, s.buf, s.used);
     s.used = 0;
   }
 
@@ -147,15 +167,19 @@ export class ShardFiles {
   /** Appends src[start, start+len) and a newline to shard `index`, from input line `line`. */
   append(index: number, src: Uint8Array, start: number, len: number, line: number): void {
     const s = this.get(index);
-    if (s.used + len + 1 > s.buf.length) this.flushLines(s);
-    if (len + 1 > s.buf.length) {
+    if (s.used + len + 1 > SHARD_BUFFER) this.flushLines(s);
+    const arena = this.arena;
+    if (len + 1 > SHARD_BUFFER) {
       // Longer than the buffer (lines may reach the 6 MB limit): written from where it is.
       fs.writeSync(s.fd, src, start, len);
       fs.writeSync(s.fd, NEWLINE);
+    } else if (src === arena.u8) {
+      s.used = arena.copy(s.buf + s.used, start, len) - s.buf;
     } else {
-      s.buf.set(src.subarray(start, start + len), s.used);
+      // A rewritten line (dry run, --thinking), from its own buffer.
+      arena.u8.set(src.subarray(start, start + len), s.buf + s.used);
       s.used += len;
-      s.buf[s.used++] = 0x0a;
+      arena.u8[s.buf + s.used++] = 0x0a;
     }
     if (s.numsUsed === s.nums.length) this.flushNums(s);
     s.nums[s.numsUsed++] = line;

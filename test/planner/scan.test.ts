@@ -12,7 +12,7 @@ import {
   makeScanner,
   newScan,
 } from '../../planner/scan.ts';
-import { ESCAPED, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
+import { ESCAPED, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
 
 const memory = scanMemory(1 << 20, false);
 const u8 = new Uint8Array(memory.buffer);
@@ -53,6 +53,31 @@ describe('SIMD search', () => {
       expect(simd.nl(from, start + n)).toBe(js.nl(from, start + n));
     }
     expect(ESCAPED).toBe(0x40000000);
+  });
+});
+
+describe('line copy', () => {
+  it('copies a line and its newline as the JS version does, at any alignment and length', () => {
+    const rand = rng(11);
+    const twin = scanMemory(1 << 20, false);
+    const u8b = new Uint8Array(twin.buffer);
+    const jsCopy = copyJs(u8b);
+    expect(String(simd.copy)).toContain('native code');
+    for (let i = 0; i < 40_000; i++) u8[i] = u8b[i] = Math.floor(rand() * 256);
+    for (let t = 0; t < 2_000; t++) {
+      for (let i = 0; i < 40_000; i += 1 + Math.floor(rand() * 300))
+        u8[i] = u8b[i] = Math.floor(rand() * 256);
+      const src = Math.floor(rand() * 20_000);
+      const len = Math.floor(rand() * (t % 10 === 0 ? 10_000 : 100));
+      const dst = 20_000 + Math.floor(rand() * 9_000);
+      const line = Buffer.from(u8.subarray(src, src + len));
+      const end = simd.copy(dst, src, len);
+      expect(end).toBe(dst + len + 1);
+      expect(jsCopy(dst, src, len)).toBe(end);
+      expect(u8[dst + len]).toBe(0x0a);
+      expect(Buffer.from(u8.subarray(dst, dst + len)).equals(line)).toBe(true);
+      expect(Buffer.from(u8.subarray(0, 40_000)).equals(Buffer.from(u8b.subarray(0, 40_000)))).toBe(true);
+    }
   });
 });
 
