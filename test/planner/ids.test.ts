@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IdTable, IdTableFullError, LineIndex } from '../../planner/ids.ts';
+import { idFromPrefix } from '../../planner/plan.ts';
 import { ENDPOINT, plan, readPlan, tmpDir } from './helpers.ts';
 
 const work = tmpDir();
@@ -113,6 +114,46 @@ describe('duplicates past long lines', () => {
       expect(report.valid).toBe(2);
     });
   }
+});
+
+describe('the custom_id of a line too long to scan', () => {
+  it('is the top-level key of an object, as the scanner counts it', () => {
+    expect(idFromPrefix('\ufeff {"body":{"custom_id":"nested"},"custom_id" : "top","x":"')).toBe('top');
+    expect(idFromPrefix('{"a":"say \\"custom_id\\":\\"no\\"","custom_id":"caf\\u00e9"')).toBe('café');
+    expect(idFromPrefix('[{"custom_id":"in-an-array"}')).toBeUndefined();
+    expect(idFromPrefix('{"body":{"custom_id":"nested","x":"')).toBeUndefined();
+    expect(idFromPrefix('{"custom_id":"cut-o')).toBeUndefined();
+    expect(idFromPrefix('{"custom_id":""}')).toBeUndefined();
+    expect(idFromPrefix(`{"custom_id":"${'x'.repeat(257)}"}`)).toBeUndefined();
+    expect(idFromPrefix('{"custom_id":7}')).toBeUndefined();
+  });
+
+  it('counts for uniqueness only when it is that key (an array line does not reserve its id)', async () => {
+    const huge = (text: string): string => text.replace('"PAD"', `"${'x'.repeat(300_000)}"`);
+    const lines = [
+      huge(
+        '[{"custom_id":"arr","method":"POST","url":"/v1/chat/completions","body":{"model":"m","pad":"PAD"}}]',
+      ),
+      huge('{"body":{"custom_id":"inner"},"custom_id":"outer","method":"POST","pad":"PAD"}'),
+      line('arr'),
+      line('inner'),
+      line('outer'),
+    ];
+    const input = path.join(work, 'prefix-ids.jsonl');
+    fs.writeFileSync(input, lines.join('\n') + '\n');
+    const report = await plan(
+      input,
+      path.join(work, 'prefix-ids'),
+      { limits: { maxLines: 100, maxBytes: 1_000_000, maxLineBytes: 50_000 } },
+      { workers: 0, chunkBytes: 1 << 16 },
+    );
+    expect(report.problems.map((p) => [p.line, p.code, p.custom_id])).toEqual([
+      [1, 'line_too_large', undefined],
+      [2, 'line_too_large', 'outer'],
+      [5, 'duplicate_custom_id', 'outer'],
+    ]);
+    expect(report.valid).toBe(2);
+  });
 });
 
 describe('LineIndex', () => {
