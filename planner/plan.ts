@@ -33,7 +33,8 @@ import {
 import { CsvReader, csvColumns, csvRequestLine, type CsvOptions } from './csv.ts';
 import { InputError } from './errors.ts';
 import { IdTable, IdTableFullError, LineIndex } from './ids.ts';
-import { MAX_CUSTOM_ID_CHARS, SEED2, hashString, thinksByDefault, type LineRules } from './line.ts';
+import { customIdOf, idFromPrefix } from './line-id.ts';
+import { SEED2, hashString, thinksByDefault, type LineRules } from './line.ts';
 import { ScanPool } from './pool.ts';
 import { decodeJsonString } from './scan.ts';
 import { ShardPacker } from './shards.ts';
@@ -103,56 +104,6 @@ function estimateLines(file: string, size: number): number {
   let lines = 0;
   for (let at = sample.indexOf(10); at >= 0 && at < n; at = sample.indexOf(10, at + 1)) lines++;
   return Math.ceil((size / Math.max(1, n)) * Math.max(1, lines));
-}
-
-const isJsonSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
-
-/** The index of the `"` closing the JSON string whose content starts at `i`, or -1. */
-function stringEnd(text: string, i: number): number {
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) return i;
-    if (c === 0x5c) i++;
-  }
-  return -1;
-}
-
-/**
- * The custom_id of a line too long to scan, read from its start (the first 64 KiB), as the scanner
- * would count it: the string value of the top-level key "custom_id" of an object, non-empty and at
- * most 256 characters. Anything else (an array, a nested key, a cut-off value) gives none.
- */
-export function idFromPrefix(text: string): string | undefined {
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  while (i < text.length && isJsonSpace(text.charCodeAt(i))) i++;
-  if (text.charCodeAt(i) !== 0x7b) return undefined;
-  let depth = 0;
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x7b || c === 0x5b) depth++;
-    else if (c === 0x7d || c === 0x5d) depth--;
-    else if (c === 0x22) {
-      const end = stringEnd(text, i + 1);
-      if (end < 0) return undefined;
-      let k = end + 1;
-      while (k < text.length && isJsonSpace(text.charCodeAt(k))) k++;
-      if (depth === 1 && text.charCodeAt(k) === 0x3a && text.slice(i + 1, end) === 'custom_id') {
-        k++;
-        while (k < text.length && isJsonSpace(text.charCodeAt(k))) k++;
-        if (text.charCodeAt(k) !== 0x22) return undefined;
-        const close = stringEnd(text, k + 1);
-        if (close < 0) return undefined;
-        try {
-          const id = JSON.parse(text.slice(k, close + 1)) as string;
-          return id !== '' && [...id].length <= MAX_CUSTOM_ID_CHARS ? id : undefined;
-        } catch {
-          return undefined;
-        }
-      }
-      i = end;
-    }
-  }
-  return undefined;
 }
 
 /** planInput's body: see index.ts. */
@@ -767,15 +718,4 @@ function emptyPart(seq: number): ChunkPart {
     problems: [],
     out: undefined,
   };
-}
-
-function customIdOf(line: Buffer): string | undefined {
-  let text = line.toString('utf8');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  try {
-    const v = JSON.parse(text) as { custom_id?: unknown };
-    return typeof v.custom_id === 'string' ? v.custom_id : undefined;
-  } catch {
-    return undefined;
-  }
 }

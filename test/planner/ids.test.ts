@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IdTable, IdTableFullError, LineIndex } from '../../planner/ids.ts';
-import { idFromPrefix } from '../../planner/plan.ts';
+import { idFromPrefix } from '../../planner/line-id.ts';
 import { ENDPOINT, plan, readPlan, tmpDir } from './helpers.ts';
 
 const work = tmpDir();
