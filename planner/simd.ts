@@ -491,11 +491,8 @@ export function compileScanModule(memory: ScanMemory): WasmModule | undefined {
   }
 }
 
-/** The SIMD functions over `memory` (from `module`, compiled here if not given), or the JS ones. */
-export function scanFnsFor(
-  memory: ScanMemory,
-  module: WasmModule | undefined = compileScanModule(memory),
-): ScanFns & CopyFn {
+/** The SIMD functions over `memory` from `module` (compileScanModule), or the JS ones without it. */
+export function scanFnsFor(memory: ScanMemory, module: WasmModule | undefined): ScanFns & CopyFn {
   if (module) {
     try {
       return new WA.Instance(module, { env: { mem: memory } }).exports as unknown as ScanFns & CopyFn;

@@ -12,11 +12,11 @@ import {
   makeScanner,
   newScan,
 } from '../../planner/scan.ts';
-import { ESCAPED, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
+import { ESCAPED, compileScanModule, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
 
 const memory = scanMemory(1 << 20, false);
 const u8 = new Uint8Array(memory.buffer);
-const simd = scanFnsFor(memory);
+const simd = scanFnsFor(memory, compileScanModule(memory));
 const js = scanFnsJs(u8);
 
 /** Bytes JSON cares about, and a few it must refuse, for mutating valid texts. */
