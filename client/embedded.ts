@@ -74,6 +74,7 @@ export async function bringUp(config: Config, logger: Logger, opts: BringUpOptio
       logger,
       ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
       ...(config.codecKey ? { codecKey: config.codecKey } : {}),
+      ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });
     const running = worker.run();
     closers.push(async () => {
