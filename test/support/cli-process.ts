@@ -52,11 +52,11 @@ export function startCli(args: string[], opts: { cwd: string; env: NodeJS.Proces
         w.resolve();
       }
   };
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
     check();
   });
-  child.stderr!.on('data', (d: Buffer) => {
+  child.stderr.on('data', (d: Buffer) => {
     err += d.toString();
     check();
   });
