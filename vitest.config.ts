@@ -41,6 +41,8 @@ const fleet: TestProjectInlineConfiguration = {
     testTimeout: 900_000,
     hookTimeout: 300_000,
     maxWorkers: 1,
+    // Alone, after the other projects: its PostgreSQL and Temporal server want the two cores.
+    sequence: { groupOrder: 2 },
   },
 };
 

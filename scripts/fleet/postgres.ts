@@ -42,6 +42,7 @@ export async function startPostgres(opts: { root: string; bin: string; port: num
   const owner = postgresOwner();
   // The postgres user must be able to reach its folders below the fleet's root.
   fs.chmodSync(opts.root, 0o755);
+  fs.mkdirSync(path.join(opts.root, 'postgres'), { recursive: true, mode: 0o755 });
   const data = path.join(opts.root, 'postgres', 'data');
   const socket = ownedFolder(path.join(opts.root, 'postgres', 'socket'), owner);
   const logs = ownedFolder(path.join(opts.root, 'postgres', 'logs'), owner);
