@@ -28,7 +28,7 @@ export interface FleetBinaries {
 
 const BUILD_HINT = 'build it once with `BATCHPILOT_FLEET=1 bash scripts/setup.sh`';
 
-function mustExist(what: string, file: string, hint = BUILD_HINT): string {
+export function mustExist(what: string, file: string, hint = BUILD_HINT): string {
   try {
     fs.accessSync(file, fs.constants.X_OK);
     return file;
@@ -74,7 +74,8 @@ export function fleetBinaries(env: NodeJS.ProcessEnv = process.env): FleetBinari
       cli ?? path.join(cache, 'temporal'),
       'run `bash scripts/setup.sh`',
     ),
-    versitygw: mustExist(`versitygw ${versity}`, path.join(cache, `versitygw-${versity}`, 'versitygw')),
+    // Checked where it is started: a fleet without object storage does not need it.
+    versitygw: path.join(cache, `versitygw-${versity}`, 'versitygw'),
     postgresBin,
   };
 }

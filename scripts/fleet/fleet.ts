@@ -62,6 +62,7 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
   const root = opts.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-fleet-'));
   fs.mkdirSync(root, { recursive: true });
   const logDir = path.join(root, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
   const dataDir = opts.worker?.dataDir ?? path.join(root, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
   const timings: Record<string, number> = {};

@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { mustExist } from './binaries.ts';
 import { startProcess, waitUntil, type FleetProcess } from './processes.ts';
 
 export interface S3Credentials {
@@ -36,6 +37,7 @@ export async function startObjectStore(opts: {
   logDir: string;
   credentials: S3Credentials;
 }): Promise<ObjectStore> {
+  mustExist('versitygw', opts.bin);
   const root = path.join(opts.root, 's3');
   fs.mkdirSync(root, { recursive: true });
   const region = 'us-east-1';

@@ -13,23 +13,14 @@ set -eu
 : "${SQL_PORT:?set SQL_PORT to the PostgreSQL port}"
 : "${SQL_USER:?set SQL_USER to the PostgreSQL user}"
 
-# setup <database> <schema name embedded in the tool>
+# setup <database> <schema name embedded in the tool>. Each step is safe to repeat with this tool:
+# create-database accepts an existing database, setup-schema leaves a newer recorded version alone,
+# and update-schema applies only the versions above the recorded one.
 setup() {
-  db=$1
-  schema=$2
-  if out=$(temporal-sql-tool --db "$db" create-database 2>&1); then
-    echo "setup-schema: created database $db"
-    # Only a new database gets the version table at 0.0: run on an existing one it would reset the
-    # recorded version and make update-schema re-apply every migration.
-    temporal-sql-tool --db "$db" setup-schema -v 0.0
-  elif printf '%s' "$out" | grep -q 'already exists'; then
-    echo "setup-schema: database $db exists"
-  else
-    printf '%s\n' "$out" >&2
-    echo "setup-schema: cannot create database $db on $SQL_HOST:$SQL_PORT (see above)" >&2
-    exit 1
-  fi
-  temporal-sql-tool --db "$db" update-schema --schema-name "$schema"
+  temporal-sql-tool --db "$1" create-database
+  temporal-sql-tool --db "$1" setup-schema -v 0.0
+  temporal-sql-tool --db "$1" update-schema --schema-name "$2"
+  echo "setup-schema: $1 is at the schema of this Temporal version"
 }
 
 setup temporal postgresql/v12/temporal

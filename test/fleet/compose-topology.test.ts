@@ -11,10 +11,12 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTES } from '../../common/definitions.ts';
 import type { JobSummary } from '../../common/job-types.ts';
+import { FLEET_DIR, fleetBinaries } from '../../scripts/fleet/binaries.ts';
 import { startFleet, type Fleet } from '../../scripts/fleet/fleet.ts';
 import { bundleWorkflows } from '../../worker/worker.ts';
 import { writeChatInput } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
+import { s3Request } from './s3-request.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
 const LINES = 200;
@@ -52,6 +54,12 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(200);
   }
+}
+
+/** The worker's `batchpilot_batches_created` counter, summed over its label sets. */
+async function batchesCreatedBy(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  return [...text.matchAll(/^batchpilot_batches_created\S*\s+(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 function readSummary(fleet: Fleet, out: string): JobSummary {
@@ -94,6 +102,52 @@ describe('the docker-compose topology as processes (PostgreSQL-backed Temporal, 
     }
   });
 
+  it('makes the namespace step fail loudly when an attribute cannot be registered', async () => {
+    const bin = fleetBinaries();
+    const res = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(
+        'sh',
+        [path.join(FLEET_DIR, 'create-namespace.sh')],
+        {
+          env: {
+            PATH: [bin.temporalServerDir, path.dirname(bin.temporalCli), process.env.PATH].join(
+              path.delimiter,
+            ),
+            HOME: process.env.HOME,
+            TEMPORAL_ADDRESS: fleet!.temporal.address,
+            TEMPORAL_NAMESPACE: fleet!.temporal.namespace,
+            BATCHPILOT_SEARCH_ATTRIBUTES: 'BatchpilotStatus=Keyword BatchpilotBogus=NoSuchType',
+            SETUP_ATTEMPTS: '2',
+            SETUP_SLEEP: '0',
+          },
+        },
+        (err, _stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr }),
+      ),
+    );
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/gave up on search attributes .*BatchpilotBogus=NoSuchType after 2 attempts/);
+  });
+
+  it('serves S3 with the fleet credentials on a folder, and refuses other credentials', async () => {
+    const s3 = fleet!.objectStore!;
+    expect((await s3Request(s3, 'PUT', '/batchpilot')).status).toBe(200);
+    const put = await s3Request(s3, 'PUT', '/batchpilot/jobs/hello.txt', 'hello fleet');
+    expect(put.status, await put.text()).toBe(200);
+    const got = await s3Request(s3, 'GET', '/batchpilot/jobs/hello.txt');
+    expect(await got.text()).toBe('hello fleet');
+    // The posix backend: a bucket is a folder, an object a file.
+    expect(fs.readFileSync(path.join(s3.root, 'batchpilot', 'jobs', 'hello.txt'), 'utf8')).toBe(
+      'hello fleet',
+    );
+    const wrong = await s3Request(
+      { ...s3, secretAccessKey: 'not-the-secret' },
+      'GET',
+      '/batchpilot/jobs/hello.txt',
+    );
+    expect(wrong.status).toBe(403);
+    await wrong.body?.cancel();
+  });
+
   it('runs a 20-shard job through `batchpilot start --wait`: every line in exactly one output, one batch per shard', async () => {
     const input = writeChatInput(fleet!.dataDir, 'in-1.jsonl', LINES, ['qwen-plus', 'qwen-turbo']);
     const id = `fleet-job-1-${Date.now()}`;
@@ -123,8 +177,14 @@ describe('the docker-compose topology as processes (PostgreSQL-backed Temporal, 
     );
     batchesBefore = (await fleet!.emulator!.stats()).batchesCreated;
     expect(batchesBefore).toBe(SHARDS);
-    // Both workers took part: each polled the task queue and ran activities.
-    for (const w of fleet!.workers) expect(w.alive(), `${w.name}:\n${w.tail()}`).toBe(true);
+    // The batches were created by the two worker processes, which report them on their metrics address.
+    const perWorker: Record<string, number> = {};
+    for (const w of fleet!.workers) {
+      expect(w.alive(), `${w.name}:\n${w.tail()}`).toBe(true);
+      perWorker[w.name] = await batchesCreatedBy(w.metricsUrl);
+    }
+    console.log(`batches created per worker: ${JSON.stringify(perWorker)}`);
+    expect(Object.values(perWorker).reduce((a, b) => a + b, 0)).toBe(SHARDS);
     // The job's search attributes were written to PostgreSQL's visibility store and can be queried.
     const connection = await Connection.connect({ address: fleet!.temporal.address });
     const client = new Client({ connection, namespace: fleet!.temporal.namespace });
@@ -167,10 +227,16 @@ describe('the docker-compose topology as processes (PostgreSQL-backed Temporal, 
       'a few batches of the second job',
       async () => (await stats()).batchesCreated >= batchesBefore + 3,
     );
+    // Disturbed halfway: some of its batches exist, not all.
+    const createdBefore = (await stats()).batchesCreated - batchesBefore;
+    expect(createdBefore).toBeLessThan(SHARDS);
     const victim = fleet!.workers[0]!;
     await victim.stop('SIGKILL');
     await fleet!.restartTemporal('SIGTERM');
     await fleet!.startWorker('worker-3');
+    console.log(
+      `worker-1 SIGKILLed and Temporal restarted with ${createdBefore} of ${SHARDS} batches created`,
+    );
 
     const connection = await Connection.connect({ address: fleet!.temporal.address });
     const client = new Client({ connection, namespace: fleet!.temporal.namespace });
