@@ -22,12 +22,25 @@ const running = new Set<FleetProcess>();
 let hooked = false;
 
 // A test that fails or a person's Ctrl-C must not leave a PostgreSQL or a Temporal server behind.
+// A signal kills them too, unless the program handles that signal itself (the fleet CLI stops the
+// fleet in order); then the signal is re-raised so the process still ends as it would have.
+function killAll(): void {
+  for (const p of running) if (p.alive()) p.child.kill('SIGKILL');
+}
+
 function killAllOnExit(): void {
   if (hooked) return;
   hooked = true;
-  process.once('exit', () => {
-    for (const p of running) if (p.alive()) p.child.kill('SIGKILL');
-  });
+  process.once('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      if (process.listenerCount(sig) > 1) return;
+      killAll();
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
 }
 
 export function startProcess(
