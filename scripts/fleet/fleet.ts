@@ -51,7 +51,11 @@ export interface Fleet {
   workers: FleetWorker[];
   /** Seconds each step of the start took. */
   timings: Record<string, number>;
-  startWorker(name?: string): Promise<FleetWorker>;
+  /** Starts one more worker; `settings` override the fleet's (e.g. a data root of its own). */
+  startWorker(
+    name?: string,
+    settings?: Partial<Omit<WorkerSettings, 'temporalAddress'>>,
+  ): Promise<FleetWorker>;
   /** Stops the Temporal server (SIGTERM, or SIGKILL like a crash) and starts it again on the same ports. */
   restartTemporal(how?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   stop(): Promise<void>;
@@ -115,15 +119,16 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       emulator,
       workers,
       timings,
-      async startWorker(name = `worker-${++count}`) {
+      async startWorker(name = `worker-${++count}`, settings = {}) {
         if (!opts.worker) throw new Error('startFleet: pass `worker` settings to start batchpilot workers');
         const w = await startWorker(
           name,
           {
             ...(emulator ? { baseUrl: emulator.url } : {}),
             ...opts.worker,
-            temporalAddress: server.address,
             dataDir,
+            ...settings,
+            temporalAddress: server.address,
           },
           logDir,
         );

@@ -25,6 +25,8 @@ export interface WorkerSettings {
   maxInFlight?: number;
   /** A prebuilt workflow bundle (scripts/bundle-workflows.ts) so a worker starts in a second. */
   workflowBundle?: string;
+  /** More variables for this worker (e.g. object storage settings), beside compose's. */
+  extraEnv?: Record<string, string>;
 }
 
 export function workerEnvironment(s: WorkerSettings, metricsPort: number): Record<string, string> {
@@ -53,7 +55,7 @@ export async function startWorker(name: string, s: WorkerSettings, logDir: strin
     Object.entries(process.env).filter(([k]) => !CONFIG_VARIABLES.includes(k) && !k.startsWith('TEMPORAL_')),
   );
   const proc = startProcess(name, process.execPath, [BATCHPILOT, ...WORKER_COMMAND], logDir, {
-    env: { ...inherited, ...workerEnvironment(s, metricsPort) },
+    env: { ...inherited, ...workerEnvironment(s, metricsPort), ...s.extraEnv },
   });
   return Object.assign(proc, { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` });
 }
