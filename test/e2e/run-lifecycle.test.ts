@@ -59,9 +59,12 @@ describe('batchpilot run, interrupted and repeated', () => {
       const first = await run(out, extra).exit;
       expect(first.code).toBe(0);
       const bought = (await stats()).batchesCreated;
-      const again = run(out, extra);
+      const again = run(out, [...extra, '--format', 'csv']);
       expect((await again.exit).code, again.stderr()).toBe(0);
       expect(again.stderr()).toContain('already finished');
+      // CSV without a server: the finished job's results, written from the folder.
+      expect(again.stdout()).toContain(`results.csv (${LINES} rows)`);
+      expect(fs.readFileSync(path.join(dir, out, 'results.csv'), 'utf8')).toMatch(/^custom_id,status_code,/);
       expect(again.stderr()).not.toContain('embedded Temporal dev server');
       expect((await stats()).batchesCreated).toBe(bought);
       expectAllAnswered(out);
