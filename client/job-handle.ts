@@ -3,7 +3,7 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { rootCause } from '@temporalio/common';
 import { PROGRESS_QUERY } from '../common/definitions.ts';
 import type { JobProgress, JobSummary } from '../common/job-types.ts';
-import { renderProgress, renderSummary } from './progress-view.ts';
+import { exitCodeOf, renderAlerts, renderProgress, renderSummary } from './progress-view.ts';
 
 export async function queryProgress(handle: WorkflowHandle): Promise<JobProgress> {
   return handle.query<JobProgress>(PROGRESS_QUERY);
@@ -22,7 +22,10 @@ export async function jobOutcome(
     if (err instanceof WorkflowFailedError) {
       const cause = err.cause as { details?: unknown[]; message?: string } | undefined;
       const summary = cause?.details?.[0] as JobSummary | undefined;
-      return { status, ...(summary ? { summary } : {}), error: rootCause(err.cause) ?? err.message };
+      // The summary already lists each failure with its reason; the error line is for a job that
+      // failed without one (planning, the merge).
+      const error = summary?.failures?.length ? undefined : (rootCause(err.cause) ?? err.message);
+      return { status, ...(summary ? { summary } : {}), ...(error ? { error } : {}) };
     }
     return { status, error: (err as Error).message };
   }
@@ -41,6 +44,7 @@ export async function watchJob(
   const handle = client.workflow.getHandle(workflowId);
   const tty = (out as NodeJS.WriteStream).isTTY === true;
   let last = '';
+  const alerted = new Set<string>();
   let drawnLines = 0;
   const resultPromise = handle.result().then(
     () => undefined,
@@ -50,17 +54,24 @@ export async function watchJob(
   void resultPromise.then(() => (ended = true));
   while (!ended) {
     try {
-      const text = renderProgress(await queryProgress(handle));
+      const p = await queryProgress(handle);
+      const text = [renderProgress(p), ...renderAlerts(p)].join('\n');
       if (tty) {
         if (drawnLines) out.write(`\x1b[${drawnLines}A\x1b[0J`);
         out.write(text + '\n');
         drawnLines = text.split('\n').length;
       } else {
-        // Without a TTY, one line per change of the counts (the ETA alone changes every second).
+        // Without a TTY, one line per change of the counts (the ETA alone changes every second),
+        // and an alert (unreachable provider, a failure) when it first shows.
         const line = text.split('\n')[1]!;
         const key = line.replace(/\s+ETA .*$/, '');
         if (key !== last) out.write(line + '\n');
         last = key;
+        for (const a of renderAlerts(p)) {
+          const k = a.replace(/ for \d+ min /, ' ');
+          if (!alerted.has(k)) out.write(a + '\n');
+          alerted.add(k);
+        }
       }
     } catch {
       // The query can fail while a worker restarts or the run continues-as-new: try again.
@@ -70,9 +81,5 @@ export async function watchJob(
   const outcome = await jobOutcome(handle);
   if (outcome.summary) out.write(renderSummary(outcome.summary) + '\n');
   if (outcome.error) out.write(`job ${workflowId} ${outcome.status.toLowerCase()}: ${outcome.error}\n`);
-  return outcome.summary?.status === 'completed' &&
-    outcome.summary.lines.failed === 0 &&
-    outcome.summary.lines.rejected === 0
-    ? 0
-    : 1;
+  return exitCodeOf(outcome.summary);
 }
