@@ -14,7 +14,7 @@ import { unitFileName } from '../common/keys.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
-import { publicUrl, statusOf, surelyNotDone } from './provider-errors.ts';
+import { describeError, publicUrl, statusOf, surelyNotDone } from './provider-errors.ts';
 import { failureOf, providerCaller } from './provider-calls.ts';
 import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
@@ -91,11 +91,12 @@ export function toView(b: OpenAI.Batches.Batch): BatchView {
 }
 
 /** The non-retryable failure of a create whose outcome is unknown on a provider that cannot be asked. */
-function outcomeUnknown(input: CreateBatchInput, err: unknown): ApplicationFailure {
-  const reason = err instanceof Error ? err.message : String(err);
+function outcomeUnknown(input: CreateBatchInput, err: unknown, baseUrl: string): ApplicationFailure {
+  const reason = describeError(err);
   const status = statusOf(err);
+  const url = publicUrl(baseUrl);
   const message =
-    `create batch for ${input.key}: the outcome is unknown (${reason}) and the provider cannot list ` +
+    `create batch for ${input.key}: the outcome is unknown (${reason}) and the provider at ${url} cannot list ` +
     `batches to check, so it was not sent again. Check the provider's batches for input_file_id ` +
     `${input.fileId}: if none exists, run the job again with --allow-duplicate-batches (it re-sends ` +
     `such creates, at the risk of paying for a second batch)`;
@@ -104,6 +105,7 @@ function outcomeUnknown(input: CreateBatchInput, err: unknown): ApplicationFailu
     message,
     call: 'create batch',
     ...(status !== undefined ? { status_code: status } : {}),
+    ...(url ? { baseUrl: url } : {}),
   };
   return ApplicationFailure.create({
     message,
@@ -253,7 +255,7 @@ export function batchActivities(deps: ActivityDeps) {
           );
         } catch (err) {
           if (blind && !surelyNotDone(err)) {
-            if (!input.allowDuplicateBatches) throw outcomeUnknown(input, err);
+            if (!input.allowDuplicateBatches) throw outcomeUnknown(input, err, deps.openai.baseURL);
             logFor(deps).warn(
               { key: input.key, fileId: input.fileId },
               'create batch: outcome unknown and batches cannot be listed; sending again as --allow-duplicate-batches asks (a second batch may be billed)',

@@ -84,6 +84,14 @@ function connectionReason(err: APIConnectionError): string {
   return codes.length ? `${base.replace(/\.$/, '')}: ${codes.join(', ')}` : base;
 }
 
+/** An error from a provider call in a few words: the status and message, or why the connection failed. */
+export function describeError(err: unknown): string {
+  if (err instanceof APIConnectionError) return connectionReason(err);
+  if (err instanceof APIError && typeof err.status === 'number')
+    return `answered ${err.status}: ${providerMessage(err)}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Turns any error from a provider call into an ApplicationFailure with explicit retry semantics. */
 export function toFailure(err: unknown, what: string, baseUrl?: string): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;

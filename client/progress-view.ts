@@ -54,7 +54,9 @@ export function exitCodeOf(s: JobSummary | undefined): number {
 
 /** One failure on one line: where, the provider's code and status, the call, the message. */
 export function renderFailure(f: FailureInfo): string {
-  const where = [f.unit, f.call].filter(Boolean).join(', ');
+  // Most messages already begin with the call ("create batch: …"): it is not said twice.
+  const call = f.call && !f.message.startsWith(`${f.call}`) ? f.call : undefined;
+  const where = [f.unit, call].filter(Boolean).join(', ');
   const status = f.status_code !== undefined ? ` ${f.status_code}` : '';
   return `${where ? `${where}: ` : ''}[${f.code}${status}] ${f.message}`;
 }

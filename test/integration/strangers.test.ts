@@ -220,7 +220,7 @@ describe('strangers, as the CLI shows them', () => {
       cliEnv(h),
     );
     expect(r.code, r.stderr).toBe(1);
-    const last = r.stdout.trim().split('\n').slice(-8).join('\n');
+    const last = r.stdout.trim().split('\n').slice(-10).join('\n');
     expect(last).toContain(`job ${id} failed`);
     expect(last).toContain('lines: 30 total, 0 succeeded, 30 failed, 0 rejected');
     expect(last).toContain('failed batches by code: token_limit_exceeded 3');
