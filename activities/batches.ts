@@ -4,7 +4,9 @@
 // finds the batch on retry instead of paying for a second one (batch-api.md, SDK retries).
 // A provider without list routes (docs/provider-capabilities.md) cannot be asked: there a create is
 // re-sent only when it surely never reached the provider, and an unknown outcome stops the shard.
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import nodePath from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
@@ -51,6 +53,8 @@ export interface CreateBatchInput {
   metadata: Record<string, string>;
   /** Re-send a create of unknown outcome where batches cannot be listed (--allow-duplicate-batches). */
   allowDuplicateBatches?: boolean;
+  /** The job's work folder: where a create in flight is noted when batches cannot be listed. */
+  workDir?: string;
 }
 
 /** The part of a provider batch the workflow needs; `errors` capped to keep payloads small. */
@@ -91,9 +95,12 @@ export function toView(b: OpenAI.Batches.Batch): BatchView {
 }
 
 /** The non-retryable failure of a create whose outcome is unknown on a provider that cannot be asked. */
-function outcomeUnknown(input: CreateBatchInput, err: unknown, baseUrl: string): ApplicationFailure {
-  const reason = describeError(err);
-  const status = statusOf(err);
+function outcomeUnknown(
+  input: CreateBatchInput,
+  reason: string,
+  baseUrl: string,
+  status?: number,
+): ApplicationFailure {
   const url = publicUrl(baseUrl);
   const message =
     `create batch for ${input.key}: the outcome is unknown (${reason}) and the provider at ${url} cannot list ` +
@@ -113,6 +120,14 @@ function outcomeUnknown(input: CreateBatchInput, err: unknown, baseUrl: string):
     nonRetryable: true,
     details: [details],
   });
+}
+
+/**
+ * Where a create in flight is noted on a provider that cannot list batches: a worker that dies
+ * between sending and recording the answer leaves it, and the next attempt knows a batch may exist.
+ */
+function sendingMarker(workDir: string, key: string): string {
+  return nodePath.join(workDir, 'creates', `${unitFileName(key)}.sending`);
 }
 
 function signal(): AbortSignal | undefined {
@@ -237,11 +252,20 @@ export function batchActivities(deps: ActivityDeps) {
         [BATCH_KEY_METADATA]: input.key,
         [JOB_ID_METADATA]: input.jobId.slice(0, 512),
       };
+      const url = deps.openai.baseURL;
+      const marker = blind && input.workDir ? sendingMarker(input.workDir, input.key) : undefined;
+      if (marker && fs.existsSync(marker) && !input.allowDuplicateBatches) {
+        throw outcomeUnknown(input, 'an earlier attempt stopped while sending it', url);
+      }
       const create = async () => {
         if (deps.maxInFlight !== undefined) {
           await call('count batches in flight', () =>
             ensureRoom(deps.openai, deps.profile, deps.maxInFlight!),
           );
+        }
+        if (marker) {
+          await fsp.mkdir(nodePath.dirname(marker), { recursive: true });
+          await fsp.writeFile(marker, `${new Date().toISOString()} ${input.fileId}\n`);
         }
         try {
           return await deps.openai.batches.create(
@@ -254,8 +278,11 @@ export function batchActivities(deps: ActivityDeps) {
             { maxRetries: 0, signal: signal() },
           );
         } catch (err) {
-          if (blind && !surelyNotDone(err)) {
-            if (!input.allowDuplicateBatches) throw outcomeUnknown(input, err, deps.openai.baseURL);
+          const notDone = surelyNotDone(err);
+          if (marker && notDone) await fsp.rm(marker, { force: true });
+          if (blind && !notDone) {
+            if (!input.allowDuplicateBatches)
+              throw outcomeUnknown(input, describeError(err), url, statusOf(err));
             logFor(deps).warn(
               { key: input.key, fileId: input.fileId },
               'create batch: outcome unknown and batches cannot be listed; sending again as --allow-duplicate-batches asks (a second batch may be billed)',
@@ -266,6 +293,7 @@ export function batchActivities(deps: ActivityDeps) {
       };
       // The cap's check-then-create runs one at a time in this worker so the cap holds exactly.
       const b = deps.maxInFlight !== undefined ? await capLock.run(create) : await create();
+      if (marker) await fsp.rm(marker, { force: true });
       logFor(deps).info({ key: input.key, batchId: b.id }, 'created batch');
       count('batchesCreated');
       count('linesSubmitted', b.request_counts?.total ?? 0);

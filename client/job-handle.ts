@@ -62,15 +62,14 @@ export async function watchJob(
         drawnLines = text.split('\n').length;
       } else {
         // Without a TTY, one line per change of the counts (the ETA alone changes every second),
-        // and an alert (unreachable provider, a failure) when it first shows.
+        // and each alert once (an unreachable provider's changes with its minutes: once a minute).
         const line = text.split('\n')[1]!;
         const key = line.replace(/\s+ETA .*$/, '');
         if (key !== last) out.write(line + '\n');
         last = key;
         for (const a of renderAlerts(p)) {
-          const k = a.replace(/ for \d+ min /, ' ');
-          if (!alerted.has(k)) out.write(a + '\n');
-          alerted.add(k);
+          if (!alerted.has(a)) out.write(a + '\n');
+          alerted.add(a);
         }
       }
     } catch {

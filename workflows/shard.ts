@@ -186,6 +186,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
             completionWindow: input.completionWindow,
             metadata: input.metadata,
             ...(input.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
+            workDir: input.workDir,
           },
         ]),
       );

@@ -105,6 +105,25 @@ describe('strangers', () => {
     expect(summary.providerLookups?.unavailable).toContain('GET /batches');
   });
 
+  it('does not re-send a create whose attempt never came back (timed out while sending)', async () => {
+    // The first create reaches the provider and is never answered: the attempt times out as if its
+    // worker had died, and the next attempt finds the note the first left before sending.
+    const { h, stranger } = await behindStranger({}, 0, {});
+    await stranger.close();
+    const hanging = await startStranger(h.emulator.url, { port: stranger.port, hangCreates: 1 });
+    try {
+      const { summary } = await runToEnd(h, {}, 10);
+      expect(summary.status).toBe('failed');
+      expect(summary.failures?.[0]?.message).toMatch(
+        /the outcome is unknown \(an earlier attempt stopped while sending it\).*input_file_id file-batch-/,
+      );
+      expect(hanging.creates).toBe(1);
+      expect((await h.stats()).batchesCreated).toBe(1);
+    } finally {
+      await hanging.close();
+    }
+  }, 120_000);
+
   it('re-sends such a create with --allow-duplicate-batches (one extra batch, the job completes)', async () => {
     const { h, stranger } = await behindStranger({}, 1);
     const { summary, out } = await runToEnd(h, { allowDuplicateBatches: true }, 30, false);

@@ -1,6 +1,6 @@
 // A stand-in for an OpenAI-compatible server that is not the emulator, written apart from it: a
 // plain node:http proxy in front of the emulator that answers list routes 405 with an nginx HTML
-// page, and can take a batch create, pass it on, and drop the connection instead of answering.
+// page, and can take a batch create, pass it on, and drop the connection (or never answer).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -17,9 +17,10 @@ const HTML_405 =
 
 export async function startStranger(
   target: string,
-  opts: { port?: number; dropCreates?: number } = {},
+  opts: { port?: number; dropCreates?: number; hangCreates?: number } = {},
 ): Promise<Stranger> {
   let drops = opts.dropCreates ?? 0;
+  let hangs = opts.hangCreates ?? 0;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -49,6 +50,8 @@ export async function startStranger(
           req.socket.destroy();
           return;
         }
+        // The batch exists now, and the answer never comes (as for a worker that died waiting).
+        if (isCreate && hangs-- > 0) return;
         res.writeHead(answer.status, {
           'content-type': answer.headers.get('content-type') ?? 'application/json',
         });
