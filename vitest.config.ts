@@ -26,6 +26,26 @@ const reliability: TestProjectInlineConfiguration = {
   },
 };
 
+// The fleet tier: docker-compose.yml's topology as processes (PostgreSQL, the Temporal server built
+// from source, `batchpilot worker` processes). It needs `BATCHPILOT_FLEET=1 bash scripts/setup.sh`
+// once, so it exists only when asked for: `--project fleet`, a path under test/fleet, or
+// BATCHPILOT_FLEET=1. It starts its own servers, no dev server.
+const withFleet =
+  process.env.BATCHPILOT_FLEET === '1' ||
+  process.argv.some((a) => a === 'fleet' || a === '--project=fleet' || a.includes('test/fleet'));
+const fleet: TestProjectInlineConfiguration = {
+  extends: true,
+  test: {
+    name: 'fleet',
+    include: ['test/fleet/**/*.test.ts'],
+    testTimeout: 900_000,
+    hookTimeout: 300_000,
+    maxWorkers: 1,
+    // Alone, after the other projects: its PostgreSQL and Temporal server want the two cores.
+    sequence: { groupOrder: 2 },
+  },
+};
+
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -54,6 +74,7 @@ export default defineConfig({
         },
       },
       ...(withReliability ? [reliability] : []),
+      ...(withFleet ? [fleet] : []),
     ],
   },
 });

@@ -74,6 +74,14 @@ export function classifyResult(line: ResultLine, cancelledByUs = false): Classif
   return { kind: retryable ? 'retry' : 'permanent', error, usage: null };
 }
 
+/**
+ * A line stopped by the user's own cancel: final for that run of the job, sent again when the job
+ * is resumed (whatever its attempts, since the provider never answered it).
+ */
+export function isCancelledByUser(kind: LineClass, code: string | undefined): boolean {
+  return kind === 'permanent' && code === 'batch_cancelled';
+}
+
 /** A line the provider never answered (in neither file): resubmit it. */
 export function missingLine(batchStatus: string, cancelledByUs: boolean): Classified {
   if (cancelledByUs) {

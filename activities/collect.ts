@@ -10,7 +10,7 @@ import type OpenAI from 'openai';
 import type { UnattributedError, Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
 import { toView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
-import { classifyResult, missingLine, readError, type Classified } from './classify.ts';
+import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
 import { ByteWriter } from './byte-writer.ts';
@@ -39,8 +39,11 @@ export interface CollectedCounts extends UnitCounts {
   unattributed?: UnattributedError[];
 }
 
-/** What a collected unit reported, kept so a re-run of the job reports the same. */
-export type CollectedUnit = Omit<UnitResult, 'unit'>;
+/**
+ * What a collected unit reported, kept so a re-run of the job reports the same. `cancelled` counts
+ * the lines the user's cancel stopped (inside `failed`): a resumed job sends them again.
+ */
+export type CollectedUnit = Omit<UnitResult, 'unit'> & { cancelled?: number };
 
 export interface CollectInput {
   workDir: string;
@@ -92,7 +95,10 @@ export function collectActivities(deps: ActivityDeps) {
     /** A unit an earlier run of this job already collected (a re-run after a failed merge). */
     async collectedUnit(input: { workDir: string; unit: Unit }): Promise<CollectedUnit | null> {
       const marker = collectedMarker(input.workDir, input.unit.round, input.unit.index);
-      return fs.existsSync(marker) ? readJson<CollectedUnit>(marker) : null;
+      if (!fs.existsSync(marker)) return null;
+      // Found by a later run of the job: what the user's cancel stopped is to be sent again.
+      const { cancelled = 0, ...prior } = await readJson<CollectedUnit>(marker);
+      return { ...prior, failed: prior.failed - cancelled, retry: prior.retry + cancelled };
     },
   };
 
@@ -125,6 +131,7 @@ export function collectActivities(deps: ActivityDeps) {
     const seen = new Uint8Array(list.length);
     const writers = new Map<number, ByteWriter>();
     const counts: UnitCounts = { succeeded: 0, failed: 0, retry: 0 };
+    let cancelled = 0;
     let tokens = 0;
     const originOf = (p: number): [number, number] =>
       origins ? [origins[2 * p]!, origins[2 * p + 1]!] : [unit.index, p];
@@ -151,6 +158,7 @@ export function collectActivities(deps: ActivityDeps) {
       if (c.kind === 'ok') counts.succeeded++;
       else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
       else counts.failed++;
+      if (isCancelledByUser(c.kind, c.error?.code)) cancelled++;
     };
 
     try {
@@ -215,6 +223,7 @@ export function collectActivities(deps: ActivityDeps) {
       for (const w of writers.values()) await w.commit();
       const marker: CollectedUnit = {
         ...counts,
+        cancelled,
         batchId: batch?.id ?? null,
         batchStatus: status,
         fileErrors: batch && status === 'failed' ? toView(batch).errors : [],

@@ -7,7 +7,6 @@
 // (bench/README.md, Merge). Each step writes to temporary names and renames, and step 1 skips
 // shards already finalized, so a retried merge resumes where the last attempt stopped.
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -19,7 +18,7 @@ import { withHeartbeat } from './heartbeat.ts';
 import { AtomicWriter, countNewlines } from './lines.ts';
 import { finalizeShard, READ_CHUNK, type Arena, type JobEnd } from './merge-finalize.ts';
 import { mergeShards } from './merge-kway.ts';
-import { roundDir, workDirOf } from './work-dir.ts';
+import { clearWorkDir, roundDir, workDirOf } from './work-dir.ts';
 
 export interface MergeInput {
   paths: JobPaths;
@@ -127,7 +126,7 @@ export function mergeActivities(deps: ActivityDeps) {
         await w.abort();
         failOnDisk(err, input.outDir);
       }
-      if (input.removeWorkDir) await fsp.rm(workDirOf(input.outDir), { recursive: true, force: true });
+      if (input.removeWorkDir) await clearWorkDir(workDirOf(input.outDir), true);
     },
   };
 }

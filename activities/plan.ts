@@ -1,17 +1,21 @@
 // The planning activity: resolves the job's paths under the data root, then runs the streaming
 // planner into the work directory, heartbeating how far it has read.
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { JobInput, JobPaths, PlanSummary } from '../common/job-types.ts';
+import { jobFingerprint } from '../common/job-record.ts';
+import type { JobInput, JobPaths, JobSummary, PlanSummary } from '../common/job-types.ts';
 import { DRY_RUN, type Limits } from '../common/profiles.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
 import { InputError, planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
+import { userFixable } from './disk-errors.ts';
+import { claimWorkDir, resumePoint } from './job-claim.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { readJson, writeJsonAtomic } from './lines.ts';
-import { ownerFile, roundDir, workDirOf } from './work-dir.ts';
+import { planFile, roundDir, workDirOf } from './work-dir.ts';
 
 export function resolveJobPaths(dataDir: string, input: string, outDir: string): JobPaths {
   try {
@@ -34,33 +38,59 @@ function dryRunLimits(l: Limits): Limits {
   };
 }
 
-/**
- * The work directory belongs to one job id. A re-run with the same id keeps it (collected units
- * are not sent again); another job writing to the same --out starts from a clean one.
- */
-async function claimWorkDir(workDir: string, jobId: string): Promise<void> {
-  const owner = await readJson<{ jobId: string }>(ownerFile(workDir)).catch(() => undefined);
-  if (owner?.jobId === jobId) return;
-  await fsp.rm(workDir, { recursive: true, force: true });
-  await writeJsonAtomic(ownerFile(workDir), { jobId });
-}
-
 export function planActivities(deps: ActivityDeps) {
   return {
     /** Validates and shards the input into `<out>/.batchpilot/round-1/`. */
     async planJob(job: JobInput): Promise<PlanSummary> {
-      const paths = resolveJobPaths(deps.dataDir, job.input, job.outDir);
+      const paths = userFixable(() => resolveJobPaths(deps.dataDir, job.input, job.outDir), {
+        what: 'resolve the job paths',
+        dataDir: deps.dataDir,
+      });
       const stat = await fsp.stat(paths.input).catch(() => undefined);
       if (!stat)
         throw ApplicationFailure.nonRetryable(
-          `input ${job.input} does not exist (looked at ${paths.input})`,
+          `input ${job.input} does not exist (looked at ${paths.input}, under this worker's data root ${deps.dataDir}: set BATCHPILOT_DATA_DIR on the worker to the folder that holds it)`,
           'InputMissing',
         );
       if (!stat.isFile())
         throw ApplicationFailure.nonRetryable(`input ${job.input} is not a file`, 'InputNotAFile');
-      await fsp.mkdir(paths.outDir, { recursive: true });
+      await userFixable(() => fsp.mkdir(paths.outDir, { recursive: true }), {
+        what: `create the output folder ${job.outDir}`,
+        path: paths.outDir,
+        dataDir: deps.dataDir,
+      });
       const ctx = Context.current();
-      await claimWorkDir(paths.workDir, ctx.info.workflowExecution?.workflowId ?? 'unknown-job');
+      const jobId = ctx.info.workflowExecution?.workflowId ?? 'unknown-job';
+      const claim = await claimWorkDir({
+        workDir: paths.workDir,
+        jobId,
+        fingerprint: jobFingerprint(job, stat),
+        force: job.force === true,
+        client: ctx.client,
+      });
+      if (claim === 'resumed') {
+        const finished = await readJson<JobSummary>(path.join(paths.outDir, 'summary.json')).catch(
+          () => undefined,
+        );
+        if (finished?.workflowId === jobId && finished.status === 'completed') {
+          logFor(deps).info({ jobId }, 'job already finished: nothing to send');
+          return {
+            paths,
+            lines: finished.lines.total,
+            valid: 0,
+            rejected: 0,
+            shardLines: [],
+            models: [],
+            finished,
+          };
+        }
+        const saved = await readJson<PlanSummary>(planFile(paths.workDir)).catch(() => undefined);
+        if (saved) {
+          const resumeAt = await resumePoint(paths.workDir);
+          logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');
+          return { ...saved, paths, ...(resumeAt ? { resumeAt } : {}) };
+        }
+      }
       const o = job.options;
       const report = await withHeartbeat(() =>
         planInput({
@@ -87,7 +117,7 @@ export function planActivities(deps: ActivityDeps) {
         { lines: report.lines, valid: report.valid, rejected: report.rejected, shards: report.shards },
         'planned input',
       );
-      return {
+      const plan: PlanSummary = {
         paths,
         lines: report.lines,
         valid: report.valid,
@@ -95,6 +125,8 @@ export function planActivities(deps: ActivityDeps) {
         shardLines: report.shardList.map((s) => s.lines),
         models: [...new Set(report.shardList.map((s) => s.model))],
       };
+      await writeJsonAtomic(planFile(paths.workDir), plan);
+      return plan;
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Limits } from '../common/profiles.ts';
 import { shardFileName } from '../common/keys.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { AtomicWriter, readJson, readLines, writeJsonAtomic } from './lines.ts';
+import { isCancelledByUser } from './classify.ts';
 import { decodeOutcome } from './outcome.ts';
 import { outcomeDir, roundDir, unitFile } from './work-dir.ts';
 
@@ -47,7 +48,8 @@ async function retryIndexes(
   for (const f of files.sort()) {
     for await (const line of readLines(path.join(dir, f))) {
       const { header } = decodeOutcome(line.text);
-      if (header.k === 'retry' && header.a < maxAttempts) out.add(header.i);
+      if ((header.k === 'retry' && header.a < maxAttempts) || isCancelledByUser(header.k, header.e?.code))
+        out.add(header.i);
     }
   }
   return out;

@@ -5,14 +5,14 @@
 //   round-<r>/manifest.json        the round's units
 //   outcomes/shard-NNNNN/r<r>-u<m>.jsonl  classified results for lines of original shard N
 //   final/shard-NNNNN.jsonl        each line's last outcome, in shard order (merge)
+//   job.json                       which job owns the folder (common/job-record.ts)
+//   run/                           `batchpilot run`'s lock and embedded server state
+import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { RUN_DIR_NAME, jobRecordFile, workDirOf } from '../common/job-record.ts';
 import { shardFileName } from '../common/keys.ts';
 
-export const WORK_DIR_NAME = '.batchpilot';
-
-export function workDirOf(outDir: string): string {
-  return path.join(outDir, WORK_DIR_NAME);
-}
+export { workDirOf };
 
 export function roundDir(workDir: string, round: number): string {
   return path.join(workDir, `round-${round}`);
@@ -38,16 +38,42 @@ export function outcomeFile(workDir: string, shard: number, round: number, unit:
   return path.join(outcomeDir(workDir, shard), `r${round}-u${unit}.jsonl`);
 }
 
-/** Written after a unit's outcomes are safe: a re-run of the job skips the unit. */
-export function collectedMarker(workDir: string, round: number, unit: number): string {
-  return path.join(workDir, 'outcomes', 'collected', `r${round}-u${unit}.json`);
+export function collectedDir(workDir: string): string {
+  return path.join(workDir, 'outcomes', 'collected');
 }
 
-/** Which job owns the work directory: another job id starts it afresh. */
+/** Written after a unit's outcomes are safe: a re-run of the job skips the unit. */
+export function collectedMarker(workDir: string, round: number, unit: number): string {
+  return path.join(collectedDir(workDir), `r${round}-u${unit}.json`);
+}
+
+/** The plan's summary, kept so that a resumed job need not read its input again. */
+export function planFile(workDir: string): string {
+  return path.join(workDir, 'plan.json');
+}
+
+/** Which job owns the work directory (written by the plan step). */
 export function ownerFile(workDir: string): string {
-  return path.join(workDir, 'job.json');
+  return jobRecordFile(path.dirname(workDir));
+}
+
+/**
+ * Removes the job's intermediate files. `run/` always stays (a running `batchpilot run` holds its
+ * lock and server database there); the job record stays with `keepRecord`, so that the same
+ * command later reports the finished job instead of starting it again.
+ */
+export async function clearWorkDir(workDir: string, keepRecord: boolean): Promise<void> {
+  const keep = new Set([RUN_DIR_NAME, ...(keepRecord ? [path.basename(ownerFile(workDir))] : [])]);
+  const entries = await fsp.readdir(workDir).catch(() => [] as string[]);
+  for (const e of entries) {
+    if (!keep.has(e)) await fsp.rm(path.join(workDir, e), { recursive: true, force: true });
+  }
+}
+
+export function finalDir(workDir: string): string {
+  return path.join(workDir, 'final');
 }
 
 export function finalFile(workDir: string, shard: number): string {
-  return path.join(workDir, 'final', shardFileName(shard));
+  return path.join(finalDir(workDir), shardFileName(shard));
 }

@@ -18,18 +18,30 @@ export interface Embedded {
   close(): Promise<void>;
 }
 
-export async function bringUp(config: Config, logger: Logger): Promise<Embedded> {
+export interface BringUpOptions {
+  /** Keep the embedded server's state in this SQLite file, so the job survives `run` itself. */
+  dbFilename?: string;
+  /** Told the embedded server's process id (its group leader) as soon as it runs. */
+  onServerStarted?: (pid: number) => void;
+}
+
+export async function bringUp(config: Config, logger: Logger, opts: BringUpOptions = {}): Promise<Embedded> {
   const notes: string[] = [];
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
-    installRuntime(logger, config.metricsAddress);
+    installRuntime(logger, config.metricsAddress, []);
     let address = config.temporal.address;
     let server: DevServer | undefined;
     if (!address) {
-      server = await startDevServer({ headless: false });
+      server = await startDevServer({
+        headless: false,
+        ownGroupDieWithParent: true,
+        ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
+      });
+      if (server.process.pid !== undefined) opts.onServerStarted?.(server.process.pid);
       closers.push(() => server!.stop());
       address = server.address;
       notes.push(`embedded Temporal dev server on ${address}, Web UI http://127.0.0.1:${server.uiPort}`);
@@ -62,6 +74,7 @@ export async function bringUp(config: Config, logger: Logger): Promise<Embedded>
       logger,
       ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
       ...(config.codecKey ? { codecKey: config.codecKey } : {}),
+      ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });
     const running = worker.run();
     closers.push(async () => {

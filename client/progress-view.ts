@@ -8,19 +8,29 @@ export function progressBar(fraction: number, width = 30): string {
   return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${(f * 100).toFixed(1).padStart(5)}%`;
 }
 
-/** Lines that have an answer (or a final error) out of the lines that will get one. */
+/**
+ * Lines settled for good (answered, or failed with no attempt left) out of the lines to send. Lines
+ * a running batch has answered are not counted yet: some may need another round, and the bar must
+ * never move backwards.
+ */
 export function doneFraction(p: JobProgress): number {
   const l = p.lines;
   if (l.valid === 0) return p.phase === 'done' ? 1 : 0;
-  const inFlight = p.shards.reduce((a, s) => a + (s.status === 'done' ? 0 : s.completed), 0);
-  return Math.min(1, (l.succeeded + l.failed + inFlight) / l.valid);
+  return Math.min(1, (l.succeeded + l.failed) / l.valid);
 }
 
-/** Linear ETA from the elapsed time and the fraction done; undefined until there is a signal. */
-export function eta(p: JobProgress, now: number): number | undefined {
-  const f = doneFraction(p);
+/** Lines the provider reports as answered in batches still running or being collected. */
+export function answeredInFlight(p: JobProgress): number {
+  return p.shards.reduce((a, s) => a + (s.status === 'done' ? 0 : s.completed), 0);
+}
+
+/**
+ * Linear ETA from the elapsed time and the fraction done; undefined until it means something: while
+ * planning or cancelling, before 2% of the lines are done, or in the first 20 seconds.
+ */
+export function eta(p: JobProgress, now: number, f = doneFraction(p)): number | undefined {
   const elapsed = now - Date.parse(p.startedAt);
-  if (f <= 0.001 || f >= 1 || !(elapsed > 0)) return undefined;
+  if (p.phase !== 'running' || f < 0.02 || f >= 1 || !(elapsed >= 20_000)) return undefined;
   return (elapsed * (1 - f)) / f;
 }
 
@@ -28,12 +38,18 @@ export function renderProgress(p: JobProgress, now = Date.now()): string {
   const byStatus = new Map<string, number>();
   for (const s of p.shards) byStatus.set(s.status, (byStatus.get(s.status) ?? 0) + 1);
   const shardText = [...byStatus].map(([k, v]) => `${v} ${k}`).join(', ') || 'none yet';
-  const e = eta(p, now);
+  const f = doneFraction(p);
+  const inFlight = answeredInFlight(p);
+  const e = eta(p, now, f);
   const l = p.lines;
+  const counts = `${l.succeeded} ok, ${l.failed} failed, ${l.rejected} rejected of ${l.total} lines`;
+  const nothingToSend = p.phase !== 'planning' && l.valid === 0;
   return [
     `${p.workflowId}  ${p.phase}  round ${p.round}`,
-    `${progressBar(doneFraction(p))}  ${l.succeeded} ok, ${l.failed} failed, ${l.rejected} rejected of ${l.total} lines${e !== undefined ? `  ETA ${formatDuration(e)}` : ''}`,
-    `shards: ${shardText}   batches created: ${p.batchesCreated}`,
+    nothingToSend
+      ? `nothing to send: ${counts}`
+      : `${progressBar(f)}  ${counts}${e !== undefined ? `  ETA ${formatDuration(e)}` : ''}`,
+    `shards: ${shardText}   batches created: ${p.batchesCreated}${inFlight ? `   ${inFlight} answered in running batches` : ''}`,
   ].join('\n');
 }
 

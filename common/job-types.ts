@@ -55,6 +55,8 @@ export interface JobInput {
   searchAttributes?: boolean;
   /** IANA time zone for `{date}`/`{datetime}` in scheduled templates (UTC by default). */
   timezone?: string;
+  /** `--force`: give up the job the output folder holds and start afresh. */
+  force?: boolean;
 }
 
 /** Where the job keeps its intermediate files: `<outDir>/.batchpilot`. */
@@ -73,6 +75,10 @@ export interface PlanSummary {
   shardLines: number[];
   /** Models in the plan, for the Web UI summary. */
   models: string[];
+  /** A resumed job's last packed round (2 or later) and the lines settled before it. */
+  resumeAt?: { round: number; unitLines: number[]; settled: { succeeded: number; failed: number } };
+  /** The job already completed in this folder: its summary, and nothing is sent again. */
+  finished?: JobSummary;
 }
 
 /** One batch's worth of lines in one round: a shard of the plan (round 1) or a retry shard. */

@@ -5,6 +5,8 @@
 # $BATCHPILOT_CACHE (default ~/.cache/batchpilot) so repeat runs take seconds.
 #
 # Usage: source scripts/env.sh after running this, or `eval "$(bash scripts/setup.sh --print-env)"`.
+# With BATCHPILOT_FLEET=1 (or --fleet) it also builds the fleet's Temporal server, SQL tool and
+# versitygw (scripts/fleet/build.sh: minutes once, then cached); the default stays fast.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,4 +57,5 @@ install_packages() {
 install_node
 if [ -z "${TEMPORAL_CLI_PATH:-}" ]; then install_temporal; fi
 install_packages
+if [ "${BATCHPILOT_FLEET:-}" = 1 ] || [ "${1:-}" = --fleet ]; then bash "$here/scripts/fleet/build.sh"; fi
 log "ready: node $(node --version), temporal $("$BATCHPILOT_TEMPORAL_CLI" --version 2>/dev/null | head -1)"

@@ -17,7 +17,33 @@ export interface DevServerOptions {
   inheritOutput?: boolean;
   headless?: boolean;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Run the server in a process group of its own (so a Ctrl-C at the terminal reaches only us and
+   * we can cancel the job while it still runs) under a watchdog that stops it when we die, however
+   * we die: the watchdog reads a pipe from us and kills the server when the pipe closes.
+   */
+  ownGroupDieWithParent?: boolean;
 }
+
+// CommonJS run with `node -e`: no file to find after packaging. argv[1] is the JSON command line.
+const WATCHDOG = `
+const { spawn } = require('node:child_process');
+const [cmd, ...args] = JSON.parse(process.argv[1]);
+const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  child.kill('SIGTERM');
+  setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+};
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+process.stdin.resume();
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+`;
 
 export interface DevServer {
   address: string;
@@ -68,7 +94,12 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   if (opts.dbFilename) args.push('--db-filename', opts.dbFilename);
   for (const dc of opts.dynamicConfig ?? []) args.push('--dynamic-config-value', dc);
   args.push(...searchAttributeArgs());
-  const child = spawn(cli, args, { stdio: opts.inheritOutput ? 'inherit' : ['ignore', 'ignore', 'pipe'] });
+  const child = opts.ownGroupDieWithParent
+    ? spawn(process.execPath, ['-e', WATCHDOG, JSON.stringify([cli, ...args])], {
+        stdio: ['pipe', opts.inheritOutput ? 'inherit' : 'ignore', opts.inheritOutput ? 'inherit' : 'pipe'],
+        detached: true,
+      })
+    : spawn(cli, args, { stdio: opts.inheritOutput ? 'inherit' : ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);

@@ -5,7 +5,15 @@ import type { Logger } from 'pino';
 
 let installed = false;
 
-export function installRuntime(logger: Logger, metricsAddress?: string): void {
+/**
+ * @param shutdownSignals signals on which the runtime stops every worker of the process; `run`
+ *   passes none, because it handles Ctrl-C itself and needs its worker to carry out the cancel.
+ */
+export function installRuntime(
+  logger: Logger,
+  metricsAddress?: string,
+  shutdownSignals?: NodeJS.Signals[],
+): void {
   if (installed) return;
   installed = true;
   const sdkLog = logger.child({ component: 'temporal' });
@@ -25,6 +33,7 @@ export function installRuntime(logger: Logger, metricsAddress?: string): void {
                 : 'error';
       sdkLog[method](fields, entry.message);
     }),
+    ...(shutdownSignals ? { shutdownSignals } : {}),
     ...(metricsAddress
       ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } }
       : {}),

@@ -179,7 +179,15 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
         { ...planOptions, summary: `plan ${input.input}` },
         [input],
       );
-      state.units = freshUnits(1, state.plan.shardLines);
+      if (state.plan.finished) {
+        phase = 'done';
+        return state.plan.finished;
+      }
+      // A resumed job picks up at the last round it packed; collected units are skipped.
+      const resumeAt = state.plan.resumeAt;
+      state.round = resumeAt?.round ?? 1;
+      state.units = freshUnits(state.round, resumeAt?.unitLines ?? state.plan.shardLines);
+      if (resumeAt) state.settled = { ...resumeAt.settled };
       if (useSearchAttributes) {
         upsertSearchAttributes({
           [SEARCH_ATTRIBUTES.linesTotal.name]: [state.plan.lines],
@@ -197,7 +205,8 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
       }
       if (state.cancelled) break;
       const retry = state.units.reduce((a, u) => a + u.retry, 0);
-      if (retry === 0 || state.round >= input.options.maxAttempts) break;
+      // Past the last attempt only lines the user's cancel stopped are left to send (on resume).
+      if (retry === 0) break;
       for (const u of state.units) {
         state.settled.succeeded += u.succeeded;
         state.settled.failed += u.failed;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadConfig } from '../../common/config.ts';
 import { resolveInDataRoot } from '../../common/paths.ts';
 import { boolFlag, stringFlag, UsageError, type Command } from '../command.ts';
-import { jobOutcome, queryProgress, watchJob } from '../job-handle.ts';
+import { jobOutcome, noWorkerNote, queryProgress, watchJob } from '../job-handle.ts';
 import { exitCodeOf, renderAlerts, renderProgress, renderSummary } from '../progress-view.ts';
 import { connectClient } from '../temporal.ts';
 import { writeResultsCsv } from '../results-csv.ts';
@@ -34,6 +34,15 @@ export const statusCommand: Command = {
             : `job ${args[0]} ${outcome.status.toLowerCase()}: ${outcome.error ?? ''}`) + '\n',
         );
       return exitCodeOf(outcome.summary);
+    }
+    const note = await noWorkerNote(client, handle);
+    if (note) {
+      stdout.write(
+        boolFlag(flags, 'json')
+          ? JSON.stringify({ status: 'RUNNING', workerPolling: false, note }, null, 2) + '\n'
+          : `${note}\n`,
+      );
+      return 1;
     }
     const p = await queryProgress(handle);
     stdout.write(

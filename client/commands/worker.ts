@@ -1,4 +1,6 @@
 // `batchpilot worker`: the production entry point, one worker process on the task queue.
+import fs from 'node:fs';
+import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../../common/config.ts';
 import { createLogger } from '../../common/logger.ts';
@@ -14,7 +16,7 @@ export const workerCommand: Command = {
   flags: {},
   details:
     'Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, BATCHPILOT_TASK_QUEUE, BATCHPILOT_PROVIDER,\nBATCHPILOT_API_KEY, BATCHPILOT_DATA_DIR, BATCHPILOT_METRICS_ADDRESS, LOG_LEVEL. Stops cleanly on SIGINT/SIGTERM.',
-  async run({ env }) {
+  async run({ env, stderr }) {
     const config = loadConfig(env);
     const logger = createLogger({ level: config.logLevel });
     installRuntime(logger, config.metricsAddress);
@@ -41,15 +43,28 @@ export const workerCommand: Command = {
       ...(config.codecKey ? { codecKey: config.codecKey } : {}),
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });
+    const dataDir = path.resolve(config.dataDir);
+    fs.mkdirSync(dataDir, { recursive: true });
+    const baseUrl = config.provider.baseUrl!;
     logger.info(
       {
         address,
         taskQueue: config.temporal.taskQueue,
         provider: config.provider.profile.name,
-        dataDir: config.dataDir,
+        baseUrl,
+        dataDir,
       },
       'worker started',
     );
+    // Said on stderr whatever LOG_LEVEL is: a worker that quietly sends jobs somewhere unexpected,
+    // or reads paths under a root the client did not expect, only shows it by hanging.
+    stderr.write(
+      `batchpilot worker: task queue ${config.temporal.taskQueue} on ${address}; provider ${config.provider.profile.name} at ${baseUrl}; data root ${dataDir} (relative paths of jobs resolve there)\n`,
+    );
+    if (config.provider.implicitEmulator)
+      stderr.write(
+        `batchpilot worker: WARNING: no API key is set, so every job goes to the local Batch API emulator at ${baseUrl}, which must be running ("batchpilot emulator"). Set BATCHPILOT_PROVIDER and BATCHPILOT_API_KEY for a real provider.\n`,
+      );
     await worker.run();
     await connection.close();
     return 0;

@@ -6,7 +6,11 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { readJsonl, type Harness } from './harness.ts';
 
-export async function expectInvariant(h: Harness, outDir: string, totalLines: number): Promise<void> {
+export async function expectInvariant(
+  h: Pick<Harness, 'stats'>,
+  outDir: string,
+  totalLines: number,
+): Promise<void> {
   const results = readJsonl<{ custom_id: string }>(path.join(outDir, 'results.jsonl'));
   const errors = readJsonl<{ custom_id: string; attempts: number; error: { code: string } }>(
     path.join(outDir, 'errors.jsonl'),

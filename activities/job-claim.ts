@@ -1,0 +1,126 @@
+// Who may write an output folder: the job recorded in `<out>/.batchpilot/job.json`. A start with the
+// same id and the same fingerprint resumes it; a changed input or changed options, or another job
+// while the owner runs or before it is given up with --force, fail at once with what to do.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { fingerprintDiff, readJobRecord, type JobFingerprint, type JobRecord } from '../common/job-record.ts';
+import type { PlanSummary } from '../common/job-types.ts';
+import type { CollectedUnit } from './collect.ts';
+import { readJson, writeJsonAtomic } from './lines.ts';
+import { clearWorkDir, collectedDir, finalDir, ownerFile, roundDir } from './work-dir.ts';
+
+export interface ClaimInput {
+  workDir: string;
+  jobId: string;
+  fingerprint: JobFingerprint;
+  /** --force: the folder's earlier job is given up and this one starts afresh. */
+  force: boolean;
+  /** The worker's Temporal client, to tell whether the folder's owner still runs. */
+  client?: Client;
+}
+
+async function ownerStatus(client: Client | undefined, jobId: string): Promise<string> {
+  if (!client) return 'unknown';
+  try {
+    return (await client.workflow.getHandle(jobId).describe()).status.name;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Claims the work folder for this job: 'new' (fresh start) or 'resumed' (its own earlier state). */
+export async function claimWorkDir(c: ClaimInput): Promise<'new' | 'resumed'> {
+  for (;;) {
+    const claimed = await tryClaim(c);
+    if (claimed) return claimed;
+  }
+}
+
+/** One look at the owner and one claim; undefined when another job claimed the folder meanwhile. */
+async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
+  const outDir = path.dirname(c.workDir);
+  const owner = readJobRecord(outDir);
+  if (owner?.jobId === c.jobId) {
+    const diff = fingerprintDiff(owner.fingerprint, c.fingerprint);
+    if (diff.length > 0) {
+      throw ApplicationFailure.nonRetryable(
+        `job ${c.jobId} cannot resume in ${outDir}: ${diff.join('; ')}. Run it as it was started, or start a fresh job with --force (or another --out)`,
+        'JobChanged',
+      );
+    }
+    // A merge of an earlier run is stale once more units are collected: merge from scratch.
+    await fsp.rm(finalDir(c.workDir), { recursive: true, force: true });
+    return 'resumed';
+  }
+  if (owner && !c.force) {
+    const status = await ownerStatus(c.client, owner.jobId);
+    if (status === 'RUNNING') {
+      throw ApplicationFailure.nonRetryable(
+        `${outDir} is being written by job ${owner.jobId}, which is running: watch it with "batchpilot watch ${owner.jobId}", or choose another --out`,
+        'OutputFolderBusy',
+      );
+    }
+    throw ApplicationFailure.nonRetryable(
+      `${outDir} holds job ${owner.jobId} (${status.toLowerCase()}): resume it with the same command and --id ${owner.jobId}, start afresh with --force, or choose another --out`,
+      'OutputFolderTaken',
+    );
+  }
+  const record: JobRecord = {
+    jobId: c.jobId,
+    fingerprint: c.fingerprint,
+    createdAt: new Date().toISOString(),
+  };
+  if (owner) {
+    await clearWorkDir(c.workDir, false);
+    await writeJsonAtomic(ownerFile(c.workDir), record);
+    return 'new';
+  }
+  // Two jobs starting on one empty folder at once: link() fails for the second, which then sees
+  // the first as the owner.
+  const tmp = `${ownerFile(c.workDir)}.${c.jobId.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80)}.${process.pid}`;
+  await fsp.mkdir(c.workDir, { recursive: true });
+  // A record without a fingerprint (written by an older batchpilot, or torn) owns nothing.
+  if (!readJobRecord(outDir)) await fsp.rm(ownerFile(c.workDir), { force: true });
+  await fsp.writeFile(tmp, JSON.stringify(record) + '\n');
+  try {
+    await fsp.link(tmp, ownerFile(c.workDir));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw err;
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+  await clearWorkDir(c.workDir, true);
+  return 'new';
+}
+
+/**
+ * Where a resumed job picks up: its last round that was packed (round 2 or later), with the lines
+ * settled in the rounds before it. Undefined when the job never went past round 1.
+ */
+export async function resumePoint(workDir: string): Promise<PlanSummary['resumeAt']> {
+  const rounds = (await fsp.readdir(workDir).catch(() => [] as string[]))
+    .map((e) => /^round-(\d+)$/.exec(e)?.[1])
+    .filter((r): r is string => r !== undefined)
+    .map(Number)
+    .filter((r) => r >= 2)
+    .sort((a, b) => b - a);
+  for (const round of rounds) {
+    const manifest = await readJson<{ units: { lines: number }[] }>(
+      path.join(roundDir(workDir, round), 'manifest.json'),
+    ).catch(() => undefined);
+    if (!manifest) continue;
+    const settled = { succeeded: 0, failed: 0 };
+    for (const f of await fsp.readdir(collectedDir(workDir)).catch(() => [] as string[])) {
+      const r = Number(/^r(\d+)-u\d+\.json$/.exec(f)?.[1]);
+      if (!(r < round)) continue;
+      const m = await readJson<CollectedUnit>(path.join(collectedDir(workDir), f));
+      settled.succeeded += m.succeeded;
+      settled.failed += m.failed;
+    }
+    return { round, unitLines: manifest.units.map((u) => u.lines), settled };
+  }
+  return undefined;
+}
