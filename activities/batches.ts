@@ -2,14 +2,22 @@
 // Exactly-once: every create is preceded by a lookup for a batch carrying the unit's key, and runs
 // with maxRetries 0, so a worker killed between the provider's answer and the activity's completion
 // finds the batch on retry instead of paying for a second one (batch-api.md, SDK retries).
+// A provider without list routes (docs/provider-capabilities.md) cannot be asked: there a create is
+// re-sent only when it surely never reached the provider, and an unknown outcome stops the shard.
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import nodePath from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { BATCH_KEY_METADATA, JOB_ID_METADATA } from '../common/definitions.ts';
+import type { ProviderFailureDetails, ProviderLookup } from '../common/job-types.ts';
 import { unitFileName } from '../common/keys.ts';
+import { lookupMeaning } from '../common/provider-lookups.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
-import { providerCall, statusOf, toFailure } from './provider-errors.ts';
+import { describeError, publicUrl, statusOf, surelyNotDone } from './provider-errors.ts';
+import { failureOf, providerCaller } from './provider-calls.ts';
 import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { ensureRoom } from './in-flight-cap.ts';
@@ -31,6 +39,8 @@ export interface UploadInput {
 export interface UploadedFile {
   fileId: string;
   createdAt: number;
+  /** Lookups the provider could not answer (its list routes are missing). */
+  unavailableLookups?: ProviderLookup[];
 }
 
 export interface CreateBatchInput {
@@ -41,6 +51,10 @@ export interface CreateBatchInput {
   endpoint: string;
   completionWindow: string;
   metadata: Record<string, string>;
+  /** Re-send a create of unknown outcome where batches cannot be listed (--allow-duplicate-batches). */
+  allowDuplicateBatches?: boolean;
+  /** The job's work folder: where a create in flight is noted when batches cannot be listed. */
+  workDir?: string;
 }
 
 /** The part of a provider batch the workflow needs; `errors` capped to keep payloads small. */
@@ -51,6 +65,8 @@ export interface BatchView {
   errorFileId: string | null;
   requestCounts: { total: number; completed: number; failed: number };
   errors: { code: string; message: string; line: number | null }[];
+  /** Set by createBatch when the provider could not be asked for existing batches. */
+  unavailableLookups?: ProviderLookup[];
 }
 
 const MAX_ERRORS_IN_VIEW = 20;
@@ -76,6 +92,42 @@ export function toView(b: OpenAI.Batches.Batch): BatchView {
     requestCounts: { total: rc.total, completed: rc.completed, failed: rc.failed },
     errors,
   };
+}
+
+/** The non-retryable failure of a create whose outcome is unknown on a provider that cannot be asked. */
+function outcomeUnknown(
+  input: CreateBatchInput,
+  reason: string,
+  baseUrl: string,
+  status?: number,
+): ApplicationFailure {
+  const url = publicUrl(baseUrl);
+  const message =
+    `create batch for ${input.key}: the outcome is unknown (${reason}) and the provider at ${url} cannot list ` +
+    `batches to check, so it was not sent again. Check the provider's batches for input_file_id ` +
+    `${input.fileId}: if none exists, run the job again with --allow-duplicate-batches (it re-sends ` +
+    `such creates, at the risk of paying for a second batch)`;
+  const details: ProviderFailureDetails = {
+    code: 'batch_outcome_unknown',
+    message,
+    call: 'create batch',
+    ...(status !== undefined ? { status_code: status } : {}),
+    ...(url ? { baseUrl: url } : {}),
+  };
+  return ApplicationFailure.create({
+    message,
+    type: 'BatchOutcomeUnknown',
+    nonRetryable: true,
+    details: [details],
+  });
+}
+
+/**
+ * Where a create in flight is noted on a provider that cannot list batches: a worker that dies
+ * between sending and recording the answer leaves it, and the next attempt knows a batch may exist.
+ */
+function sendingMarker(workDir: string, key: string): string {
+  return nodePath.join(workDir, 'creates', `${unitFileName(key)}.sending`);
 }
 
 function signal(): AbortSignal | undefined {
@@ -124,7 +176,35 @@ export async function findBatch(
   return undefined;
 }
 
+/** A list route the server does not have: 404 or 405 (some gateways answer 501). */
+function listMissing(err: unknown): boolean {
+  const s = statusOf(err);
+  return s === 404 || s === 405 || s === 501;
+}
+
 export function batchActivities(deps: ActivityDeps) {
+  const call = providerCaller(deps);
+  // List routes found missing on this worker's provider: asked once, then not again.
+  const missing = new Set<ProviderLookup>();
+  /** Runs a lookup unless its route is known missing; undefined when it cannot be made. */
+  async function lookup<T>(
+    route: ProviderLookup,
+    what: string,
+    fn: () => Promise<T>,
+  ): Promise<T | undefined> {
+    if (missing.has(route)) return undefined;
+    try {
+      return await fn();
+    } catch (err) {
+      if (!listMissing(err)) throw failureOf(deps, err, what);
+      missing.add(route);
+      logFor(deps).warn(
+        { route, status: statusOf(err), url: publicUrl(deps.openai.baseURL) },
+        `the provider has no ${route} (answered ${statusOf(err)}): ${lookupMeaning(route)}`,
+      );
+      return undefined;
+    }
+  }
   const capLock = new Semaphore(1);
   // An upload holds read buffers and socket buffers while it is sent, and several at once only
   // share the same link: a worker sends a few at a time rather than one per activity slot.
@@ -135,27 +215,34 @@ export function batchActivities(deps: ActivityDeps) {
       const name = unitFileName(input.key);
       const path = unitFile(input.workDir, input.round, input.index);
       const { size } = await fsp.stat(path);
-      const existing = await providerCall('look up uploaded files', () =>
+      const existing = await lookup('GET /files', 'look up uploaded files', () =>
         findUploaded(deps.openai, name, size, input.notBefore),
       );
       if (existing) {
         logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
         return existing;
       }
+      // Without a files list a retried upload is simply sent again: the worst case is an orphan
+      // copy in the provider's storage, which costs no tokens.
       const f = await withHeartbeat(() =>
         uploads.run(() =>
-          providerCall('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal())),
+          call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal())),
         ),
       );
       logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
-      return { fileId: f.id, createdAt: f.created_at };
+      return {
+        fileId: f.id,
+        createdAt: f.created_at,
+        ...(missing.has('GET /files') ? { unavailableLookups: ['GET /files' as const] } : {}),
+      };
     },
 
     /** Creates the unit's batch exactly once (lookup first, no SDK retries). */
     async createBatch(input: CreateBatchInput): Promise<BatchView> {
-      const found = await providerCall('look up batches', () =>
+      const found = await lookup('GET /batches', 'look up batches', () =>
         findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
       );
+      const blind = missing.has('GET /batches');
       if (found) {
         logFor(deps).info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
         return toView(found);
@@ -165,14 +252,23 @@ export function batchActivities(deps: ActivityDeps) {
         [BATCH_KEY_METADATA]: input.key,
         [JOB_ID_METADATA]: input.jobId.slice(0, 512),
       };
+      const url = deps.openai.baseURL;
+      const marker = blind && input.workDir ? sendingMarker(input.workDir, input.key) : undefined;
+      if (marker && fs.existsSync(marker) && !input.allowDuplicateBatches) {
+        throw outcomeUnknown(input, 'an earlier attempt stopped while sending it', url);
+      }
       const create = async () => {
         if (deps.maxInFlight !== undefined) {
-          await providerCall('count batches in flight', () =>
+          await call('count batches in flight', () =>
             ensureRoom(deps.openai, deps.profile, deps.maxInFlight!),
           );
         }
-        return providerCall('create batch', () =>
-          deps.openai.batches.create(
+        if (marker) {
+          await fsp.mkdir(nodePath.dirname(marker), { recursive: true });
+          await fsp.writeFile(marker, `${new Date().toISOString()} ${input.fileId}\n`);
+        }
+        try {
+          return await deps.openai.batches.create(
             {
               input_file_id: input.fileId,
               endpoint: input.endpoint as OpenAI.Batches.BatchCreateParams['endpoint'],
@@ -180,22 +276,35 @@ export function batchActivities(deps: ActivityDeps) {
               metadata,
             },
             { maxRetries: 0, signal: signal() },
-          ),
-        );
+          );
+        } catch (err) {
+          const notDone = surelyNotDone(err);
+          if (marker && notDone) await fsp.rm(marker, { force: true });
+          if (blind && !notDone) {
+            if (!input.allowDuplicateBatches)
+              throw outcomeUnknown(input, describeError(err), url, statusOf(err));
+            logFor(deps).warn(
+              { key: input.key, fileId: input.fileId },
+              'create batch: outcome unknown and batches cannot be listed; sending again as --allow-duplicate-batches asks (a second batch may be billed)',
+            );
+          }
+          throw failureOf(deps, err, 'create batch');
+        }
       };
       // The cap's check-then-create runs one at a time in this worker so the cap holds exactly.
       const b = deps.maxInFlight !== undefined ? await capLock.run(create) : await create();
+      if (marker) await fsp.rm(marker, { force: true });
       logFor(deps).info({ key: input.key, batchId: b.id }, 'created batch');
       count('batchesCreated');
       count('linesSubmitted', b.request_counts?.total ?? 0);
-      return toView(b);
+      return { ...toView(b), ...(blind ? { unavailableLookups: ['GET /batches' as const] } : {}) };
     },
 
     /** Reads a batch's status (one poll). */
     async getBatch(batchId: string): Promise<BatchView> {
       count('polls');
       return toView(
-        await providerCall('read batch', () =>
+        await call('read batch', () =>
           deps.openai.batches.retrieve(batchId, { ...IDEMPOTENT, signal: signal() }),
         ),
       );
@@ -207,7 +316,7 @@ export function batchActivities(deps: ActivityDeps) {
       fileId: string;
       notBefore: number;
     }): Promise<BatchView | null> {
-      const b = await providerCall('look up batches', () =>
+      const b = await lookup('GET /batches', 'look up batches', () =>
         findBatch(deps, input.key, input.fileId, input.notBefore),
       );
       return b ? toView(b) : null;
@@ -219,15 +328,16 @@ export function batchActivities(deps: ActivityDeps) {
         return toView(await deps.openai.batches.cancel(batchId));
       } catch (err) {
         if (statusOf(err) === 409) {
-          return toView(
-            await providerCall('read batch', () => deps.openai.batches.retrieve(batchId, IDEMPOTENT)),
-          );
+          return toView(await call('read batch', () => deps.openai.batches.retrieve(batchId, IDEMPOTENT)));
         }
-        throw toFailure(err, 'cancel batch');
+        throw failureOf(deps, err, 'cancel batch');
       }
     },
 
-    /** Deletes the job's provider files once results are safe locally; a missing file is fine. */
+    /**
+     * Deletes the job's provider files; a missing file is fine, and a file that cannot be deleted is
+     * logged and left (it costs storage, never a job): this never fails.
+     */
     async deleteRemoteFiles(fileIds: string[]): Promise<number> {
       let deleted = 0;
       for (const id of fileIds) {
@@ -235,7 +345,13 @@ export function batchActivities(deps: ActivityDeps) {
           await deps.openai.files.delete(id, IDEMPOTENT);
           deleted++;
         } catch (err) {
-          if (statusOf(err) !== 404) throw toFailure(err, `delete file ${id}`);
+          if (statusOf(err) === 404) continue;
+          count('remoteDeleteFailures');
+          const f = failureOf(deps, err, `delete file ${id}`);
+          logFor(deps).warn(
+            { fileId: id },
+            `could not delete ${id} at the provider (left there): ${f.message}`,
+          );
         }
       }
       return deleted;

@@ -7,7 +7,7 @@ import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
-import type { Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
+import type { UnattributedError, Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
 import { toView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
 import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
@@ -26,11 +26,18 @@ import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { outcomeHead } from './outcome.ts';
 import { IDEMPOTENT } from './provider-client.ts';
-import { providerCall } from './provider-errors.ts';
+import { providerCaller } from './provider-calls.ts';
 import { collectedMarker, originFile, outcomeFile, unitFile } from './work-dir.ts';
 
 const TAB = 9;
 const NO_RESULT = new Uint8Array(0);
+/** Error-file lines naming no line of the unit that are kept (the rest are only counted). */
+const MAX_UNATTRIBUTED = 20;
+
+/** What collecting a unit found: its counts, and error lines that named none of its lines. */
+export interface CollectedCounts extends UnitCounts {
+  unattributed?: UnattributedError[];
+}
 
 /**
  * What a collected unit reported, kept so a re-run of the job reports the same. `cancelled` counts
@@ -69,10 +76,19 @@ async function loadIds(workDir: string, unit: Unit): Promise<{ ids: Map<string, 
   return { ids, list };
 }
 
+/** An error-file line's reason, if it is an error line at all. */
+function unattributedError(parsed: Record<string, unknown>): UnattributedError | undefined {
+  const c = classifyResult(parsed);
+  if (c.kind === 'ok' || !c.error) return undefined;
+  const cid = parsed.custom_id;
+  return { custom_id: typeof cid === 'string' ? cid : null, ...c.error };
+}
+
 export function collectActivities(deps: ActivityDeps) {
+  const call = providerCaller(deps);
   return {
     /** Downloads and classifies one unit's results into outcome files; returns its counts. */
-    async collectUnit(input: CollectInput): Promise<UnitCounts> {
+    async collectUnit(input: CollectInput): Promise<CollectedCounts> {
       return withHeartbeat(() => collect(input));
     },
 
@@ -96,20 +112,19 @@ export function collectActivities(deps: ActivityDeps) {
     return ids.map(
       (fileId) =>
         async function* () {
-          const res = await providerCall('download results', () =>
-            deps.openai.files.content(fileId, IDEMPOTENT),
-          );
+          const res = await call('download results', () => deps.openai.files.content(fileId, IDEMPOTENT));
           if (res.body) yield* splitByteLines(Readable.fromWeb(res.body));
         },
     );
   }
 
-  async function collect(input: CollectInput): Promise<UnitCounts> {
+  async function collect(input: CollectInput): Promise<CollectedCounts> {
     const { workDir, unit, maxAttempts } = input;
     const ctx = Context.current();
     const batch = input.batchId
-      ? await providerCall('read batch', () => deps.openai.batches.retrieve(input.batchId!, IDEMPOTENT))
+      ? await call('read batch', () => deps.openai.batches.retrieve(input.batchId!, IDEMPOTENT))
       : undefined;
+    const unattributed: UnattributedError[] = [];
     const status = batch?.status ?? 'completed';
     const origins = await loadOrigins(workDir, unit);
     const { ids, list } = await loadIds(workDir, unit);
@@ -150,12 +165,18 @@ export function collectActivities(deps: ActivityDeps) {
       let n = 0;
       for (const source of resultSources(batch, input.chat ? chatResultsFile(workDir, unit) : undefined)) {
         for await (const line of source()) {
-          const parsed = JSON.parse(line.bytes.toString('utf8')) as { custom_id?: unknown };
+          const parsed = JSON.parse(line.bytes.toString('utf8')) as Record<string, unknown>;
           const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
           if (p === undefined || seen[p]) {
+            // Some servers report a batch's own failure as an error line under a custom_id of their
+            // own (e.g. "turn"): that is the batch's reason, kept for its lines and the summary.
+            const reason = p === undefined ? unattributedError(parsed) : undefined;
+            if (reason && unattributed.length < MAX_UNATTRIBUTED) unattributed.push(reason);
             logFor(deps).warn(
-              { batchId: batch?.id, custom_id: parsed.custom_id },
-              'result line for an unknown or repeated custom_id: ignored',
+              { batchId: batch?.id, custom_id: parsed.custom_id, ...(reason ? { error: reason } : {}) },
+              reason
+                ? `error line for custom_id ${JSON.stringify(parsed.custom_id)}, not in this batch: kept as the batch's failure (${reason.code}: ${reason.message})`
+                : 'result line for an unknown or repeated custom_id: ignored',
             );
             continue;
           }
@@ -175,16 +196,28 @@ export function collectActivities(deps: ActivityDeps) {
         if (typeof e.line === 'number' && e.line >= 1) fileErrors.set(e.line - 1, err);
         else wholeFile ??= err;
       }
+      // Lines the batch left unanswered get the most specific reason known: the line's own entry
+      // in errors.data, the batch's whole-file error, the error file's unattributed lines.
+      const batchReason = unattributed[0]
+        ? {
+            code: unattributed[0].code,
+            message: unattributed[0].message,
+            status_code: unattributed[0].status_code,
+          }
+        : undefined;
       for (let p = 0; p < list.length; p++) {
         if (seen[p]) continue;
         const named = fileErrors.get(p);
         if (status === 'failed') {
           const err = named ??
-            wholeFile ?? { code: 'batch_failed', message: 'the batch failed without naming this line' };
+            wholeFile ??
+            batchReason ?? { code: 'batch_failed', message: 'the batch failed without naming this line' };
           const kind = named ? 'permanent' : 'retry';
-          await record(p, { kind, error: { ...err, status_code: null }, usage: null }, NO_RESULT);
+          await record(p, { kind, error: { status_code: null, ...err }, usage: null }, NO_RESULT);
         } else {
-          await record(p, missingLine(status, input.cancelledByUs), NO_RESULT);
+          const missing = missingLine(status, input.cancelledByUs);
+          const c = batchReason && !input.cancelledByUs ? { ...missing, error: batchReason } : missing;
+          await record(p, c, NO_RESULT);
         }
       }
       for (const w of writers.values()) await w.commit();
@@ -194,6 +227,7 @@ export function collectActivities(deps: ActivityDeps) {
         batchId: batch?.id ?? null,
         batchStatus: status,
         fileErrors: batch && status === 'failed' ? toView(batch).errors : [],
+        ...(unattributed.length ? { unattributed } : {}),
       };
       await writeJsonAtomic(collectedMarker(workDir, unit.round, unit.index), marker);
     } catch (err) {
@@ -205,6 +239,6 @@ export function collectActivities(deps: ActivityDeps) {
     count('linesFailed', counts.failed);
     count('linesRetried', counts.retry);
     count('tokens', tokens);
-    return counts;
+    return unattributed.length ? { ...counts, unattributed } : counts;
   }
 }

@@ -16,4 +16,6 @@ export interface ActivityDeps {
   mergeShardBudgetBytes?: number;
   /** BATCHPILOT_MAX_IN_FLIGHT: unfinished batches allowed per provider key (activities/in-flight-cap.ts). */
   maxInFlight?: number;
+  /** BATCHPILOT_UNREACHABLE_AFTER in ms: failing provider calls become loud after this long. */
+  unreachableAfterMs?: number;
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ByteWriter } from './byte-writer.ts';
+import type { LineError } from './classify.ts';
 import { countNewlines, customIdOf, readByteLines, type ByteLine } from './lines.ts';
 import { encodeOutcome, outcomeIndexAt, type OutcomeHeader } from './outcome.ts';
 import { finalFile, outcomeDir, unitFile } from './work-dir.ts';
@@ -116,7 +117,7 @@ async function isWholeFinal(file: string, lines: number): Promise<boolean> {
   return count === lines && last === NL;
 }
 
-function missingOutcome(i: number, cid: string, jobStatus: JobEnd): string {
+function missingOutcome(i: number, cid: string, jobStatus: JobEnd, reason?: LineError): string {
   const header: OutcomeHeader = {
     i,
     k: 'permanent',
@@ -129,11 +130,11 @@ function missingOutcome(i: number, cid: string, jobStatus: JobEnd): string {
             message: 'the job was cancelled before this line was submitted',
             status_code: null,
           }
-        : {
+        : (reason ?? {
             code: 'not_processed',
             message: 'the job ended before this line was processed',
             status_code: null,
-          },
+          }),
   };
   return encodeOutcome(header, '');
 }
@@ -162,6 +163,8 @@ export async function finalizeShard(
   jobStatus: JobEnd,
   budget: number,
   arena: Arena,
+  /** Why lines without an outcome have none (their shard's failure), when known. */
+  reason?: LineError,
 ): Promise<void> {
   const target = finalFile(workDir, shard);
   if (fs.existsSync(target)) {
@@ -212,7 +215,7 @@ export async function finalizeShard(
       let wait: Promise<void> | undefined;
       if (f < 0) {
         const cid = idLine ? customIdOf(idLine.bytes) : '';
-        wait = w.text(missingOutcome(i, cid, jobStatus));
+        wait = w.text(missingOutcome(i, cid, jobStatus, reason));
       } else if (inMemory) {
         wait = w.line(inMemory[f]!, offset[i]!, offset[i]! + length[i]!);
       } else {

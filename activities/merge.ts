@@ -12,6 +12,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { JobPaths, MergeSummary } from '../common/job-types.ts';
 import { ByteWriter } from './byte-writer.ts';
+import type { LineError } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { AtomicWriter, countNewlines } from './lines.ts';
@@ -24,6 +25,11 @@ export interface MergeInput {
   shardLines: number[];
   /** How lines that never got an outcome are reported. */
   jobStatus: JobEnd;
+  /**
+   * Why lines that never got an outcome have none: the failure of their round-1 shard (keyed by
+   * shard index), else the job's. Absent: "the job ended before this line was processed".
+   */
+  lineFailures?: { byShard?: Record<string, LineError>; job?: LineError };
 }
 
 const DEFAULT_SHARD_BUDGET = 64 * 1024 * 1024;
@@ -65,7 +71,8 @@ export function mergeActivities(deps: ActivityDeps) {
     const arena: Arena = { buf: undefined };
     try {
       for (let s = 0; s < input.shardLines.length; s++) {
-        await finalizeShard(workDir, s, input.shardLines[s]!, input.jobStatus, budget, arena);
+        const reason = input.lineFailures?.byShard?.[String(s)] ?? input.lineFailures?.job;
+        await finalizeShard(workDir, s, input.shardLines[s]!, input.jobStatus, budget, arena, reason);
         ctx.heartbeat({ finalized: s + 1 });
       }
       const summary: MergeSummary = {

@@ -10,6 +10,11 @@ export const METRICS = {
   linesRetried: ['batchpilot_lines_retried', 'lines sent to another round'],
   tokens: ['batchpilot_tokens', 'total tokens reported by the provider'],
   polls: ['batchpilot_polls', 'batch status polls'],
+  providerUnreachable: [
+    'batchpilot_provider_unreachable',
+    'provider calls still failing after BATCHPILOT_UNREACHABLE_AFTER',
+  ],
+  remoteDeleteFailures: ['batchpilot_remote_delete_failures', 'provider files that could not be deleted'],
 } as const;
 
 export function count(metric: keyof typeof METRICS, n = 1): void {

@@ -5,7 +5,10 @@ import { rootCause } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { PROGRESS_QUERY } from '../common/definitions.ts';
 import type { JobProgress, JobSummary } from '../common/job-types.ts';
-import { renderProgress, renderSummary } from './progress-view.ts';
+import { exitCodeOf, renderAlerts, renderProgress, renderSummary } from './progress-view.ts';
+
+/** 0 when the job completed with every line answered, 1 otherwise (progress-view.ts decides). */
+export { exitCodeOf };
 
 /**
  * Says so when no worker polls the job's task queue: the job then waits without a sign, and a
@@ -44,7 +47,10 @@ export async function jobOutcome(
     if (err instanceof WorkflowFailedError) {
       const cause = err.cause as { details?: unknown[]; message?: string } | undefined;
       const summary = cause?.details?.[0] as JobSummary | undefined;
-      return { status, ...(summary ? { summary } : {}), error: rootCause(err.cause) ?? err.message };
+      // The summary already lists each failure with its reason; the error line is for a job that
+      // failed without one (planning, the merge).
+      const error = summary?.failures?.length ? undefined : (rootCause(err.cause) ?? err.message);
+      return { status, ...(summary ? { summary } : {}), ...(error ? { error } : {}) };
     }
     return { status, error: (err as Error).message };
   }
@@ -63,6 +69,7 @@ export async function watchJob(
   const handle = client.workflow.getHandle(workflowId);
   const tty = (out as NodeJS.WriteStream).isTTY === true;
   let last = '';
+  const alerted = new Set<string>();
   let drawnLines = 0;
   const resultPromise = handle.result().then(
     () => undefined,
@@ -82,7 +89,8 @@ export async function watchJob(
       }
     }
     try {
-      const text = renderProgress(await queryProgress(handle));
+      const p = await queryProgress(handle);
+      const text = [renderProgress(p), ...renderAlerts(p)].join('\n');
       if (tty) {
         // Lines cut to the terminal's width: a wrapped line would make the redraw climb too few rows.
         const width = Math.max(20, ((out as NodeJS.WriteStream).columns ?? 80) - 1);
@@ -91,11 +99,16 @@ export async function watchJob(
         out.write(rows.join('\n') + '\n');
         drawnLines = rows.length;
       } else {
-        // Without a TTY, one line per change of the counts (the ETA alone changes every second).
+        // Without a TTY, one line per change of the counts (the ETA alone changes every second),
+        // and each alert once (an unreachable provider's changes with its minutes: once a minute).
         const line = text.split('\n')[1]!;
         const key = line.replace(/\s+ETA .*$/, '');
         if (key !== last) out.write(line + '\n');
         last = key;
+        for (const a of renderAlerts(p)) {
+          if (!alerted.has(a)) out.write(a + '\n');
+          alerted.add(a);
+        }
       }
     } catch {
       // The query can fail while a worker restarts or the run continues-as-new: try again.
@@ -105,10 +118,5 @@ export async function watchJob(
   const outcome = await jobOutcome(handle);
   if (outcome.summary) out.write(renderSummary(outcome.summary) + '\n');
   if (outcome.error) out.write(`job ${workflowId} ${outcome.status.toLowerCase()}: ${outcome.error}\n`);
-  return outcome.summary ? exitCodeOf(outcome.summary) : 1;
-}
-
-/** 0 when the job completed with every line answered, 1 otherwise. */
-export function exitCodeOf(summary: JobSummary): number {
-  return summary.status === 'completed' && summary.lines.failed === 0 && summary.lines.rejected === 0 ? 0 : 1;
+  return exitCodeOf(outcome.summary);
 }

@@ -96,6 +96,7 @@ export function jobInputFromFlags(
     mode,
     keepRemoteFiles: boolFlag(flags, 'keep-remote-files'),
   };
+  if (boolFlag(flags, 'allow-duplicate-batches')) options.allowDuplicateBatches = true;
   const poll = parsedFlag(flags, 'poll-interval', parseDuration);
   if (poll !== undefined) options.pollIntervalMs = poll;
   const name = stringFlag(flags, 'name');

@@ -1,5 +1,5 @@
 // Renders the job's progress for people: a bar, line counts, shard states and an ETA.
-import type { JobProgress, JobSummary } from '../common/job-types.ts';
+import type { FailureInfo, JobProgress, JobSummary } from '../common/job-types.ts';
 import { formatDuration } from '../common/units.ts';
 
 export function progressBar(fraction: number, width = 30): string {
@@ -53,10 +53,49 @@ export function renderProgress(p: JobProgress, now = Date.now()): string {
   ].join('\n');
 }
 
+/**
+ * The job's end in words for people: `completed` only when every line got an answer,
+ * `completed with failures` when some failed or were rejected, `failed` and `cancelled` as the
+ * summary's status says. (summary.json keeps its status values for scripts.)
+ */
+export function outcomeWord(s: JobSummary): string {
+  if (s.status !== 'completed') return s.status;
+  return s.lines.failed > 0 || s.lines.rejected > 0 ? 'completed with failures' : 'completed';
+}
+
+/** The exit code of a job's end: 0 only when it completed with every line answered. */
+export function exitCodeOf(s: JobSummary | undefined): number {
+  return s && outcomeWord(s) === 'completed' ? 0 : 1;
+}
+
+/** One failure on one line: where, the provider's code and status, the call, the message. */
+export function renderFailure(f: FailureInfo): string {
+  // Most messages already begin with the call ("create batch: …"): it is not said twice.
+  const call = f.call && !f.message.startsWith(`${f.call}`) ? f.call : undefined;
+  const where = [f.unit, call].filter(Boolean).join(', ');
+  const status = f.status_code !== undefined ? ` ${f.status_code}` : '';
+  return `${where ? `${where}: ` : ''}[${f.code}${status}] ${f.message}`;
+}
+
+const FAILURES_SHOWN = 5;
+
+/** Lines that say what is wrong now: an unreachable provider, failures so far. */
+export function renderAlerts(p: JobProgress, now = Date.now()): string[] {
+  const out: string[] = [];
+  const u = p.providerUnreachable;
+  if (u) {
+    const min = Math.max(0, Math.floor((now - u.since) / 60_000));
+    out.push(`provider unreachable at ${u.url} for ${min} min (retrying): ${u.message}`);
+  }
+  for (const f of (p.failures ?? []).slice(0, FAILURES_SHOWN)) out.push(`failure: ${renderFailure(f)}`);
+  return out;
+}
+
 export function renderSummary(s: JobSummary): string {
   const l = s.lines;
+  const failures = s.failures ?? [];
   return [
-    `job ${s.workflowId} ${s.status}`,
+    `job ${s.workflowId} ${outcomeWord(s)}`,
     `  lines: ${l.total} total, ${l.succeeded} succeeded, ${l.failed} failed, ${l.rejected} rejected`,
     `  shards: ${s.shards}, batches: ${s.batches}, rounds: ${s.rounds}`,
     `  tokens: ${s.usage.prompt_tokens} prompt + ${s.usage.completion_tokens} completion = ${s.usage.total_tokens}`,
@@ -69,10 +108,17 @@ export function renderSummary(s: JobSummary): string {
         ]
       : []),
     `  outputs in ${s.outDir}: results.jsonl, errors.jsonl, rejected.jsonl, summary.json, manifest.json`,
-    ...(s.batchFailures?.length
+    ...(s.batchFailures && Object.keys(s.batchFailures).length
       ? [
-          `  failed batches: ${s.batchFailures.map((b) => `${b.batchId ?? '?'} (${b.errors.map((e) => e.code).join(', ')})`).join('; ')}`,
+          `  failed batches by code: ${Object.entries(s.batchFailures)
+            .map(([code, n]) => `${code} ${n}`)
+            .join(', ')}`,
         ]
+      : []),
+    ...(s.providerLookups ? s.providerLookups.meaning.map((m) => `  note: ${m}`) : []),
+    ...failures.slice(0, FAILURES_SHOWN).map((f) => `  failure: ${renderFailure(f)}`),
+    ...(failures.length > FAILURES_SHOWN
+      ? [`  … ${failures.length - FAILURES_SHOWN} more failures in summary.json`]
       : []),
   ].join('\n');
 }

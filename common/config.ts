@@ -2,6 +2,7 @@
 // entry point with loadConfig(process.env); a bad value is an error naming the variable and the fix.
 import { z } from 'zod';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
+import { parseDuration } from './units.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -25,6 +26,19 @@ const schema = z.object({
     .number({ error: 'must be a positive whole number' })
     .int('must be a positive whole number')
     .positive('must be a positive whole number')
+    .optional(),
+  BATCHPILOT_UNREACHABLE_AFTER: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        const ms = parseDuration(text);
+        if (ms >= 1000) return ms;
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: 'custom', message: 'must be a duration of at least 1s, e.g. 3m or 90s' });
+      return z.NEVER;
+    })
     .optional(),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   BATCHPILOT_WORKFLOW_BUNDLE: z.string().min(1).optional(),
@@ -50,6 +64,8 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   metricsAddress: string | undefined;
   maxInFlight: number | undefined;
+  /** BATCHPILOT_UNREACHABLE_AFTER in ms: how long provider calls may fail before it is said loudly. */
+  unreachableAfterMs: number | undefined;
   temporalCliPath: string | undefined;
   /** A prebuilt workflow bundle (scripts/bundle-workflows.ts); built at start when unset. */
   workflowBundle: string | undefined;
@@ -97,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     metricsAddress: e.BATCHPILOT_METRICS_ADDRESS,
     maxInFlight: e.BATCHPILOT_MAX_IN_FLIGHT,
+    unreachableAfterMs: e.BATCHPILOT_UNREACHABLE_AFTER,
     temporalCliPath: e.TEMPORAL_CLI_PATH,
     workflowBundle: e.BATCHPILOT_WORKFLOW_BUNDLE,
     codecKey: e.BATCHPILOT_CODEC_KEY,

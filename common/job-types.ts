@@ -25,6 +25,11 @@ export interface JobOptions {
   prices?: PriceTable;
   /** Keep `<out>/.batchpilot/` after success (for debugging); removed by default. */
   keepWorkDir?: boolean;
+  /**
+   * On a provider that cannot list batches, re-send a create whose outcome is unknown (a timeout
+   * or a reset after sending) instead of stopping the shard: may pay for a second batch.
+   */
+  allowDuplicateBatches?: boolean;
 }
 
 /**
@@ -104,6 +109,46 @@ export interface UnitCounts {
   retry: number;
 }
 
+/** What the provider said when a call failed, as an activity failure's details. */
+export interface ProviderFailureDetails {
+  code: string;
+  message: string;
+  status_code?: number;
+  /** The call that failed, in words: `create batch`, `look up uploaded files`, … */
+  call?: string;
+  /** The provider's base URL without credentials. */
+  baseUrl?: string;
+  /** Epoch ms of the first failed call of a provider that has stayed unreachable. */
+  unreachableSince?: number;
+}
+
+/**
+ * A failure as the user reads it in summary.json, `status` and the CLI: which unit (absent for the
+ * whole job), the provider's code and message, its HTTP status and the call, when known.
+ */
+export interface FailureInfo {
+  /** `shard-<n>/round-<r>`. */
+  unit?: string;
+  code: string;
+  message: string;
+  status_code?: number;
+  call?: string;
+  batchId?: string;
+  /** The provider's base URL without credentials. */
+  baseUrl?: string;
+}
+
+/** A line of an error file whose custom_id is in no line of the batch: the batch's own failure. */
+export interface UnattributedError {
+  custom_id: string | null;
+  code: string;
+  message: string;
+  status_code: number | null;
+}
+
+/** Provider list routes a worker found missing (404/405): lookups that cannot be made. */
+export type ProviderLookup = 'GET /files' | 'GET /batches';
+
 /** What a shard workflow reports when it ends. */
 export interface UnitResult extends UnitCounts {
   unit: Unit;
@@ -111,6 +156,10 @@ export interface UnitResult extends UnitCounts {
   batchStatus: string | null;
   /** File-level errors of a `failed` batch (provider's errors.data), capped. */
   fileErrors: { code: string; message: string; line: number | null }[];
+  /** Error-file lines naming no line of the unit (capped). */
+  unattributed?: UnattributedError[];
+  /** Lookups this unit could not make. */
+  unavailableLookups?: ProviderLookup[];
 }
 
 /** Live state of a unit, sent by the shard workflow to the job as a signal. */
@@ -119,6 +168,15 @@ export interface UnitUpdate {
   status: UnitStatus;
   batchId?: string;
   requestCounts?: { total: number; completed: number; failed: number };
+  /** Set while the unit's provider calls keep failing past the worker's threshold. */
+  unreachable?: ProviderUnreachable;
+}
+
+/** A provider that has not answered for a while: where, and since when (epoch ms). */
+export interface ProviderUnreachable {
+  url: string;
+  since: number;
+  message: string;
 }
 
 export interface MergeSummary {
@@ -143,12 +201,12 @@ export interface JobSummary {
   startedAt: string;
   finishedAt: string;
   outDir: string;
-  batchFailures?: {
-    round: number;
-    shard: number;
-    batchId: string | null;
-    errors: UnitResult['fileErrors'];
-  }[];
+  /** Why things failed: job-level (no `unit`) and per unit; capped at 50. */
+  failures?: FailureInfo[];
+  /** Failed batches and error-file lines naming no line, counted by the provider's code. */
+  batchFailures?: Record<string, number>;
+  /** Provider lookups that were unavailable and what that meant for exactly-once. */
+  providerLookups?: { unavailable: ProviderLookup[]; meaning: string[] };
 }
 
 export interface ShardProgress {
@@ -161,6 +219,7 @@ export interface ShardProgress {
   succeeded: number;
   failed: number;
   retry: number;
+  unreachable?: ProviderUnreachable;
 }
 
 /** What the `progress` query returns. */
@@ -183,4 +242,8 @@ export interface JobProgress {
   shards: ShardProgress[];
   batchesCreated: number;
   startedAt: string;
+  /** Failures so far (units that failed, failed batches). */
+  failures?: FailureInfo[];
+  /** Set while some unit's provider calls keep failing past the worker's threshold. */
+  providerUnreachable?: ProviderUnreachable;
 }

@@ -7,6 +7,8 @@ export const QUIRKS = [
   'failed-lines-in-output',
   'completed-without-output-file',
   'error-code-fields',
+  'no-list-routes',
+  'batch-error-line',
 ] as const;
 export type Quirk = (typeof QUIRKS)[number];
 

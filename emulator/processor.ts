@@ -150,6 +150,7 @@ export class Processor {
     const f = this.#deps.faults();
     if (result.errors.length > 0) return this.#failValidation(sb, result.errors);
     if (draw(f.seed, 'fail-batch', sb.run.inputSha256, sb.run.contentAttempt) < f.failBatchRate) {
+      if (f.quirks.includes('batch-error-line')) return this.#failAsErrorLine(sb, result.lines);
       return this.#failValidation(sb, [
         {
           code: 'token_limit_exceeded',
@@ -163,6 +164,27 @@ export class Processor {
     sb.batch.in_progress_at = nowSeconds();
     sb.batch.request_counts = { total: result.lines, completed: 0, failed: 0 };
     this.#save(sb);
+  }
+
+  /**
+   * The `batch-error-line` quirk: the batch "completes" having run nothing, and its only error line
+   * carries a custom_id of the server's own ("turn") instead of naming the input's lines.
+   */
+  #failAsErrorLine(sb: StoredBatch, lines: number): void {
+    const text = `${JSON.stringify({
+      id: `batch_req_${sb.batch.id.replace(/^batch_/, '').slice(0, 24)}`,
+      custom_id: 'turn',
+      response: null,
+      error: {
+        code: 'token_limit_exceeded',
+        message: 'Enqueued token limit reached for this model. Try again later.',
+      },
+    })}\n`;
+    fs.writeFileSync(this.#deps.store.partPath(sb.batch.id, 'error'), text);
+    sb.run.errorBytes = Buffer.byteLength(text);
+    sb.batch.in_progress_at = nowSeconds();
+    sb.batch.request_counts = { total: lines, completed: 0, failed: lines };
+    this.#finish(sb, 'completed');
   }
 
   /** How many processed lines trigger expiry for this batch, or null when it does not expire. */

@@ -82,6 +82,12 @@ function httpFault(
   return { reply, afterWork };
 }
 
+/** A framework's own error body (`{"detail": …}`), not the OpenAI error shape. */
+async function bare(status: number, detail: string, req: http.IncomingMessage): Promise<Reply> {
+  await drain(req);
+  return { status, body: { detail } };
+}
+
 function authorized(req: http.IncomingMessage, apiKey: string | undefined): boolean {
   if (apiKey === undefined) return true;
   return req.headers.authorization === `Bearer ${apiKey}`;
@@ -104,6 +110,11 @@ export function createServer(state: EmulatorState, apiKey: string | undefined): 
     }
     const { def, params } = found;
     const n = state.store.countRequest(def.route);
+    if (state.faults().quirks.includes('no-list-routes') && req.method === 'GET') {
+      // As a bare OpenAI-compatible server (a FastAPI one, say): no list routes at all.
+      if (def.handler === listFiles) return send(res, await bare(404, 'Not Found', req));
+      if (def.handler === listBatches) return send(res, await bare(405, 'Method Not Allowed', req));
+    }
     if (!authorized(req, apiKey)) {
       await drain(req);
       return send(res, UNAUTHORIZED);

@@ -25,6 +25,8 @@ export interface WorkerOptions {
   mergeShardBudgetBytes?: number;
   /** BATCHPILOT_MAX_IN_FLIGHT. */
   maxInFlight?: number;
+  /** BATCHPILOT_UNREACHABLE_AFTER in ms. */
+  unreachableAfterMs?: number;
   /** BATCHPILOT_CODEC_KEY: encrypt every payload (common/codec.ts). */
   codecKey?: string;
 }
@@ -51,6 +53,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     logger: opts.logger.child({ component: 'activities' }),
     ...(opts.mergeShardBudgetBytes ? { mergeShardBudgetBytes: opts.mergeShardBudgetBytes } : {}),
     ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
+    ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
   });
   return Worker.create({
     connection: opts.connection,

@@ -19,18 +19,22 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { Activities } from '../activities/index.ts';
 import { SEARCH_ATTRIBUTES } from '../common/definitions.ts';
 import type {
+  FailureInfo,
   JobInput,
   JobProgress,
   JobSummary,
   MergeSummary,
   PlanSummary,
+  ProviderLookup,
   ShardProgress,
   UnitResult,
 } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
 import { costOf } from '../common/pricing.ts';
+import { lookupMeaning } from '../common/provider-lookups.ts';
 import { DRY_RUN } from '../common/profiles.ts';
 import { hasTemplate, resolveTemplate } from '../common/templates.ts';
+import { batchFailureCodes, batchFailureInfos, failureFromError, unitName } from './failures.ts';
 import { progressQuery, unitUpdateSignal } from './messages.ts';
 import { progressTable } from './progress.ts';
 import { shardBatch, type ShardInput } from './shard.ts';
@@ -54,9 +58,23 @@ export interface JobState {
   batches: number;
   /** Lines settled in earlier rounds (the current round's units hold the rest). */
   settled: { succeeded: number; failed: number };
-  batchFailures: NonNullable<JobSummary['batchFailures']>;
+  /** Failed batches, one entry per batch (counted by code in the summary). */
+  batchFailures: { round: number; shard: number; batchId: string | null; codes?: string[] }[];
   childFailures: string[];
   cancelled: boolean;
+  /** Why things failed, structured (absent in states carried from older runs). */
+  failures?: FailureInfo[];
+  /** Round-1 shards that failed, by index: the reason their unsubmitted lines carry. */
+  shardFailures?: Record<string, FailureInfo>;
+  unavailableLookups?: ProviderLookup[];
+}
+
+/** Failures kept in state and the summary: enough to act on, bounded for history's sake. */
+const MAX_FAILURES = 50;
+
+function addFailure(state: JobState, f: FailureInfo): void {
+  state.failures ??= [];
+  if (state.failures.length < MAX_FAILURES) state.failures.push(f);
 }
 
 function freshUnits(round: number, lines: number[]): ShardProgress[] {
@@ -133,6 +151,8 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
       shards: state.units,
       batchesCreated: state.batches,
       startedAt: state.startedAt,
+      ...(state.failures?.length ? { failures: state.failures } : {}),
+      ...providerOutage(state.units),
     };
   };
   const showProgress = () => setCurrentDetails(progressTable(progress()));
@@ -144,6 +164,8 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
     unit.status = u.status;
     unit.batchId = u.batchId ?? unit.batchId;
     if (u.requestCounts) unit.completed = u.requestCounts.completed + u.requestCounts.failed;
+    if (u.unreachable) unit.unreachable = u.unreachable;
+    else delete unit.unreachable;
     showProgress();
   });
   CancellationScope.current().cancelRequested.catch(() => {
@@ -249,6 +271,7 @@ async function runWindow(
       keepRemoteFiles: o.keepRemoteFiles,
       metadata,
       ...(o.mode === 'chat' ? { chat: o.chat ?? { concurrency: 64, qps: 100 } } : {}),
+      ...(o.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
     };
     const p = executeChild(shardBatch, {
       workflowId: unitWorkflowId(jobId, unit.round, index),
@@ -259,8 +282,8 @@ async function runWindow(
       (r: UnitResult) => applyResult(state, r),
       (err: unknown) => {
         unit.status = isCancellation(err) ? 'cancelled' : 'failed';
-        if (!isCancellation(err))
-          state.childFailures.push(`shard ${index} round ${unit.round}: ${(err as Error).message}`);
+        delete unit.unreachable;
+        if (!isCancellation(err)) recordChildFailure(state, unit, err);
       },
     );
     running.set(
@@ -286,6 +309,26 @@ async function runWindow(
   return true;
 }
 
+/** A failed child: what the provider said, unwrapped from the child and activity wrappers. */
+function recordChildFailure(state: JobState, unit: ShardProgress, err: unknown): void {
+  const f = failureFromError(err, unitName(unit));
+  state.childFailures.push(`${f.unit}: ${f.message}`);
+  addFailure(state, f);
+  if (unit.round === 1) {
+    state.shardFailures ??= {};
+    state.shardFailures[String(unit.index)] = f;
+  }
+  log.warn('shard failed', { unit: f.unit, code: f.code, message: f.message });
+}
+
+/** The longest-running outage among the units, for progress. */
+function providerOutage(units: ShardProgress[]): Pick<JobProgress, 'providerUnreachable'> {
+  let worst: ShardProgress['unreachable'];
+  for (const u of units)
+    if (u.unreachable && (!worst || u.unreachable.since < worst.since)) worst = u.unreachable;
+  return worst ? { providerUnreachable: worst } : {};
+}
+
 function applyResult(state: JobState, r: UnitResult): void {
   const unit = state.units[r.unit.index]!;
   if (r.batchId && !unit.batchId) state.batches++;
@@ -295,14 +338,41 @@ function applyResult(state: JobState, r: UnitResult): void {
   unit.failed = r.failed;
   unit.retry = r.retry;
   unit.completed = r.succeeded + r.failed + r.retry;
-  if (r.fileErrors.length > 0) {
-    state.batchFailures.push({
-      round: r.unit.round,
-      shard: r.unit.index,
-      batchId: r.batchId,
-      errors: r.fileErrors,
-    });
+  delete unit.unreachable;
+  const codes = batchFailureCodes(r);
+  if (codes.length > 0) {
+    state.batchFailures.push({ round: r.unit.round, shard: r.unit.index, batchId: r.batchId, codes });
+    for (const f of batchFailureInfos(r)) addFailure(state, f);
   }
+  for (const l of r.unavailableLookups ?? []) {
+    state.unavailableLookups ??= [];
+    if (!state.unavailableLookups.includes(l)) {
+      state.unavailableLookups.push(l);
+      log.warn('provider lookup unavailable', { lookup: l });
+    }
+  }
+}
+
+/** Failed batches counted by code (each code once per batch). */
+function countBatchFailures(state: JobState): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const b of state.batchFailures) for (const c of b.codes ?? []) counts[c] = (counts[c] ?? 0) + 1;
+  return counts;
+}
+
+/** Why lines without an outcome have none: their shard's failure, else the job's first. */
+function lineFailures(state: JobState) {
+  const asLine = (f: FailureInfo) => ({
+    code: f.code,
+    message: f.message,
+    status_code: f.status_code ?? null,
+  });
+  const byShard = Object.fromEntries(
+    Object.entries(state.shardFailures ?? {}).map(([k, f]) => [k, asLine(f)]),
+  );
+  const first = state.failures?.[0];
+  if (!first && Object.keys(byShard).length === 0) return undefined;
+  return { byShard, ...(first ? { job: asLine(first) } : {}) };
 }
 
 async function finishJob(
@@ -318,11 +388,23 @@ async function finishJob(
   setPhase('merging');
   showProgress();
   const failed = state.childFailures.length > 0;
-  const status: JobSummary['status'] = state.cancelled ? 'cancelled' : failed ? 'failed' : 'completed';
+  const mergeStatus: JobSummary['status'] = state.cancelled ? 'cancelled' : failed ? 'failed' : 'completed';
+  const reasons = lineFailures(state);
   const merged: MergeSummary = await longLocal.mergeJob.executeWithOptions(
     { ...planOptions, summary: `merge into ${input.outDir}` },
-    [{ paths: plan.paths, shardLines: plan.shardLines, jobStatus: status }],
+    [
+      {
+        paths: plan.paths,
+        shardLines: plan.shardLines,
+        jobStatus: mergeStatus,
+        ...(reasons ? { lineFailures: reasons } : {}),
+      },
+    ],
   );
+  // A job none of whose valid lines got an answer did not complete, whatever its batches said.
+  const nothingAnswered = mergeStatus === 'completed' && plan.valid > 0 && merged.succeeded === 0;
+  const status: JobSummary['status'] = nothingAnswered ? 'failed' : mergeStatus;
+  const lookups = state.unavailableLookups ?? [];
   const summary: JobSummary = {
     workflowId: jobId,
     status,
@@ -342,12 +424,16 @@ async function finishJob(
     startedAt: state.startedAt,
     finishedAt: new Date().toISOString(),
     outDir: input.outDir,
-    ...(state.batchFailures.length ? { batchFailures: state.batchFailures.slice(0, 50) } : {}),
+    failures: state.failures ?? [],
+    ...(state.batchFailures.length ? { batchFailures: countBatchFailures(state) } : {}),
+    ...(lookups.length
+      ? { providerLookups: { unavailable: lookups, meaning: lookups.map(lookupMeaning) } }
+      : {}),
   };
   await longLocal.writeSummary({
     outDir: plan.paths.outDir,
     summary,
-    removeWorkDir: status === 'completed' && !input.options.keepWorkDir,
+    removeWorkDir: mergeStatus === 'completed' && !input.options.keepWorkDir,
   });
   if (input.searchAttributes === true) {
     upsertSearchAttributes({

@@ -2,6 +2,8 @@
 // durable timers until it ends, collect and classify every line, delete the provider files.
 // Continues-as-new when the history grows (a 24 h batch polled every ~90 s is ~1,000 polls).
 import {
+  ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -14,7 +16,15 @@ import {
 import type { Activities } from '../activities/index.ts';
 import type { BatchView } from '../activities/batches.ts';
 import { unitKey } from '../common/keys.ts';
-import type { Unit, UnitResult, UnitStatus, UnitUpdate } from '../common/job-types.ts';
+import type {
+  ProviderFailureDetails,
+  ProviderLookup,
+  ProviderUnreachable,
+  Unit,
+  UnitResult,
+  UnitStatus,
+  UnitUpdate,
+} from '../common/job-types.ts';
 import { unitUpdateSignal } from './messages.ts';
 import { TERMINAL_STATUSES, nextPollDelay } from './poll.ts';
 
@@ -29,6 +39,8 @@ export interface ShardInput {
   pollIntervalMs?: number;
   maxAttempts: number;
   keepRemoteFiles: boolean;
+  /** Re-send creates of unknown outcome where batches cannot be listed. */
+  allowDuplicateBatches?: boolean;
   metadata: Record<string, string>;
   /** Batch Chat mode: lines go one by one through the synchronous API instead of a batch file. */
   chat?: { concurrency: number; qps: number };
@@ -41,6 +53,31 @@ export interface ShardState {
   fileCreatedAt?: number;
   batch?: BatchView;
   polls: number;
+  /** Provider lookups found unavailable (list routes missing). */
+  unavailableLookups?: ProviderLookup[];
+}
+
+/** Failure type an activity gives when the provider has been unreachable past the threshold. */
+const UNREACHABLE_LONG = 'ProviderUnreachableLong';
+
+/** The outage an activity failure reports, if it is `ProviderUnreachableLong`. */
+function outageOf(err: unknown): ProviderFailureDetails | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined;
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== UNREACHABLE_LONG) return undefined;
+  return (
+    (cause.details?.[0] as ProviderFailureDetails | undefined) ?? {
+      code: 'provider_unreachable',
+      message: cause.message,
+    }
+  );
+}
+
+function addLookups(state: ShardState, found: ProviderLookup[] | undefined): void {
+  for (const l of found ?? []) {
+    state.unavailableLookups ??= [];
+    if (!state.unavailableLookups.includes(l)) state.unavailableLookups.push(l);
+  }
 }
 
 // Provider calls retry forever with capped backoff (a provider away for an hour is weather, not a
@@ -69,22 +106,50 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
   const state: ShardState = input.state ?? { polls: 0 };
   const job = getExternalWorkflowHandle(input.jobId);
   let lastSent = '';
+  let lastStatus: UnitStatus = 'uploading';
+  let outage: ProviderUnreachable | undefined;
   const report = async (status: UnitStatus) => {
+    lastStatus = status;
     const b = state.batch;
     const update: UnitUpdate = {
       unit,
       status,
       ...(b ? { batchId: b.id, requestCounts: b.requestCounts } : {}),
+      ...(outage ? { unreachable: outage } : {}),
     };
     setCurrentDetails(
       `**${key}** — ${status}${b ? ` — batch \`${b.id}\` — ${b.requestCounts.completed + b.requestCounts.failed}/${b.requestCounts.total || unit.lines} lines` : ''}`,
     );
     // Signal on status changes only: each signal is history in the job, which cannot
     // continue-as-new while this child runs; live line counts are in this workflow's details.
-    const fingerprint = `${status}/${b?.id ?? ''}`;
+    const fingerprint = `${status}/${b?.id ?? ''}${outage ? '/unreachable' : ''}`;
     if (fingerprint === lastSent) return;
     lastSent = fingerprint;
     await job.signal(unitUpdateSignal, update).catch(() => undefined);
+  };
+
+  // A provider unreachable past the worker's threshold fails the activity with its outage: the job
+  // is told (progress and `status` say so) and the call is made again, for as long as it lasts.
+  const persist = async <T>(fn: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const r = await fn();
+        if (outage) {
+          outage = undefined;
+          await report(lastStatus);
+        }
+        return r;
+      } catch (err) {
+        const d = outageOf(err);
+        if (!d) throw err;
+        outage ??= {
+          url: d.baseUrl ?? 'the provider',
+          since: d.unreachableSince ?? Date.now(),
+          message: d.message,
+        };
+        await report(lastStatus);
+      }
+    }
   };
 
   if (!input.state) {
@@ -99,35 +164,41 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
   try {
     if (!state.fileId) {
       await report('uploading');
-      const f = await upload.uploadUnit.executeWithOptions({ ...uploadOptions, summary: `upload ${key}` }, [
-        { key, workDir: input.workDir, round: unit.round, index: unit.index, notBefore: input.notBefore },
-      ]);
+      const f = await persist(() =>
+        upload.uploadUnit.executeWithOptions({ ...uploadOptions, summary: `upload ${key}` }, [
+          { key, workDir: input.workDir, round: unit.round, index: unit.index, notBefore: input.notBefore },
+        ]),
+      );
       state.fileId = f.fileId;
       state.fileCreatedAt = f.createdAt;
+      addLookups(state, f.unavailableLookups);
     }
     if (!state.batch) {
-      state.batch = await provider.createBatch.executeWithOptions(
-        { ...providerOptions, summary: `create batch ${key}` },
-        [
+      const fileId = state.fileId;
+      state.batch = await persist<BatchView>(() =>
+        provider.createBatch.executeWithOptions({ ...providerOptions, summary: `create batch ${key}` }, [
           {
             key,
             jobId: input.jobId,
-            fileId: state.fileId,
+            fileId,
             fileCreatedAt: state.fileCreatedAt ?? input.notBefore,
             endpoint: input.endpoint,
             completionWindow: input.completionWindow,
             metadata: input.metadata,
+            ...(input.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
+            workDir: input.workDir,
           },
-        ],
+        ]),
       );
+      addLookups(state, state.batch.unavailableLookups);
     }
     await report(state.batch.status as UnitStatus);
     while (!TERMINAL_STATUSES.has(state.batch.status)) {
       const delay = nextPollDelay(input.pollIntervalMs, Math.random);
       await sleep(delay, { summary: `poll ${state.batch.id} in ${Math.round(delay / 1000)}s` });
-      state.batch = await provider.getBatch.executeWithOptions(
-        { ...providerOptions, summary: `poll ${state.batch.id}` },
-        [state.batch.id],
+      const batchId: string = state.batch.id;
+      state.batch = await persist<BatchView>(() =>
+        provider.getBatch.executeWithOptions({ ...providerOptions, summary: `poll ${batchId}` }, [batchId]),
       );
       state.polls++;
       await report(state.batch.status as UnitStatus);
@@ -135,12 +206,32 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
         await continueAsNew<typeof shardBatch>({ ...input, state });
       }
     }
-    return await finish(input, state, false, report);
+    return await finish(input, state, false, report, persist);
   } catch (err) {
-    if (!isCancellation(err)) throw err;
-    return await CancellationScope.nonCancellable(() => cancelAndCollect(input, key, state, report));
+    if (!isCancellation(err)) {
+      await CancellationScope.nonCancellable(() => deleteAfterFailure(input, state));
+      throw err;
+    }
+    return await CancellationScope.nonCancellable(() => cancelAndCollect(input, key, state, report, persist));
   }
 }
+
+/**
+ * The shard failed: its provider files go all the same (a failed shard must not leave its input at
+ * the provider). The input of a batch still running stays, since the batch may still read it.
+ */
+async function deleteAfterFailure(input: ShardInput, state: ShardState): Promise<void> {
+  if (input.keepRemoteFiles) return;
+  const b = state.batch;
+  const running = b !== undefined && !TERMINAL_STATUSES.has(b.status);
+  const ids = [running ? undefined : state.fileId, b?.outputFileId, b?.errorFileId].filter(
+    (x): x is string => !!x,
+  );
+  // Deleting never fails the activity; a broken worker here must not hide the shard's own failure.
+  if (ids.length > 0) await provider.deleteRemoteFiles(ids).catch(() => 0);
+}
+
+type Persist = <T>(fn: () => Promise<T>) => Promise<T>;
 
 /** Batch Chat mode: one long activity answers every line (resuming from its own results file). */
 async function chatUnit(
@@ -186,6 +277,7 @@ async function cancelAndCollect(
   key: string,
   state: ShardState,
   report: (s: UnitStatus) => Promise<void>,
+  persist: Persist,
 ): Promise<UnitResult> {
   if (!state.batch && state.fileId) {
     const found = await provider.findUnitBatch({
@@ -218,9 +310,10 @@ async function cancelAndCollect(
     await sleep(Math.min(input.pollIntervalMs ?? 5000, 5000), {
       summary: `wait for ${state.batch.id} to cancel`,
     });
-    state.batch = await provider.getBatch(state.batch.id);
+    const batchId: string = state.batch.id;
+    state.batch = await persist<BatchView>(() => provider.getBatch(batchId));
   }
-  return finish(input, state, true, report);
+  return finish(input, state, true, report, persist);
 }
 
 async function finish(
@@ -228,12 +321,12 @@ async function finish(
   state: ShardState,
   cancelledByUs: boolean,
   report: (s: UnitStatus) => Promise<void>,
+  persist: Persist,
 ): Promise<UnitResult> {
   const batch = state.batch!;
   await report('collecting');
-  const counts = await local.collectUnit.executeWithOptions(
-    { ...collectOptions, summary: `collect ${batch.id}` },
-    [
+  const counts = await persist(() =>
+    local.collectUnit.executeWithOptions({ ...collectOptions, summary: `collect ${batch.id}` }, [
       {
         workDir: input.workDir,
         jobId: input.jobId,
@@ -242,7 +335,7 @@ async function finish(
         cancelledByUs,
         maxAttempts: input.maxAttempts,
       },
-    ],
+    ]),
   );
   if (!input.keepRemoteFiles) {
     const ids = [state.fileId, batch.outputFileId, batch.errorFileId].filter((x): x is string => !!x);
@@ -255,5 +348,6 @@ async function finish(
     batchStatus: batch.status,
     ...counts,
     fileErrors: batch.status === 'failed' ? batch.errors : [],
+    ...(state.unavailableLookups?.length ? { unavailableLookups: state.unavailableLookups } : {}),
   };
 }

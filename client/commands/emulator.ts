@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { createLogger } from '../../common/logger.ts';
 import { parseFaultSettings, startEmulator, type FaultSettings } from '../../emulator/index.ts';
-import { UsageError, parsedFlag, stringFlag, type Command } from '../command.ts';
+import { UsageError, boolFlag, parsedFlag, stringFlag, type Command } from '../command.ts';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -54,6 +54,11 @@ export const emulatorCommand: Command = {
       description: 'timing and fault settings (JSON, see details)',
       arg: '<file.json>',
     },
+    bare: {
+      type: 'boolean',
+      description:
+        'behave as a bare OpenAI-compatible server: no GET /v1/files or GET /v1/batches (404/405), i.e. the quirk no-list-routes',
+    },
   },
   details: [
     'Serves /v1/files, /v1/batches, POST /v1/chat/completions (Batch Chat), /v1/embeddings and /v1/chat/ds-test,',
@@ -63,6 +68,10 @@ export const emulatorCommand: Command = {
     '   "lineRetryableRate": 0.05, "linePermanentRate": 0.01, "expireRate": 0.2, "expireAfterFraction": 0.5,',
     '   "failBatchRate": 0, "quirks": ["failed-lines-in-output"], "chatDelayMs": 100}',
     'Without it: validatingMs 1000, perLineMs 5, finalizingMs 1000 and no faults.',
+    'Quirks: failed-lines-in-output, completed-without-output-file, error-code-fields (DashScope style);',
+    '  no-list-routes (GET /v1/files answers 404, GET /v1/batches 405, {"detail": …} bodies, as bare servers do);',
+    '  batch-error-line (a batch drawn by failBatchRate completes with nothing run and one error line',
+    '  {"custom_id":"turn","error":{…}} naming none of its lines). --bare adds no-list-routes.',
   ].join('\n'),
   async run(ctx) {
     const port = parsedFlag(ctx.flags, 'port', parsePort) ?? 8787;
@@ -70,7 +79,10 @@ export const emulatorCommand: Command = {
     if (profile !== 'dashscope' && profile !== 'openai') {
       throw new UsageError(`--profile: "${profile}" is not dashscope or openai`);
     }
-    const faults = parsedFlag(ctx.flags, 'faults', readFaults);
+    const given = parsedFlag(ctx.flags, 'faults', readFaults);
+    const faults = boolFlag(ctx.flags, 'bare')
+      ? { ...given, quirks: [...new Set([...(given?.quirks ?? []), 'no-list-routes' as const])] }
+      : given;
     const dataDir =
       stringFlag(ctx.flags, 'data-dir') ??
       path.join(ctx.env.BATCHPILOT_DATA_DIR || './batchpilot-data', 'emulator');

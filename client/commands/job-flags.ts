@@ -143,6 +143,11 @@ export const JOB_FLAGS: FlagSchema = {
     type: 'boolean',
     description: "keep the job's provider files (default: delete them once results are safe)",
   },
+  'allow-duplicate-batches': {
+    type: 'boolean',
+    description:
+      'on a provider that cannot list batches, re-send a create whose outcome is unknown (may pay for a second batch; default: stop the shard and say what to check)',
+  },
   id: { type: 'string', arg: '<workflowId>', description: 'workflow id of the job (default: generated)' },
 };
 

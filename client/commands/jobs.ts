@@ -5,7 +5,7 @@ import { loadConfig } from '../../common/config.ts';
 import { resolveInDataRoot } from '../../common/paths.ts';
 import { boolFlag, stringFlag, UsageError, type Command } from '../command.ts';
 import { jobOutcome, noWorkerNote, queryProgress, watchJob } from '../job-handle.ts';
-import { renderProgress, renderSummary } from '../progress-view.ts';
+import { exitCodeOf, renderAlerts, renderProgress, renderSummary } from '../progress-view.ts';
 import { connectClient } from '../temporal.ts';
 import { writeResultsCsv } from '../results-csv.ts';
 
@@ -33,7 +33,7 @@ export const statusCommand: Command = {
             ? renderSummary(outcome.summary)
             : `job ${args[0]} ${outcome.status.toLowerCase()}: ${outcome.error ?? ''}`) + '\n',
         );
-      return outcome.summary?.status === 'completed' ? 0 : 1;
+      return exitCodeOf(outcome.summary);
     }
     const note = await noWorkerNote(client, handle);
     if (note) {
@@ -45,7 +45,11 @@ export const statusCommand: Command = {
       return 1;
     }
     const p = await queryProgress(handle);
-    stdout.write(boolFlag(flags, 'json') ? JSON.stringify(p, null, 2) + '\n' : renderProgress(p) + '\n');
+    stdout.write(
+      boolFlag(flags, 'json')
+        ? JSON.stringify({ ...p, alerts: renderAlerts(p) }, null, 2) + '\n'
+        : [renderProgress(p), ...renderAlerts(p)].join('\n') + '\n',
+    );
     return 0;
   },
 };

@@ -39,6 +39,7 @@ export const workerCommand: Command = {
       apiKey: config.provider.apiKey,
       logger,
       ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
+      ...(config.unreachableAfterMs ? { unreachableAfterMs: config.unreachableAfterMs } : {}),
       ...(config.codecKey ? { codecKey: config.codecKey } : {}),
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });

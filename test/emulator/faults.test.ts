@@ -237,6 +237,37 @@ describe('quirks', () => {
     expect(await download(plain.client, p.output_file_id)).toEqual([]);
   });
 
+  it('no-list-routes: GET /v1/files is 404 and GET /v1/batches 405 with a framework body; the rest works', async () => {
+    const h = await emulator({ quirks: ['no-list-routes'] });
+    const list = await raw(h.emu, 'GET', '/v1/files');
+    expect(list).toMatchObject({ status: 404, json: { detail: 'Not Found' } });
+    expect(await raw(h.emu, 'GET', '/v1/batches?limit=100')).toMatchObject({
+      status: 405,
+      json: { detail: 'Method Not Allowed' },
+    });
+    const b = await waitFor(h.client, (await createBatch(h.client, chatFile(3))).id);
+    expect(b.status).toBe('completed');
+    const out = await download(h.client, b.output_file_id);
+    // OpenAI's result shape: an id and `error: null` on every answered line.
+    for (const l of out) expect(l).toMatchObject({ id: expect.stringMatching(/^batch_req_/), error: null });
+    expect(await statusOf(h.client.files.retrieve(b.input_file_id))).toBe('ok');
+  });
+
+  it('batch-error-line: a failing batch completes with one error line naming none of its lines', async () => {
+    const h = await emulator({ failBatchRate: 1, quirks: ['batch-error-line'] });
+    const b = await waitFor(h.client, (await createBatch(h.client, chatFile(4))).id);
+    expect(b).toMatchObject({ status: 'completed', errors: null });
+    expect(b.request_counts).toEqual({ total: 4, completed: 0, failed: 4 });
+    expect(await download(h.client, b.output_file_id)).toEqual([]);
+    const errors = await download(h.client, b.error_file_id);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({
+      custom_id: 'turn',
+      response: null,
+      error: { code: 'token_limit_exceeded' },
+    });
+  });
+
   it('error-code-fields: errors carry error_code and error_message', async () => {
     const h = await emulator({
       expireRate: 1,

@@ -72,7 +72,9 @@ describe('job under provider faults', () => {
 
   it("surfaces a failed batch's errors.data in the summary and retries its lines", async () => {
     const { summary } = await run({ seed: 2, failBatchRate: 0.5 }, 100, { maxAttempts: 2 });
-    expect(summary.batchFailures?.length ?? 0).toBeGreaterThan(0);
-    expect(summary.batchFailures![0]!.errors[0]!.code).toBe('token_limit_exceeded');
+    expect(summary.batchFailures?.token_limit_exceeded ?? 0).toBeGreaterThan(0);
+    const failure = summary.failures?.find((f) => f.code === 'token_limit_exceeded');
+    expect(failure?.message).toMatch(/Enqueued token limit reached/);
+    expect(failure?.unit).toMatch(/^shard-\d+\/round-\d+$/);
   });
 });

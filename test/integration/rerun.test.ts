@@ -87,9 +87,10 @@ describe('an output folder belongs to one job', () => {
 
   it('a second job on a folder whose job runs fails at once and leaves the first intact', async () => {
     const input = writeChatInput(h.dataDir, 'busy.jsonl', 60);
-    const created = (await h.stats()).batchesCreated;
+    // The emulator's count includes earlier tests' batches: wait for one of this job's own.
+    const before = (await h.stats()).batchesCreated;
     const first = h.runJob(input, 'out-busy', { limits, maxInFlight: 1 }, 'busy-owner');
-    while ((await h.stats()).batchesCreated === created) await new Promise((r) => setTimeout(r, 50));
+    while ((await h.stats()).batchesCreated === before) await new Promise((r) => setTimeout(r, 50));
     const refused = await failureOf(h.runJob(input, 'out-busy', { limits }, 'busy-intruder'));
     expect(refused).toContain('is being written by job busy-owner, which is running');
     expect((await first).lines.succeeded).toBe(60);

@@ -28,7 +28,8 @@ export interface Harness {
   taskQueue: string;
   /** Starts a job and waits for its summary. */
   runJob(input: string, out: string, options?: Partial<JobOptions>, id?: string): Promise<JobSummary>;
-  startWorker(): Promise<void>;
+  /** Starts the in-process worker, against `baseUrl` instead of the emulator when given. */
+  startWorker(baseUrl?: string): Promise<void>;
   /** Runs `batchpilot worker` as a separate process (to SIGKILL it). */
   spawnWorker(extraEnv?: Record<string, string>): ChildProcess;
   stopWorker(): Promise<void>;
@@ -63,6 +64,10 @@ export interface HarnessOptions {
   maxInFlight?: number;
   /** BATCHPILOT_CODEC_KEY of the in-process worker. */
   codecKey?: string;
+  /** The provider URL the in-process worker uses instead of the emulator's (a stand-in server). */
+  baseUrl?: string;
+  /** BATCHPILOT_UNREACHABLE_AFTER of the in-process worker, in ms. */
+  unreachableAfterMs?: number;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -90,7 +95,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     emulator,
     dataDir,
     taskQueue,
-    async startWorker() {
+    async startWorker(baseUrl) {
       nativeConnection ??= await NativeConnection.connect({ address });
       worker = await createWorker({
         connection: nativeConnection,
@@ -98,10 +103,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         taskQueue,
         dataDir,
         profile: opts.profile === 'openai' ? { ...PROFILES.openai, listFilters: false } : PROFILES.emulator,
-        baseUrl: emulator.url,
+        baseUrl: baseUrl ?? opts.baseUrl ?? emulator.url,
         apiKey: opts.apiKey,
         logger,
         ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
+        ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
         ...(opts.codecKey ? { codecKey: opts.codecKey } : {}),
         workflowBundle: bundle as never,
       });

@@ -24,6 +24,16 @@ describe('loadConfig', () => {
     );
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
   });
+  it('reads BATCHPILOT_UNREACHABLE_AFTER as a duration and refuses a bad one by name', () => {
+    expect(loadConfig({ BATCHPILOT_UNREACHABLE_AFTER: '90s' }).unreachableAfterMs).toBe(90_000);
+    expect(loadConfig({}).unreachableAfterMs).toBeUndefined();
+    expect(() => loadConfig({ BATCHPILOT_UNREACHABLE_AFTER: 'soon' })).toThrow(
+      /BATCHPILOT_UNREACHABLE_AFTER: must be a duration of at least 1s, e.g. 3m or 90s/,
+    );
+    expect(() => loadConfig({ BATCHPILOT_UNREACHABLE_AFTER: '10ms' })).toThrow(
+      /BATCHPILOT_UNREACHABLE_AFTER/,
+    );
+  });
   it('requires a key for a real provider', () => {
     expect(() => loadConfig({ BATCHPILOT_PROVIDER: 'openai' })).toThrow(
       /BATCHPILOT_API_KEY: required for provider openai \(or OPENAI_API_KEY\)/,

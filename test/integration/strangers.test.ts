@@ -1,0 +1,287 @@
+// Against servers that are not the emulator's default self: no list routes, a create answered by
+// a dropped connection, failures reported in an error line naming no line, a provider that is
+// down. Each failure must reach summary.json `failures`, errors.jsonl and the job's status with the
+// provider's own words, and the job's remote files must be gone whatever the end.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { JobOptions, JobProgress, JobSummary } from '../../common/job-types.ts';
+import type { FaultSettings } from '../../emulator/index.ts';
+import { FAST_FAULTS, readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
+import { expectInvariant } from '../support/invariant.ts';
+import { startStranger, type Stranger } from '../support/stranger-server.ts';
+
+const LIMITS = { maxLines: 10, maxBytes: 500_000_000, maxLineBytes: 6_000_000 };
+
+interface ErrorLine {
+  custom_id: string;
+  error: { code: string; message: string; status_code: number | null };
+}
+
+/** Runs a job to its end, failed or not, and returns the summary it wrote and its errors. */
+async function runToEnd(h: Harness, options: Partial<JobOptions> = {}, lines = 30, oneBatchPerFile = true) {
+  const input = writeChatInput(h.dataDir, 'in.jsonl', lines);
+  let returned: JobSummary | undefined;
+  let failedWith: string | undefined;
+  try {
+    returned = await h.runJob(input, 'out', { limits: LIMITS, ...options });
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    failedWith = err.cause?.message;
+  }
+  const out = path.join(h.dataDir, 'out');
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as JobSummary;
+  if (returned) expect(returned.status).toBe(summary.status);
+  if (oneBatchPerFile) await expectInvariant(h, out, lines);
+  return { summary, failedWith, errors: readJsonl<ErrorLine>(path.join(out, 'errors.jsonl')), out };
+}
+
+describe('strangers', () => {
+  let h: Harness | undefined;
+  let stranger: Stranger | undefined;
+  afterEach(async () => {
+    await h?.close();
+    await stranger?.close();
+    h = undefined;
+    stranger = undefined;
+  });
+
+  async function harness(faults: FaultSettings, over: Parameters<typeof startHarness>[0] = {}) {
+    h = await startHarness({ faults: { ...FAST_FAULTS, ...faults }, ...over });
+    return h;
+  }
+
+  it('completes a job on a bare server without list routes, and says what that means', async () => {
+    const h = await harness({ quirks: ['no-list-routes'] });
+    // One shard at a time, so the discovery by the first shard is what the others rely on.
+    const { summary } = await runToEnd(h, { maxInFlight: 1 }, 50);
+    expect(summary.status).toBe('completed');
+    expect(summary.lines.succeeded).toBe(50);
+    expect(summary.providerLookups?.unavailable.sort()).toEqual(['GET /batches', 'GET /files']);
+    expect(summary.providerLookups?.meaning.join('\n')).toMatch(/--allow-duplicate-batches/);
+    const stats = await h.stats();
+    expect(stats.batchesCreated).toBe(5);
+    // Discovered once per worker, not asked again before every create.
+    expect(stats.requests.list).toBe(1);
+    expect(stats.files).toBe(0);
+  });
+
+  /** A harness whose worker talks to a stand-in server in front of its emulator. */
+  async function behindStranger(
+    faults: FaultSettings,
+    drop: number,
+    over: Parameters<typeof startHarness>[0] = {},
+  ) {
+    h = await startHarness({ faults: { ...FAST_FAULTS, ...faults }, inProcessWorker: false, ...over });
+    stranger = await startStranger(h.emulator.url, { dropCreates: drop });
+    await h.startWorker(stranger.url);
+    return { h, stranger };
+  }
+
+  it('stops the shard whose create got no answer on a server that cannot be asked, naming the key and file', async () => {
+    const { h } = await behindStranger({}, 1);
+    const { summary, errors, failedWith } = await runToEnd(h);
+    expect(summary.status).toBe('failed');
+    const f = summary.failures?.find((x) => x.code === 'batch_outcome_unknown');
+    expect(f, JSON.stringify(summary.failures)).toBeDefined();
+    expect(f!.unit).toMatch(/^shard-\d\/round-1$/);
+    expect(f!.call).toBe('create batch');
+    expect(f!.message).toMatch(/shard-\d\/round-1: the outcome is unknown/);
+    expect(f!.message).toMatch(/input_file_id file-batch-[0-9a-f]+/);
+    expect(f!.message).toMatch(/--allow-duplicate-batches/);
+    expect(failedWith).toContain('the outcome is unknown');
+    expect(failedWith).not.toContain('Child Workflow execution failed');
+    // The stopped shard's lines say why in errors.jsonl; the other shards' lines succeeded.
+    expect(errors).toHaveLength(10);
+    for (const e of errors)
+      expect(e.error).toMatchObject({ code: 'batch_outcome_unknown', message: f!.message });
+    expect(summary.lines.succeeded).toBe(20);
+    // Lists are 405 here, so the lookups are reported unavailable; no second batch was sent.
+    const stats = await h.stats();
+    expect(stats.batchesCreated).toBe(3);
+    expect(summary.providerLookups?.unavailable).toContain('GET /batches');
+  });
+
+  it('does not re-send a create whose attempt never came back (timed out while sending)', async () => {
+    // The first create reaches the provider and is never answered: the attempt times out as if its
+    // worker had died, and the next attempt finds the note the first left before sending.
+    const { h, stranger } = await behindStranger({}, 0, {});
+    await stranger.close();
+    const hanging = await startStranger(h.emulator.url, { port: stranger.port, hangCreates: 1 });
+    try {
+      const { summary } = await runToEnd(h, {}, 10);
+      expect(summary.status).toBe('failed');
+      expect(summary.failures?.[0]?.message).toMatch(
+        /the outcome is unknown \(an earlier attempt stopped while sending it\).*input_file_id file-batch-/,
+      );
+      expect(hanging.creates).toBe(1);
+      expect((await h.stats()).batchesCreated).toBe(1);
+    } finally {
+      await hanging.close();
+    }
+  }, 120_000);
+
+  it('re-sends such a create with --allow-duplicate-batches (one extra batch, the job completes)', async () => {
+    const { h, stranger } = await behindStranger({}, 1);
+    const { summary, out } = await runToEnd(h, { allowDuplicateBatches: true }, 30, false);
+    expect(summary.status).toBe('completed');
+    expect(summary.lines.succeeded).toBe(30);
+    expect(readJsonl(path.join(out, 'results.jsonl'))).toHaveLength(30);
+    expect(stranger.creates).toBe(4);
+    const stats = await h.stats();
+    expect(stats.batchesCreated).toBe(4);
+  });
+
+  it('keeps an error-file line naming no line of the batch as its failure, and the job that answered nothing failed', async () => {
+    const h = await harness({ failBatchRate: 1, quirks: ['batch-error-line'] });
+    const { summary, errors } = await runToEnd(h, { maxAttempts: 1 });
+    expect(summary.status).toBe('failed');
+    expect(summary.lines.succeeded).toBe(0);
+    expect(summary.batchFailures).toEqual({ token_limit_exceeded: 3 });
+    const f = summary.failures?.find((x) => x.code === 'token_limit_exceeded');
+    expect(f?.message).toMatch(/custom_id "turn".*Enqueued token limit reached/);
+    expect(errors).toHaveLength(30);
+    for (const e of errors) {
+      expect(e.error.code).toBe('token_limit_exceeded');
+      expect(e.error.message).toMatch(/Enqueued token limit reached/);
+    }
+    expect((await h.stats()).files).toBe(0);
+  });
+
+  it("deletes a failed batch's files and gives its lines the batch's errors.data reason", async () => {
+    const h = await harness({ failBatchRate: 1 });
+    const { summary, errors } = await runToEnd(h, { maxAttempts: 1 });
+    expect(summary.status).toBe('failed');
+    expect(summary.batchFailures).toEqual({ token_limit_exceeded: 3 });
+    for (const e of errors) expect(e.error.message).toMatch(/Enqueued token limit reached/);
+    expect((await h.stats()).files).toBe(0);
+  });
+
+  it('deletes the uploaded file of a shard that failed after its upload', async () => {
+    // Every create is answered 400 (a 4xx never retries): the shards fail after their upload.
+    const h = await harness({ http: { rate: 1, statuses: [400], routes: ['create'] } });
+    const { summary, errors } = await runToEnd(h);
+    expect(summary.status).toBe('failed');
+    const f = summary.failures?.[0];
+    expect(f).toMatchObject({ call: 'create batch', status_code: 400, code: 'injected_fault' });
+    expect(f?.message).toMatch(/provider at http:\/\/127\.0\.0\.1:\d+\/v1 answered 400: injected fault/);
+    expect(errors).toHaveLength(30);
+    expect(errors[0]?.error).toMatchObject({ code: 'injected_fault', status_code: 400 });
+    const stats = await h.stats();
+    expect(stats.files).toBe(0);
+  });
+});
+
+const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'batchpilot.ts');
+
+/** Runs the CLI as a user would, without blocking this process (its in-process worker runs here). */
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+describe('strangers, as the CLI shows them', () => {
+  let h: Harness | undefined;
+  let stranger: Stranger | undefined;
+  afterEach(async () => {
+    await h?.close();
+    await stranger?.close();
+    h = undefined;
+    stranger = undefined;
+  });
+
+  const cliEnv = (h: Harness): Record<string, string> => ({
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    BATCHPILOT_TASK_QUEUE: h.taskQueue,
+    BATCHPILOT_DATA_DIR: h.dataDir,
+    BATCHPILOT_BASE_URL: h.emulator.url,
+    LOG_LEVEL: 'warn',
+  });
+
+  it("ends `start --wait` with the batch's own reason and exit code 1 when no line was answered", async () => {
+    h = await startHarness({ faults: { ...FAST_FAULTS, failBatchRate: 1, quirks: ['batch-error-line'] } });
+    writeChatInput(h.dataDir, 'in.jsonl', 30);
+    const id = `cli-failed-${Date.now()}`;
+    const r = await cli(
+      [
+        'start',
+        'in.jsonl',
+        '--out',
+        'out',
+        '--wait',
+        '--id',
+        id,
+        '--poll-interval',
+        '200ms',
+        '--max-lines',
+        '10',
+        '--max-attempts',
+        '1',
+      ],
+      cliEnv(h),
+    );
+    expect(r.code, r.stderr).toBe(1);
+    const last = r.stdout.trim().split('\n').slice(-10).join('\n');
+    expect(last).toContain(`job ${id} failed`);
+    expect(last).toContain('lines: 30 total, 0 succeeded, 30 failed, 0 rejected');
+    expect(last).toContain('failed batches by code: token_limit_exceeded 3');
+    expect(last).toMatch(
+      /failure: shard-\d\/round-1: \[token_limit_exceeded\] error line for custom_id "turn" \(not a line of this batch\): Enqueued token limit reached/,
+    );
+    const status = await cli(['status', id, '--json'], cliEnv(h));
+    const json = JSON.parse(status.stdout) as { summary: JobSummary };
+    expect(json.summary.status).toBe('failed');
+    expect(json.summary.failures?.[0]?.message).toMatch(/Enqueued token limit reached/);
+  });
+
+  it('says in `status --json` that the provider is unreachable, then finishes once it is back', async () => {
+    h = await startHarness({ faults: FAST_FAULTS, inProcessWorker: false, unreachableAfterMs: 1000 });
+    const port = await freePort();
+    await h.startWorker(`http://127.0.0.1:${port}/v1`);
+    const input = writeChatInput(h.dataDir, 'in.jsonl', 10);
+    const id = `unreachable-${Date.now()}`;
+    const done = h.runJob(input, 'out', { limits: LIMITS }, id);
+    let alerts: string[] = [];
+    let progress: JobProgress | undefined;
+    for (let i = 0; i < 60 && !alerts.some((a) => a.startsWith('provider unreachable')); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const r = await cli(['status', id, '--json'], cliEnv(h));
+      if (r.code !== 0) continue;
+      progress = JSON.parse(r.stdout) as JobProgress & { alerts: string[] };
+      alerts = (progress as JobProgress & { alerts: string[] }).alerts;
+    }
+    expect(alerts[0]).toMatch(
+      new RegExp(
+        `^provider unreachable at http://127\\.0\\.0\\.1:${port}/v1 for \\d+ min \\(retrying\\): .*ECONNREFUSED`,
+      ),
+    );
+    expect(progress?.providerUnreachable?.url).toBe(`http://127.0.0.1:${port}/v1`);
+    const text = await cli(['status', id], cliEnv(h));
+    expect(text.stdout).toMatch(
+      /provider unreachable at http:\/\/127\.0\.0\.1:\d+\/v1 for \d+ min \(retrying\)/,
+    );
+    // The provider comes back (a bare one, without list routes): the job goes on and completes.
+    stranger = await startStranger(h.emulator.url, { port });
+    const summary = await done;
+    expect(summary.status).toBe('completed');
+    expect(summary.lines.succeeded).toBe(10);
+  });
+});
