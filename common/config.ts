@@ -2,14 +2,25 @@
 // entry point with loadConfig(process.env); a bad value is an error naming the variable and the fix.
 import { z } from 'zod';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
+import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464');
 
 const schema = z.object({
+  // The Temporal connection is read by common/temporal-connection.ts; listed here so that every
+  // variable batchpilot reads is in CONFIG_VARIABLES.
   TEMPORAL_ADDRESS: z.string().min(1).optional(),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
+  TEMPORAL_PROFILE: z.string().min(1).optional(),
   BATCHPILOT_TASK_QUEUE: z.string().min(1).default('batchpilot'),
   BATCHPILOT_PROVIDER: z
     .enum(PROFILE_NAMES, { error: `must be one of ${PROFILE_NAMES.join(', ')}` })
@@ -38,7 +49,7 @@ const schema = z.object({
 export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
 export interface Config {
-  temporal: { address: string | undefined; namespace: string; taskQueue: string };
+  temporal: TemporalConnectionSettings & { namespace: string; taskQueue: string };
   provider: {
     profile: Profile;
     /** Whether the provider was chosen implicitly because no key is set. */
@@ -70,6 +81,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  let temporal: TemporalConnectionSettings;
+  try {
+    temporal = loadTemporalConnection(blankless as Record<string, string>);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  ${(err as Error).message}`);
+  }
   const anyKey = e.BATCHPILOT_API_KEY ?? e.DASHSCOPE_API_KEY ?? e.OPENAI_API_KEY;
   const profileName: ProfileName = e.BATCHPILOT_PROVIDER ?? (anyKey ? 'dashscope-intl' : 'emulator');
   const profile = PROFILES[profileName];
@@ -87,11 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   return {
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
-      taskQueue: e.BATCHPILOT_TASK_QUEUE,
-    },
+    temporal: { ...temporal, namespace: temporal.namespace ?? 'default', taskQueue: e.BATCHPILOT_TASK_QUEUE },
     provider: { profile, implicitEmulator: !e.BATCHPILOT_PROVIDER && !anyKey, baseUrl, apiKey },
     dataDir: e.BATCHPILOT_DATA_DIR,
     logLevel: e.LOG_LEVEL,
