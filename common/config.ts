@@ -43,6 +43,7 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (a 256-bit AES key)')
     .optional(),
+  BATCHPILOT_CODEC_AUTH: z.string().min(1).optional(),
 });
 
 /** Every environment variable batchpilot reads. */
@@ -65,6 +66,8 @@ export interface Config {
   /** A prebuilt workflow bundle (scripts/bundle-workflows.ts); built at start when unset. */
   workflowBundle: string | undefined;
   codecKey: string | undefined;
+  /** The Authorization value `codec-server` requires of callers, when set. */
+  codecAuth: string | undefined;
 }
 
 /** Thrown for a bad environment; the CLI prints the message and exits 2. */
@@ -113,5 +116,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalCliPath: e.TEMPORAL_CLI_PATH,
     workflowBundle: e.BATCHPILOT_WORKFLOW_BUNDLE,
     codecKey: e.BATCHPILOT_CODEC_KEY,
+    codecAuth: e.BATCHPILOT_CODEC_AUTH,
   };
 }
