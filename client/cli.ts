@@ -25,7 +25,12 @@ function topHelp(): string {
 /** Runs the CLI and returns the exit code; never exits the process itself (tests call it too). */
 export async function main(
   argv: string[],
-  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; env: NodeJS.ProcessEnv } = {
+  io: {
+    stdout: NodeJS.WritableStream;
+    stderr: NodeJS.WritableStream;
+    env: NodeJS.ProcessEnv;
+    stdin?: NodeJS.ReadableStream;
+  } = {
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
