@@ -36,7 +36,7 @@ export const codecServerCommand: Command = {
     'request must carry exactly that Authorization header (temporal CLI: --codec-auth "<value>").',
     'Point the tools at it:',
     '  temporal workflow show -w <id> --codec-endpoint http://127.0.0.1:8888',
-    "  temporal server start-dev --ui-codec-endpoint http://127.0.0.1:8888   (or the Web UI's codec endpoint setting)",
+    '  batchpilot dev --ui-codec-endpoint http://127.0.0.1:8888   (a deployed Web UI: its codec endpoint setting)',
   ].join('\n'),
   async run(ctx) {
     const config = loadConfig(ctx.env);
