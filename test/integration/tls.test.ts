@@ -184,10 +184,14 @@ describe('Temporal over TLS and mTLS', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('runs a job with the CLI and a worker process both on mTLS', async () => {
-    const worker = h.spawnWorker(
-      Object.fromEntries(Object.entries(mtls).filter(([k]) => k.startsWith('TEMPORAL_'))),
-    );
+  it('runs a job with the CLI and a worker process both on mTLS, and logs no secret', async () => {
+    // An API key too (the dev server ignores it): it and the key file must stay out of the logs,
+    // even at debug level.
+    const worker = h.spawnWorker({
+      ...Object.fromEntries(Object.entries(mtls).filter(([k]) => k.startsWith('TEMPORAL_'))),
+      TEMPORAL_API_KEY: 'tls-test-api-key-123',
+      LOG_LEVEL: 'debug',
+    });
     let workerLog = '';
     worker.stderr?.on('data', (d: Buffer) => (workerLog += d.toString()));
     try {
@@ -202,6 +206,9 @@ describe('Temporal over TLS and mTLS', () => {
     } finally {
       await stopProcess(worker);
     }
+    expect(workerLog).toContain('"connection":"mTLS, own server CA, server name temporal.test, API key"');
+    expect(workerLog).not.toContain('tls-test-api-key-123');
+    expect(workerLog).not.toContain(fs.readFileSync(f('client.key'), 'utf8').split('\n')[1]!);
   });
 
   it('reads the job with `status` over server TLS, with the server name checked', async () => {
