@@ -46,10 +46,9 @@ install_packages() {
   want=$(sha256sum package-lock.json | cut -d' ' -f1)
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then return; fi
   log "installing npm packages"
-  # Not `npm ci`: the registry reachable here does not serve other platforms' optional binaries
-  # (e.g. @swc/core-darwin-arm64), which npm ci insists on finding in the lockfile. `npm install`
-  # with the lockfile installs the same versions and skips optional packages it cannot fetch.
-  npm install --no-save --no-audit --no-fund --loglevel=error
+  # Exactly the lockfile's versions. The lockfile lists every platform's optional native packages
+  # (swc's, for one), so npm ci accepts it on any platform and fetches only this platform's.
+  npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$marker"
 }
 
