@@ -243,6 +243,17 @@ describe('Temporal over TLS and mTLS', () => {
     expect(plain.stderr).toContain('TEMPORAL_TLS');
   });
 
+  it('runs `run` on the configured mTLS server (client and in-process worker) instead of an embedded one', async () => {
+    writeChatInput(h.dataDir, 'tls-run.jsonl', 3);
+    const r = await cli(
+      ['run', 'tls-run.jsonl', '--out', 'tls-run-out', '--id', `tls-run-${Date.now()}`],
+      mtls,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain('embedded Temporal dev server');
+    expect(r.stdout).toContain('3 succeeded');
+  });
+
   it('connects with mTLS from a profile file (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE)', async () => {
     fs.writeFileSync(
       f('temporal.toml'),
