@@ -8,7 +8,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'batchpilot-data/**', 'out/**', '**/*.mjs', 'bench/data/**'] },
+  { ignores: ['node_modules/**', 'batchpilot-data/**', 'out/**', '**/*.mjs', 'bench/data/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

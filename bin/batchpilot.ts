@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --disable-warning=ExperimentalWarning
-// Entry point of the `batchpilot` command (Node runs this TypeScript directly).
+// Entry point of the `batchpilot` command. The package's bin is its build, dist/bin/batchpilot.js
+// (`npm run build`); in a clone Node can also run this file directly.
 import { main } from '../client/cli.ts';
 
 main(process.argv.slice(2)).then(

@@ -1,6 +1,7 @@
 // The `batchpilot` command: dispatches to one module per command under client/commands/.
 import { ConfigError } from '../common/config.ts';
 import { PathOutsideDataRootError } from '../common/paths.ts';
+import { batchpilotVersion } from '../common/version.ts';
 import { UsageError, parseCommandArgs, renderHelp, type Command } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 import { NoTemporalServerError } from './temporal.ts';
@@ -11,6 +12,7 @@ function topHelp(): string {
     "batchpilot: push JSONL datasets of LLM requests through providers' Batch APIs, durably, on Temporal.",
     '',
     'usage: batchpilot <command> [args] [flags]',
+    '       batchpilot --version',
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
@@ -23,7 +25,12 @@ function topHelp(): string {
 /** Runs the CLI and returns the exit code; never exits the process itself (tests call it too). */
 export async function main(
   argv: string[],
-  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; env: NodeJS.ProcessEnv } = {
+  io: {
+    stdout: NodeJS.WritableStream;
+    stderr: NodeJS.WritableStream;
+    env: NodeJS.ProcessEnv;
+    stdin?: NodeJS.ReadableStream;
+  } = {
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
@@ -33,6 +40,10 @@ export async function main(
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(topHelp());
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    io.stdout.write(`batchpilot ${batchpilotVersion()}\n`);
+    return 0;
   }
   const cmd: Command | undefined = COMMANDS.find((c) => c.name === name);
   if (!cmd) {

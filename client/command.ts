@@ -22,6 +22,8 @@ export interface CommandContext {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   env: NodeJS.ProcessEnv;
+  /** Read by `validate -` and `plan -`; process.stdin when absent. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export interface Command {

@@ -2,14 +2,14 @@
 // configured, the local emulator when no API key is set, and an in-process worker.
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.ts';
 import { startEmulator, type RunningEmulator } from '../emulator/index.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { installRuntime } from '../worker/runtime.ts';
 import { createWorker } from '../worker/worker.ts';
-import { connectClient } from './temporal.ts';
+import { connectClient, connectWorker } from './temporal.ts';
 
 export interface Embedded {
   client: Client;
@@ -61,7 +61,7 @@ export async function bringUp(config: Config, logger: Logger, opts: BringUpOptio
         `no API key set: using the local Batch API emulator at ${emulator.url} (answers are synthetic)`,
       );
     }
-    const connection = await NativeConnection.connect({ address });
+    const connection = await connectWorker(config, address);
     closers.push(() => connection.close());
     const worker: Worker = await createWorker({
       connection,

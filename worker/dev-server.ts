@@ -16,6 +16,8 @@ export interface DevServerOptions {
   /** Show the server's output (the `dev` command); quiet otherwise. */
   inheritOutput?: boolean;
   headless?: boolean;
+  /** A codec server the Web UI sends encrypted payloads to (`batchpilot codec-server`). */
+  uiCodecEndpoint?: string;
   env?: NodeJS.ProcessEnv;
   /**
    * Run the server in a process group of its own (so a Ctrl-C at the terminal reaches only us and
@@ -92,6 +94,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   ];
   if (opts.headless) args.push('--headless');
   if (opts.dbFilename) args.push('--db-filename', opts.dbFilename);
+  if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   for (const dc of opts.dynamicConfig ?? []) args.push('--dynamic-config-value', dc);
   args.push(...searchAttributeArgs());
   const child = opts.ownGroupDieWithParent

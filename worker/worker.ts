@@ -8,7 +8,13 @@ import { createBatchChatClient, createProviderClient } from '../activities/provi
 import { dataConverterFor } from '../common/codec.ts';
 import type { Profile } from '../common/profiles.ts';
 
-export const WORKFLOWS_PATH = path.join(import.meta.dirname, '..', 'workflows', 'index.ts');
+// index.ts beside the sources, index.js in a build: the same extension as this file's.
+export const WORKFLOWS_PATH = path.join(
+  import.meta.dirname,
+  '..',
+  'workflows',
+  `index${path.extname(import.meta.filename)}`,
+);
 
 export interface WorkerOptions {
   connection: NativeConnection;

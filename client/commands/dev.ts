@@ -15,12 +15,24 @@ export const devCommand: Command = {
       description: 'persist state in this SQLite file (survives restarts)',
       arg: '<file>',
     },
+    'ui-codec-endpoint': {
+      type: 'string',
+      description: 'codec server the Web UI decodes payloads with (batchpilot codec-server)',
+      arg: '<url>',
+    },
   },
   async run({ flags, stdout, env }) {
     const port = intFlag(flags, 'port') ?? 7233;
     const uiPort = intFlag(flags, 'ui-port') ?? 8233;
     const db = stringFlag(flags, 'db-filename');
-    const server = await startDevServer({ port, uiPort, ...(db ? { dbFilename: db } : {}), env });
+    const codec = stringFlag(flags, 'ui-codec-endpoint');
+    const server = await startDevServer({
+      port,
+      uiPort,
+      ...(db ? { dbFilename: db } : {}),
+      ...(codec ? { uiCodecEndpoint: codec } : {}),
+      env,
+    });
     stdout.write(
       `Temporal dev server on ${server.address}, Web UI http://127.0.0.1:${uiPort} (Ctrl-C stops it)\n`,
     );

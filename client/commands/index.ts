@@ -1,5 +1,6 @@
 // Every command of the CLI, in the order --help lists them.
 import type { Command } from '../command.ts';
+import { codecServerCommand } from './codec-server.ts';
 import { devCommand } from './dev.ts';
 import { emulatorCommand } from './emulator.ts';
 import { runCommand, startCommand } from './run.ts';
@@ -22,4 +23,5 @@ export const COMMANDS: Command[] = [
   devCommand,
   emulatorCommand,
   scheduleCommand,
+  codecServerCommand,
 ];

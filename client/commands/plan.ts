@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { UsageError, boolFlag, stringFlag, type Command } from '../command.ts';
 import { PLAN_FLAGS } from './job-flags.ts';
-import { exitCodeOf, planForCommand, renderReport } from './validate.ts';
+import { exitCodeOf, inputLabel, planForCommand, renderReport } from './validate.ts';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -15,7 +15,7 @@ export const planCommand: Command = {
     json: { type: 'boolean', description: 'print the plan report (with the shard list) as JSON' },
   },
   details:
-    'Exit codes: 0 every line went into a shard, 1 some lines were rejected (see rejected.jsonl) or the\ninput is empty, 2 usage error.',
+    '<input> "-" reads JSONL from stdin.\nExit codes: 0 every line went into a shard, 1 some lines were rejected (see rejected.jsonl) or the\ninput is empty, 2 usage error.',
   async run(ctx) {
     const out = stringFlag(ctx.flags, 'out');
     if (!out)
@@ -25,7 +25,7 @@ export const planCommand: Command = {
     if (boolFlag(ctx.flags, 'json')) {
       ctx.stdout.write(`${JSON.stringify({ outDir, ...report })}\n`);
     } else {
-      ctx.stdout.write(renderReport(ctx.args[0]!, report));
+      ctx.stdout.write(renderReport(inputLabel(ctx.args[0]!), report));
       ctx.stdout.write(
         `wrote ${report.shards} shard file${report.shards === 1 ? '' : 's'}, manifest.json and rejected.jsonl (${report.rejected} lines) to ${outDir}\n`,
       );

@@ -14,6 +14,7 @@ import {
   type CommandContext,
 } from '../command.ts';
 import { JOB_COMMAND_FLAGS, jobInputFromFlags } from '../job-options.ts';
+import { encrypts, initialSearchAttributes, searchAttributesRegistered } from '../job-start.ts';
 import { connectClient } from '../temporal.ts';
 
 const ACTIONS = ['create', 'list', 'describe', 'trigger', 'backfill', 'pause', 'unpause', 'delete'] as const;
@@ -153,11 +154,23 @@ async function create(
   if (!overlap)
     throw new UsageError(`--overlap: "${overlapName}" is not one of ${Object.keys(OVERLAP).join(', ')}`);
   const catchupWindow = parsedFlag(ctx.flags, 'catchup-window', parseDuration) ?? 86_400_000;
-  const job = { ...jobInputFromFlags(inputTemplate, out, ctx.flags, config), timezone };
+  // Each run carries the search attributes a started job does (the Web UI's "jobs with failures"
+  // filter finds scheduled runs too); the input is the template, its day is resolved by the run.
+  const searchAttributes = await searchAttributesRegistered(client);
+  const job = { ...jobInputFromFlags(inputTemplate, out, ctx.flags, config), timezone, searchAttributes };
   await client.schedule.create({
     scheduleId: id,
     spec: { cronExpressions: [cron], timezone },
-    action: { type: 'startWorkflow', workflowType: JOB_WORKFLOW, taskQueue, workflowId: id, args: [job] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: JOB_WORKFLOW,
+      taskQueue,
+      workflowId: id,
+      args: [job],
+      ...(searchAttributes
+        ? { typedSearchAttributes: initialSearchAttributes(inputTemplate, encrypts(client)) }
+        : {}),
+    },
     policies: { overlap, catchupWindow },
     memo: { input: inputTemplate, outDir: out },
   });

@@ -1,9 +1,9 @@
 // `batchpilot validate <input>`: reads the input without any network call and reports every problem
 // with its line number, the groups (model, thinking) and how many shards it would make.
-import path from 'node:path';
 import { formatBytes } from '../../common/units.ts';
 import { InputError, planInput, type PlanOptions, type PlanReport } from '../../planner/index.ts';
 import { UsageError, boolFlag, intFlag, type Command, type CommandContext } from '../command.ts';
+import { STDIN_ARG, withInputFile } from '../stdin-input.ts';
 import { PLAN_FLAGS, planOptionsFromFlags, profileFromFlags } from './job-flags.ts';
 
 /**
@@ -35,7 +35,17 @@ export async function planForCommand(
   ctx: CommandContext,
   extra: Pick<PlanOptions, 'outDir' | 'maxProblems'>,
 ): Promise<PlanReport> {
-  const input = path.resolve(ctx.args[0]!);
+  return withInputFile(ctx.args[0]!, ctx.stdin ?? process.stdin, (input) => planFile(ctx, input, extra));
+}
+
+/** How the report names the input: its path as given, or "stdin" for `-`. */
+export const inputLabel = (arg: string): string => (arg === STDIN_ARG ? 'stdin' : arg);
+
+async function planFile(
+  ctx: CommandContext,
+  input: string,
+  extra: Pick<PlanOptions, 'outDir' | 'maxProblems'>,
+): Promise<PlanReport> {
   const opts = planOptionsFromFlags(input, ctx.flags, profileFromFlags(ctx.flags, ctx.env));
   const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
   try {
@@ -109,7 +119,7 @@ export const validateCommand: Command = {
     },
   },
   details:
-    'Exit codes: 0 every line is valid, 1 some lines would be rejected (or the input is empty), 2 usage\nerror (bad flag, missing or unreadable input, CSV without its columns).',
+    '<input> "-" reads JSONL from stdin.\nExit codes: 0 every line is valid, 1 some lines would be rejected (or the input is empty), 2 usage\nerror (bad flag, missing or unreadable input, CSV without its columns).',
   async run(ctx) {
     const report = await planForCommand(ctx, { maxProblems: intFlag(ctx.flags, 'max-problems') ?? 1000 });
     if (boolFlag(ctx.flags, 'json')) {
@@ -119,7 +129,7 @@ export const validateCommand: Command = {
         `${JSON.stringify({ lines, valid, rejected, groups, shards, problems, warnings, estimatedInputTokens })}\n`,
       );
     } else {
-      ctx.stdout.write(renderReport(ctx.args[0]!, report));
+      ctx.stdout.write(renderReport(inputLabel(ctx.args[0]!), report));
     }
     return exitCodeOf(report);
   },

@@ -1,12 +1,12 @@
 // `batchpilot worker`: the production entry point, one worker process on the task queue.
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../../common/config.ts';
 import { createLogger } from '../../common/logger.ts';
 import { installRuntime } from '../../worker/runtime.ts';
 import { createWorker } from '../../worker/worker.ts';
-import { DEFAULT_TEMPORAL_ADDRESS, NoTemporalServerError } from '../temporal.ts';
+import { describeConnection } from '../../common/temporal-connection.ts';
+import { DEFAULT_TEMPORAL_ADDRESS, connectWorker } from '../temporal.ts';
 import type { Command } from '../command.ts';
 
 export const workerCommand: Command = {
@@ -15,20 +15,13 @@ export const workerCommand: Command = {
   positionals: [],
   flags: {},
   details:
-    'Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, BATCHPILOT_TASK_QUEUE, BATCHPILOT_PROVIDER,\nBATCHPILOT_API_KEY, BATCHPILOT_DATA_DIR, BATCHPILOT_METRICS_ADDRESS, LOG_LEVEL. Stops cleanly on SIGINT/SIGTERM.',
+    'Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*,\nTEMPORAL_CONFIG_FILE/TEMPORAL_PROFILE, BATCHPILOT_TASK_QUEUE, BATCHPILOT_PROVIDER, BATCHPILOT_API_KEY,\nBATCHPILOT_DATA_DIR, BATCHPILOT_WORKFLOW_BUNDLE, BATCHPILOT_CODEC_KEY, BATCHPILOT_METRICS_ADDRESS, LOG_LEVEL.\nStops cleanly on SIGINT/SIGTERM.',
   async run({ env, stderr }) {
     const config = loadConfig(env);
     const logger = createLogger({ level: config.logLevel });
     installRuntime(logger, config.metricsAddress);
     const address = config.temporal.address ?? DEFAULT_TEMPORAL_ADDRESS;
-    let connection: NativeConnection;
-    try {
-      connection = await NativeConnection.connect({ address });
-    } catch (err) {
-      throw new NoTemporalServerError(
-        `no Temporal server at ${address} (${(err as Error).message}): start one with "batchpilot dev" or set TEMPORAL_ADDRESS`,
-      );
-    }
+    const connection = await connectWorker(config, address);
     const worker = await createWorker({
       connection,
       namespace: config.temporal.namespace,
@@ -49,6 +42,8 @@ export const workerCommand: Command = {
     logger.info(
       {
         address,
+        namespace: config.temporal.namespace,
+        connection: describeConnection(config.temporal),
         taskQueue: config.temporal.taskQueue,
         provider: config.provider.profile.name,
         baseUrl,

@@ -17,7 +17,18 @@ describe('batchpilot dev', () => {
     const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bp-dev-')), 'temporal.db');
     const child = spawn(
       process.execPath,
-      [BIN, 'dev', '--port', String(port), '--ui-port', String(uiPort), '--db-filename', db],
+      [
+        BIN,
+        'dev',
+        '--port',
+        String(port),
+        '--ui-port',
+        String(uiPort),
+        '--db-filename',
+        db,
+        '--ui-codec-endpoint',
+        'http://127.0.0.1:8888',
+      ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -35,6 +46,11 @@ describe('batchpilot dev', () => {
       expect(Object.keys(res.customAttributes ?? {})).toContain(a.name);
     await connection.close();
     expect(fs.existsSync(db)).toBe(true);
+    // The Web UI is told where the codec server is (batchpilot codec-server).
+    const settings = (await (await fetch(`http://127.0.0.1:${uiPort}/api/v1/settings`)).json()) as {
+      Codec: { Endpoint: string };
+    };
+    expect(settings.Codec.Endpoint).toBe('http://127.0.0.1:8888');
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
