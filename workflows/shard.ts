@@ -8,6 +8,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   sleep,
@@ -99,6 +100,14 @@ const provider = proxyActivities<Activities>(providerOptions);
 const upload = proxyActivities<Activities>(uploadOptions);
 const local = proxyActivities<Activities>(collectOptions);
 
+const PROGRESS_QUARTERS = 'progress-quarters';
+
+/** How many quarters of the batch's lines the provider reports answered (0-4). */
+function answeredQuarter(b: BatchView): number {
+  const { total, completed, failed } = b.requestCounts;
+  return total > 0 ? Math.floor((4 * (completed + failed)) / total) : 0;
+}
+
 /** Runs one unit's batch and reports its line counts. */
 export async function shardBatch(input: ShardInput): Promise<UnitResult> {
   const { unit } = input;
@@ -120,9 +129,11 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     setCurrentDetails(
       `**${key}** — ${status}${b ? ` — batch \`${b.id}\` — ${b.requestCounts.completed + b.requestCounts.failed}/${b.requestCounts.total || unit.lines} lines` : ''}`,
     );
-    // Signal on status changes only: each signal is history in the job, which cannot
-    // continue-as-new while this child runs; live line counts are in this workflow's details.
-    const fingerprint = `${status}/${b?.id ?? ''}${outage ? '/unreachable' : ''}`;
+    // Signal on status changes, and when the provider's count of answered lines passes a quarter
+    // of the batch: each signal is history in the job, so at most three more per batch keep the
+    // job's progress moving while a long batch runs.
+    const quarter = b && patched(PROGRESS_QUARTERS) ? answeredQuarter(b) : 0;
+    const fingerprint = `${status}/${b?.id ?? ''}${outage ? '/unreachable' : ''}${quarter ? `/q${quarter}` : ''}`;
     if (fingerprint === lastSent) return;
     lastSent = fingerprint;
     await job.signal(unitUpdateSignal, update).catch(() => undefined);
