@@ -33,6 +33,8 @@ export interface FaultSettings {
   quirks?: Quirk[];
   /** How long the synchronous Batch Chat API holds a request before answering (its queueing delay). */
   chatDelayMs?: number;
+  /** Requests a minute per route, enforced with 429s; `published`: the profile's published limits. */
+  rateLimits?: 'published' | Partial<Record<RouteName, number>>;
 }
 
 export interface ResolvedFaults {
@@ -48,6 +50,7 @@ export interface ResolvedFaults {
   failBatchRate: number;
   quirks: Quirk[];
   chatDelayMs: number;
+  rateLimits: 'published' | Partial<Record<RouteName, number>>;
 }
 
 const rate = z.number().min(0).max(1);
@@ -73,6 +76,9 @@ export const faultSettingsSchema = z.strictObject({
   failBatchRate: rate.optional(),
   quirks: z.array(z.enum(QUIRKS)).optional(),
   chatDelayMs: ms.optional(),
+  rateLimits: z
+    .union([z.literal('published'), z.partialRecord(z.enum(ROUTE_NAMES), z.number().positive())])
+    .optional(),
 }) satisfies z.ZodType<FaultSettings>;
 
 /** Routes that http faults hit when `http.routes` is not given: the provider's API, not `/_emulator`. */
@@ -116,5 +122,6 @@ export function resolveFaults(s: FaultSettings = {}): ResolvedFaults {
     failBatchRate: s.failBatchRate ?? 0,
     quirks: s.quirks ?? [],
     chatDelayMs: s.chatDelayMs ?? 100,
+    rateLimits: s.rateLimits ?? {},
   };
 }

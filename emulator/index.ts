@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { EmulatorState } from './context.ts';
 import { resolveFaults, type FaultSettings, type ResolvedFaults } from './faults.ts';
+import { RateLimiter } from './rate-limits.ts';
 import { PROFILE_RULES, type EmulatedProfile, type EmulatorLimits } from './limits.ts';
 import { Processor } from './processor.ts';
 import { createServer } from './server.ts';
@@ -65,6 +66,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<RunningEmula
       return current;
     },
     logger,
+    rateLimiter: new RateLimiter(),
     signal: closing.signal,
   };
   const server = createServer(state, opts.apiKey);

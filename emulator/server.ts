@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { EmulatorState, Handler } from './context.ts';
 import { HttpError, drain, errorReply, send, type Reply } from './http.ts';
 import { draw, pick } from './random.ts';
+import { PUBLISHED_RATES } from './rate-limits.ts';
 import type { RouteName } from './routes.ts';
 import { createBatch, cancelBatch, listBatches, retrieveBatch } from './routes-batches.ts';
 import { syncRequest } from './routes-chat.ts';
@@ -82,6 +83,23 @@ function httpFault(
   return { reply, afterWork };
 }
 
+/** Milliseconds until `route` may be called again under the configured rate limits; 0 if now. */
+function throttle(state: EmulatorState, route: RouteName): number {
+  const limits = state.faults().rateLimits;
+  const rates = limits === 'published' ? PUBLISHED_RATES[state.profile] : limits;
+  return state.rateLimiter.take(route, rates[route]);
+}
+
+/** DashScope's throttling answer, with the seconds to wait. */
+function throttledReply(waitMs: number): Reply {
+  return errorReply(
+    new HttpError(429, 'Requests rate limit exceeded, please try again later.', {
+      code: 'Throttling.RateQuota',
+      headers: { 'retry-after': String(Math.ceil(waitMs / 1000)) },
+    }),
+  );
+}
+
 /** A framework's own error body (`{"detail": …}`), not the OpenAI error shape. */
 async function bare(status: number, detail: string, req: http.IncomingMessage): Promise<Reply> {
   await drain(req);
@@ -118,6 +136,12 @@ export function createServer(state: EmulatorState, apiKey: string | undefined): 
     if (!authorized(req, apiKey)) {
       await drain(req);
       return send(res, UNAUTHORIZED);
+    }
+    const wait = throttle(state, def.route);
+    if (wait > 0) {
+      await drain(req);
+      state.store.throttled[def.route] = (state.store.throttled[def.route] ?? 0) + 1;
+      return send(res, throttledReply(wait));
     }
     const ctx = { req, url, params, state };
     const fault = httpFault(state, def.route, n);

@@ -38,6 +38,8 @@ export interface RunState {
 /** `GET /_emulator/stats` (contract.md): batches are never deleted, so the counts derive from them. */
 export interface EmulatorStats {
   requests: Record<string, number>;
+  /** Requests answered 429 by the rate limits (`rateLimits`), by route. */
+  throttled: Record<string, number>;
   batchesCreated: number;
   batchesByInputFile: Record<string, number>;
   /** Files stored now (inputs and results), and their bytes. */
@@ -69,6 +71,7 @@ export class Store {
   readonly batches = new Map<string, StoredBatch>();
   readonly submissions: SubmissionLog;
   readonly requests: Record<string, number> = {};
+  readonly throttled: Record<string, number> = {};
   readonly #dir: string;
   #fileSeq = 0;
   #batchSeq = 0;
@@ -197,6 +200,7 @@ export class Store {
     }
     return {
       requests: { ...this.requests },
+      throttled: { ...this.throttled },
       batchesCreated: this.batches.size,
       batchesByInputFile,
       files,
