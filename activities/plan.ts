@@ -74,7 +74,7 @@ export function planActivities(deps: ActivityDeps) {
       const claim = await claimWorkDir({
         workDir: paths.workDir,
         jobId,
-        fingerprint: jobFingerprint(job, stat),
+        fingerprint: jobFingerprint({ ...job, options }, stat),
         force: job.force === true,
         client: ctx.client,
       });

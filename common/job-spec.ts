@@ -152,13 +152,14 @@ export function resolveJobOptions(raw: unknown, profile: Profile, input: string)
       throw new JobSpecError('csv.model', `${input} is CSV: a model is required to convert its rows`);
     const columns = o.csv.header ? CSV_COLUMN_DEFAULTS.header : CSV_COLUMN_DEFAULTS.noHeader;
     const csv = {
-      header: o.csv.header,
+      // A header is the default and stays implicit, so a headed CSV's job fingerprint has no new key.
+      ...(o.csv.header ? {} : { header: false }),
       idColumn: o.csv.idColumn ?? columns.idColumn,
       promptColumn: o.csv.promptColumn ?? columns.promptColumn,
       model: o.csv.model,
       ...(o.csv.system !== undefined ? { system: o.csv.system } : {}),
     };
-    if (!csv.header) {
+    if (!o.csv.header) {
       for (const key of ['idColumn', 'promptColumn'] as const)
         if (!/^[1-9]\d*$/.test(csv[key]))
           throw new JobSpecError(
