@@ -4,7 +4,13 @@
 // defaults, and the planner's options are derived from the result in one place (`planOptionsOf`).
 // Provider facts (limits, windows, the dry-run model) come from the profile table.
 import { z } from 'zod';
-import { CHAT_DEFAULTS, CSV_COLUMN_DEFAULTS, JOB_DEFAULTS, type JobOptions } from './job-types.ts';
+import {
+  CHAT_DEFAULTS,
+  CSV_COLUMN_DEFAULTS,
+  JOB_DEFAULTS,
+  type CsvSpec,
+  type JobOptions,
+} from './job-types.ts';
 import { parsePriceTable } from './pricing.ts';
 import {
   BATCH_CHAT_LIMITS,
@@ -27,81 +33,110 @@ export class JobSpecError extends Error {
   }
 }
 
-const count = (what: string) =>
-  z
-    .number({ error: `must be a positive whole number of ${what}` })
-    .int()
-    .positive();
+/** A positive whole number of `what`, with one message for every way it can be wrong. */
+function count(what: string) {
+  const error = `must be a positive whole number of ${what}`;
+  return z.number({ error }).int(error).positive(error);
+}
 
 /** What a job may say; every field is optional and defaults below. Unknown fields are refused. */
-const optionsSchema = z.strictObject({
-  endpoint: z
-    .enum(ENDPOINTS, { error: (iss) => `${JSON.stringify(iss.input)} is not one of ${ENDPOINTS.join(', ')}` })
-    .default(JOB_DEFAULTS.endpoint),
-  completionWindow: z
-    .string()
-    .regex(/^\d+(h|d)$/, 'must be hours or days, e.g. 24h, 48h, 7d')
-    .default(JOB_DEFAULTS.completionWindow),
-  limits: z
-    .strictObject({
-      maxLines: count('lines').optional(),
-      maxBytes: z.number().int().min(2, 'must be at least 2 bytes').optional(),
-      maxLineBytes: count('bytes').optional(),
-    })
-    .default({}),
-  pollIntervalMs: count('milliseconds').optional(),
-  maxAttempts: count('attempts').default(JOB_DEFAULTS.maxAttempts),
-  maxInFlight: count('batches').default(JOB_DEFAULTS.maxInFlight),
-  name: z
-    .string()
-    .max(
-      BATCH_METADATA_LIMITS.name,
-      `is sent as the batch's ds_name, which takes at most ${BATCH_METADATA_LIMITS.name} characters`,
-    )
-    .optional(),
-  description: z
-    .string()
-    .max(
-      BATCH_METADATA_LIMITS.description,
-      `is sent as the batch's ds_description, which takes at most ${BATCH_METADATA_LIMITS.description} characters`,
-    )
-    .optional(),
-  dryRun: z.boolean().default(JOB_DEFAULTS.dryRun),
-  mode: z.enum(['file', 'chat'], { error: 'must be file or chat' }).default(JOB_DEFAULTS.mode),
-  chat: z
-    .strictObject({
-      concurrency: count('requests')
-        .max(
-          BATCH_CHAT_LIMITS.concurrency,
-          `must be at most ${BATCH_CHAT_LIMITS.concurrency} (the Batch Chat API's pending requests per model)`,
-        )
-        .default(CHAT_DEFAULTS.concurrency),
-      qps: count('requests a second')
-        .max(
-          BATCH_CHAT_LIMITS.qps,
-          `must be at most ${BATCH_CHAT_LIMITS.qps} (the Batch Chat API's requests a second per account)`,
-        )
-        .default(CHAT_DEFAULTS.qps),
-    })
-    .optional(),
-  keepRemoteFiles: z.boolean().default(JOB_DEFAULTS.keepRemoteFiles),
-  thinking: z.enum(['on', 'off', 'keep'], { error: 'must be on, off or keep' }).optional(),
-  thinkingBudget: count('tokens').optional(),
-  csv: z
-    .strictObject({
-      header: z.boolean().default(true),
-      idColumn: z.string().min(1, 'must name a column').optional(),
-      promptColumn: z.string().min(1, 'must name a column').optional(),
-      model: z.string({ error: 'is required to convert CSV rows' }).min(1, 'is required to convert CSV rows'),
-      system: z.string().optional(),
-    })
-    .optional(),
-  prices: z.unknown().optional(),
-  keepWorkDir: z.boolean().optional(),
-});
+const optionsSchema = z.strictObject(
+  {
+    endpoint: z
+      .enum(ENDPOINTS, {
+        error: (iss) => `${JSON.stringify(iss.input)} is not one of ${ENDPOINTS.join(', ')}`,
+      })
+      .default(JOB_DEFAULTS.endpoint),
+    completionWindow: z
+      .string()
+      .regex(/^\d+(h|d)$/, 'must be hours or days, e.g. 24h, 48h, 7d')
+      .default(JOB_DEFAULTS.completionWindow),
+    limits: z
+      .strictObject(
+        {
+          maxLines: count('lines').optional(),
+          maxBytes: count('bytes').min(2, 'must be at least 2 bytes').optional(),
+          maxLineBytes: count('bytes').optional(),
+        },
+        { error: 'must be an object, e.g. {"maxLines":10000}' },
+      )
+      .default({}),
+    pollIntervalMs: count('milliseconds').optional(),
+    maxAttempts: count('attempts').default(JOB_DEFAULTS.maxAttempts),
+    maxInFlight: count('batches').default(JOB_DEFAULTS.maxInFlight),
+    name: z
+      .string()
+      .max(
+        BATCH_METADATA_LIMITS.name,
+        `is sent as the batch's ds_name, which takes at most ${BATCH_METADATA_LIMITS.name} characters`,
+      )
+      .optional(),
+    description: z
+      .string()
+      .max(
+        BATCH_METADATA_LIMITS.description,
+        `is sent as the batch's ds_description, which takes at most ${BATCH_METADATA_LIMITS.description} characters`,
+      )
+      .optional(),
+    dryRun: z.boolean().default(JOB_DEFAULTS.dryRun),
+    mode: z.enum(['file', 'chat'], { error: 'must be file or chat' }).default(JOB_DEFAULTS.mode),
+    chat: z
+      .strictObject(
+        {
+          concurrency: count('requests')
+            .max(
+              BATCH_CHAT_LIMITS.concurrency,
+              `must be at most ${BATCH_CHAT_LIMITS.concurrency} (the Batch Chat API's pending requests per model)`,
+            )
+            .default(CHAT_DEFAULTS.concurrency),
+          qps: count('requests a second')
+            .max(
+              BATCH_CHAT_LIMITS.qps,
+              `must be at most ${BATCH_CHAT_LIMITS.qps} (the Batch Chat API's requests a second per account)`,
+            )
+            .default(CHAT_DEFAULTS.qps),
+        },
+        { error: 'must be an object, e.g. {"concurrency":64,"qps":100}' },
+      )
+      .optional(),
+    keepRemoteFiles: z.boolean().default(JOB_DEFAULTS.keepRemoteFiles),
+    thinking: z.enum(['on', 'off', 'keep'], { error: 'must be on, off or keep' }).optional(),
+    thinkingBudget: count('tokens').optional(),
+    csv: z
+      .strictObject(
+        {
+          header: z.boolean().default(true),
+          idColumn: z.string().min(1, 'must name a column').optional(),
+          promptColumn: z.string().min(1, 'must name a column').optional(),
+          model: z
+            .string({ error: 'is required to convert CSV rows' })
+            .min(1, 'is required to convert CSV rows'),
+          system: z.string().optional(),
+        },
+        { error: 'must be an object, e.g. {"model":"qwen-plus"}' },
+      )
+      .optional(),
+    prices: z.unknown().optional(),
+    keepWorkDir: z.boolean().optional(),
+  },
+  { error: 'must be an object of job options, e.g. {"maxAttempts":3}' },
+);
 
 /** The options a job may give, as the Web UI form or a test writes them (all optional). */
 export type JobOptionsInput = z.input<typeof optionsSchema>;
+type ParsedOptions = z.output<typeof optionsSchema>;
+
+/** The option names an object in the options takes ('' for the top level). */
+function knownKeys(where: string): string[] {
+  const top = optionsSchema.shape;
+  const nested: Record<string, z.ZodType> = {
+    limits: top.limits.unwrap(),
+    chat: top.chat.unwrap(),
+    csv: top.csv.unwrap(),
+  };
+  const schema = where === '' ? optionsSchema : nested[where];
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+}
 
 const isCsv = (input: string): boolean => /\.csv$/i.test(input);
 
@@ -115,11 +150,13 @@ export function resolveJobOptions(raw: unknown, profile: Profile, input: string)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || 'options';
-    if (issue.code === 'unrecognized_keys')
+    if (issue.code === 'unrecognized_keys') {
+      const where = issue.path.join('.');
       throw new JobSpecError(
-        [field === 'options' ? '' : field, issue.keys[0]].filter(Boolean).join('.'),
-        `is not a job option (options: ${Object.keys(optionsSchema.shape).join(', ')})`,
+        [where, issue.keys[0]].filter(Boolean).join('.'),
+        `is not a job option (${where ? `${where} takes` : 'options are'}: ${knownKeys(where).join(', ')})`,
       );
+    }
     throw new JobSpecError(field, issue.message);
   }
   const o = parsed.data;
@@ -147,30 +184,8 @@ export function resolveJobOptions(raw: unknown, profile: Profile, input: string)
     if (o.dryRun) throw new JobSpecError('dryRun', 'validates batch files: use it with mode file');
     options.chat = o.chat ?? { ...CHAT_DEFAULTS };
   }
-  if (isCsv(input)) {
-    if (!o.csv)
-      throw new JobSpecError('csv.model', `${input} is CSV: a model is required to convert its rows`);
-    const columns = o.csv.header ? CSV_COLUMN_DEFAULTS.header : CSV_COLUMN_DEFAULTS.noHeader;
-    const csv = {
-      // A header is the default and stays implicit, so a headed CSV's job fingerprint has no new key.
-      ...(o.csv.header ? {} : { header: false }),
-      idColumn: o.csv.idColumn ?? columns.idColumn,
-      promptColumn: o.csv.promptColumn ?? columns.promptColumn,
-      model: o.csv.model,
-      ...(o.csv.system !== undefined ? { system: o.csv.system } : {}),
-    };
-    if (!o.csv.header) {
-      for (const key of ['idColumn', 'promptColumn'] as const)
-        if (!/^[1-9]\d*$/.test(csv[key]))
-          throw new JobSpecError(
-            `csv.${key}`,
-            `"${csv[key]}" must be a column position (1, 2, …) when the CSV has no header`,
-          );
-    }
-    options.csv = csv;
-  } else if (o.csv) {
-    throw new JobSpecError('csv', `converts CSV input (a .csv file); ${input} is JSONL`);
-  }
+  const csv = csvOf(o.csv, input);
+  if (csv) options.csv = csv;
   if (o.prices !== undefined) {
     try {
       options.prices = parsePriceTable(o.prices);
@@ -179,6 +194,32 @@ export function resolveJobOptions(raw: unknown, profile: Profile, input: string)
     }
   }
   return options;
+}
+
+/** The CSV conversion a .csv input needs (columns defaulted), refused for any other input. */
+function csvOf(asked: ParsedOptions['csv'], input: string): CsvSpec | undefined {
+  if (!isCsv(input)) {
+    if (asked) throw new JobSpecError('csv', `converts CSV input (a .csv file); ${input} is JSONL`);
+    return undefined;
+  }
+  if (!asked) throw new JobSpecError('csv.model', `${input} is CSV: a model is required to convert its rows`);
+  const columns = asked.header ? CSV_COLUMN_DEFAULTS.header : CSV_COLUMN_DEFAULTS.noHeader;
+  const csv = {
+    // A header is the default and stays implicit, so a headed CSV's job fingerprint has no new key.
+    ...(asked.header ? {} : { header: false }),
+    idColumn: asked.idColumn ?? columns.idColumn,
+    promptColumn: asked.promptColumn ?? columns.promptColumn,
+    model: asked.model,
+    ...(asked.system !== undefined ? { system: asked.system } : {}),
+  };
+  if (!asked.header)
+    for (const key of ['idColumn', 'promptColumn'] as const)
+      if (!/^[1-9]\d*$/.test(csv[key]))
+        throw new JobSpecError(
+          `csv.${key}`,
+          `"${csv[key]}" must be a column position (1, 2, …) when the CSV has no header`,
+        );
+  return csv;
 }
 
 function windowWithin(text: string, profile: Profile): string {

@@ -45,6 +45,19 @@ describe('a job typed into the Web UI (or temporal workflow start)', () => {
     ]);
   }
 
+  /** The message the job failed with (the test fails if it did not fail). */
+  async function failureOf(id: string): Promise<string | undefined> {
+    const err = await h.client.workflow
+      .getHandle(id)
+      .result()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    return rootCause((err as WorkflowFailedError).cause);
+  }
+
   /** The attempt the plan activity ended on (0: it never ran). */
   async function planAttempt(id: string): Promise<number> {
     const history = await h.client.workflow.getHandle(id).fetchHistory();
@@ -99,15 +112,7 @@ describe('a job typed into the Web UI (or temporal workflow start)', () => {
     const input = writeChatInput(h.dataDir, 'ui-typo.jsonl', 3);
     const id = `ui-typo-${Date.now()}`;
     temporalStart(id, { input, outDir: 'out-ui-typo', options: { maxAtempts: 3 } });
-    const err = await h.client.workflow
-      .getHandle(id)
-      .result()
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    const cause = rootCause((err as WorkflowFailedError).cause);
+    const cause = await failureOf(id);
     expect(cause).toContain('maxAtempts');
     expect(cause).toContain('is not a job option');
     // Failed on its first attempt, not retried.
@@ -118,30 +123,14 @@ describe('a job typed into the Web UI (or temporal workflow start)', () => {
     const input = writeChatInput(h.dataDir, 'ui-range.jsonl', 3);
     const id = `ui-range-${Date.now()}`;
     temporalStart(id, { input, outDir: 'out-ui-range', options: { limits: { maxLines: 60_000 } } });
-    const err = await h.client.workflow
-      .getHandle(id)
-      .result()
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(rootCause((err as WorkflowFailedError).cause)).toContain(
-      'options.limits.maxLines: 60000 is above',
-    );
+    expect(await failureOf(id)).toContain('options.limits.maxLines: 60000 is above');
     expect(await planAttempt(id)).toBe(1);
   });
 
   it('an input without its paths fails at once before anything runs', async () => {
     const id = `ui-nopath-${Date.now()}`;
     temporalStart(id, { outDir: 'out-ui-nopath' });
-    const err = await h.client.workflow
-      .getHandle(id)
-      .result()
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(rootCause((err as WorkflowFailedError).cause)).toContain(`"input" must be a path`);
+    expect(await failureOf(id)).toContain(`"input" must be a path`);
     expect(await planAttempt(id)).toBe(0);
   });
 });

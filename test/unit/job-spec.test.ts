@@ -84,6 +84,12 @@ describe('resolveJobOptions', () => {
       expect(specError(() => resolveJobOptions(raw, dashscope, 'in.jsonl')).field, JSON.stringify(raw)).toBe(
         field,
       );
+    expect(
+      specError(() => resolveJobOptions({ limits: { maxLine: 3 } }, dashscope, 'in.jsonl')).message,
+    ).toBe('limits.maxLine: is not a job option (limits takes: maxLines, maxBytes, maxLineBytes)');
+    expect(specError(() => resolveJobOptions({ maxAttempts: 1.5 }, dashscope, 'in.jsonl')).message).toBe(
+      'maxAttempts: must be a positive whole number of attempts',
+    );
     expect(specError(() => resolveJobOptions({ endpoint: '/v1/foo' }, dashscope, 'in.jsonl')).message).toBe(
       'endpoint: "/v1/foo" is not one of /v1/chat/completions, /v1/embeddings, /v1/chat/ds-test',
     );
