@@ -2,7 +2,7 @@
 // HTTP, one shared server per run from globalSetup), e2e (the CLI binary as a user runs it).
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
-// Survival suites of issue 6 (`npm run test:reliability`, about 7 minutes): workers SIGKILLed, the
+// Survival suites (`npm run test:reliability`, about 7 minutes): workers SIGKILLed, the
 // Temporal server and the provider restarted, provider weather, a broken disk. Too slow for every
 // `npm test`, so the project exists only when asked for: `--project reliability`, a path under
 // test/reliability, or BATCHPILOT_RELIABILITY=1 (to run it with everything else). Its files mostly

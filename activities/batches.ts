@@ -1,7 +1,7 @@
 // Provider calls for one unit: upload its file, create exactly one batch, read it, cancel it.
 // Exactly-once: every create is preceded by a lookup for a batch carrying the unit's key, and runs
 // with maxRetries 0, so a worker killed between the provider's answer and the activity's completion
-// finds the batch on retry instead of paying for a second one (batch-api.md, SDK retries).
+// finds the batch on retry instead of paying for a second one (docs/providers.md, Traps in the openai Node SDK).
 // A provider without list routes (docs/provider-capabilities.md) cannot be asked: there a create is
 // re-sent only when it surely never reached the provider, and an unknown outcome stops the shard.
 import fs from 'node:fs';
@@ -163,7 +163,7 @@ export async function findBatch(
   const matches = (b: OpenAI.Batches.Batch) =>
     b.metadata?.[BATCH_KEY_METADATA] === key || b.input_file_id === fileId;
   if (deps.profile.listFilters) {
-    // DashScope filters go in the query itself (batch-api.md, the openai Node SDK).
+    // DashScope filters go in the query itself (docs/providers.md, Traps in the openai Node SDK).
     const query = { input_file_ids: fileId, limit: 100 } as OpenAI.Batches.BatchListParams;
     for await (const b of deps.openai.batches.list(query, { ...IDEMPOTENT, signal: signal() }))
       if (matches(b)) return b;

@@ -1,5 +1,5 @@
 // Classifies one provider result line by its own status code and error, never by the file it came
-// in or the batch's counts: DashScope can put failed lines in the output file (batch-api.md).
+// in or the batch's counts: DashScope can put failed lines in the output file (docs/providers.md, Result lines).
 
 export type LineClass = 'ok' | 'retry' | 'permanent';
 
@@ -21,7 +21,7 @@ interface ResultLine {
   error?: Record<string, unknown> | null;
 }
 
-/** Error codes that a later round can fix (batch-api.md, retry classes). */
+/** Error codes that a later round can fix (docs/providers.md, Retry classes). */
 const RETRYABLE_CODES = new Set([
   'batch_expired',
   'request_timeout',

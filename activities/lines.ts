@@ -1,6 +1,6 @@
 // Streaming line I/O with bounded memory: a reader that yields each line with its byte offset, and
 // a writer that writes to a temporary name and renames on close, so a crash never leaves a half
-// file that looks whole (design-notes.md, Streaming and memory).
+// file that looks whole (inputs and outputs can be many gigabytes).
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';

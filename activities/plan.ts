@@ -5,8 +5,9 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { jobFingerprint } from '../common/job-record.ts';
-import type { JobInput, JobPaths, JobSummary, PlanSummary } from '../common/job-types.ts';
-import { DRY_RUN, type Limits } from '../common/profiles.ts';
+import { JobSpecError, planOptionsOf, resolveJobOptions } from '../common/job-spec.ts';
+import type { JobInput, JobOptions, JobPaths, JobSummary, PlanSummary } from '../common/job-types.ts';
+import type { Profile } from '../common/profiles.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
 import { InputError, planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -28,20 +29,29 @@ export function resolveJobPaths(dataDir: string, input: string, outDir: string):
   }
 }
 
-/** DashScope's test model takes at most 100 lines and 1 MB per file. */
-function dryRunLimits(l: Limits): Limits {
-  const d = DRY_RUN.limits;
-  return {
-    maxLines: Math.min(l.maxLines, d.maxLines),
-    maxBytes: Math.min(l.maxBytes, d.maxBytes),
-    maxLineBytes: Math.min(l.maxLineBytes, d.maxLineBytes),
-  };
+/**
+ * The job's options through the job spec, with this worker's provider profile: a job typed into the
+ * Web UI gets the defaults, and a bad field fails the job at once with the field's name (retrying
+ * cannot fix it).
+ */
+export function jobOptionsOf(job: JobInput, profile: Profile): JobOptions {
+  try {
+    return resolveJobOptions(job.options, profile, job.input);
+  } catch (err) {
+    if (err instanceof JobSpecError)
+      throw ApplicationFailure.nonRetryable(
+        `the job's options.${err.field}: ${err.problem}`,
+        'InvalidJobOptions',
+      );
+    throw err;
+  }
 }
 
 export function planActivities(deps: ActivityDeps) {
   return {
     /** Validates and shards the input into `<out>/.batchpilot/round-1/`. */
     async planJob(job: JobInput): Promise<PlanSummary> {
+      const options = jobOptionsOf(job, deps.profile);
       const paths = userFixable(() => resolveJobPaths(deps.dataDir, job.input, job.outDir), {
         what: 'resolve the job paths',
         dataDir: deps.dataDir,
@@ -64,7 +74,7 @@ export function planActivities(deps: ActivityDeps) {
       const claim = await claimWorkDir({
         workDir: paths.workDir,
         jobId,
-        fingerprint: jobFingerprint(job, stat),
+        fingerprint: jobFingerprint({ ...job, options }, stat),
         force: job.force === true,
         client: ctx.client,
       });
@@ -81,6 +91,7 @@ export function planActivities(deps: ActivityDeps) {
             rejected: 0,
             shardLines: [],
             models: [],
+            options,
             finished,
           };
         }
@@ -88,23 +99,13 @@ export function planActivities(deps: ActivityDeps) {
         if (saved) {
           const resumeAt = await resumePoint(paths.workDir);
           logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');
-          return { ...saved, paths, ...(resumeAt ? { resumeAt } : {}) };
+          return { ...saved, paths, options, ...(resumeAt ? { resumeAt } : {}) };
         }
       }
-      const o = job.options;
       const report = await withHeartbeat(() =>
         planInput({
-          input: paths.input,
+          ...planOptionsOf(paths.input, options),
           outDir: roundDir(paths.workDir, 1),
-          // Lines are checked against the job's endpoint, then rewritten for the dry run.
-          endpoint: o.endpoint,
-          limits: o.dryRun ? dryRunLimits(o.limits) : o.limits,
-          ...(o.csv ? { csv: o.csv } : {}),
-          rewrite: {
-            ...(o.dryRun ? { model: DRY_RUN.model, url: DRY_RUN.endpoint } : {}),
-            ...(o.thinking ? { thinking: o.thinking } : {}),
-            ...(o.thinkingBudget !== undefined ? { thinkingBudget: o.thinkingBudget } : {}),
-          },
           onProgress: (p) => ctx.heartbeat(p),
           maxProblems: 20,
         }).catch((err: unknown) => {
@@ -124,6 +125,7 @@ export function planActivities(deps: ActivityDeps) {
         rejected: report.rejected,
         shardLines: report.shardList.map((s) => s.lines),
         models: [...new Set(report.shardList.map((s) => s.model))],
+        options,
       };
       await writeJsonAtomic(planFile(paths.workDir), plan);
       return plan;

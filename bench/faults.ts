@@ -1,4 +1,4 @@
-// Throughput under faults benchmark (issue 7): the same job with and without 10% retryable line
+// Throughput under faults benchmark: the same job with and without 10% retryable line
 // failures (emulator `lineRetryableRate`), instant batches, 1 s polls. Counts the batches created
 // and the bytes uploaded against the minimum: every line uploaded once per attempt it needs, packed
 // into as few batches as the limits allow within each (model, thinking) group. For contrast, what

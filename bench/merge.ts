@@ -1,4 +1,4 @@
-// Merge benchmark (issue 7): the real merge activity (activities/merge.ts, mergeJob run inside
+// Merge benchmark: the real merge activity (activities/merge.ts, mergeJob run inside
 // MockActivityEnvironment) over generated outcome files in the exact layout collection leaves
 // them (activities/work-dir.ts): per shard a round-1 outcome file (result lines first, then the
 // error lines, as collection reads output then error file), retryable lines packed across shards

@@ -1,4 +1,4 @@
-// Orchestration overhead benchmark (issue 7): a whole job end to end (plan, one shard workflow per
+// Orchestration overhead benchmark: a whole job end to end (plan, one shard workflow per
 // shard, upload, create, 1 s polls, collect, merge) through the real worker, a Temporal dev server
 // and the emulator with instant batches, against the same work done without Temporal and without a
 // provider: planInput on the same input plus mergeJob on the job's own collected outcomes, measured

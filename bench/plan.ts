@@ -1,4 +1,4 @@
-// Plan benchmark (issue 7): planInput on a generated chat file against `split -l 50000` on the same
+// Plan benchmark: planInput on a generated chat file against `split -l 50000` on the same
 // file and a naive readline + JSON.parse + Set planner, measured in the same run (this machine is
 // shared and noisy: ratios matter, absolute times are context). Peak RSS of each planner is read
 // from its own child process.

@@ -1,4 +1,4 @@
-// Polling cost benchmark (issue 7): what one shard costs in Temporal history and actions while its
+// Polling cost benchmark: what one shard costs in Temporal history and actions while its
 // batch runs for 24 h at the default poll interval (random 60-120 s, mean 90 s: 86,400 / 90 = 960
 // polls). The clock is compressed, not the work: the same 960 polls run at a short fixed interval
 // (every poll is the same timer + activity whatever its length) against an emulator batch held in

@@ -1,6 +1,7 @@
-// Configuration from the environment as one schema (contract.md, Configuration). Parsed once at an
+// Configuration from the environment as one schema (the variables README.md lists). Parsed once at an
 // entry point with loadConfig(process.env); a bad value is an error naming the variable and the fix.
 import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from './definitions.ts';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
 import { parseDuration } from './units.ts';
 import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection.ts';
@@ -22,7 +23,7 @@ const schema = z.object({
   TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
   TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
   TEMPORAL_PROFILE: z.string().min(1).optional(),
-  BATCHPILOT_TASK_QUEUE: z.string().min(1).default('batchpilot'),
+  BATCHPILOT_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   BATCHPILOT_PROVIDER: z
     .enum(PROFILE_NAMES, { error: `must be one of ${PROFILE_NAMES.join(', ')}` })
     .optional(),

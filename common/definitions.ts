@@ -1,9 +1,9 @@
 // Names shared by worker, client and tests: one place for each, so they can never drift apart.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
+/** The task queue where BATCHPILOT_TASK_QUEUE is unset. */
 export const DEFAULT_TASK_QUEUE = 'batchpilot';
 export const JOB_WORKFLOW = 'batchJob';
-export const SHARD_WORKFLOW = 'shardBatch';
 
 export const PROGRESS_QUERY = 'progress';
 

@@ -20,7 +20,11 @@ export interface JobOptions {
   keepRemoteFiles: boolean;
   thinking?: 'on' | 'off' | 'keep';
   thinkingBudget?: number;
-  csv?: { idColumn: string; promptColumn: string; model: string; system?: string };
+  /**
+   * CSV conversion: with a header, the columns are names; without one (`header: false`, the
+   * providers' own two-column layout), 1-based positions.
+   */
+  csv?: CsvSpec;
   /** `--prices`: the summary reports the cost at the batch discount. */
   prices?: PriceTable;
   /** Keep `<out>/.batchpilot/` after success (for debugging); removed by default. */
@@ -32,18 +36,38 @@ export interface JobOptions {
   allowDuplicateBatches?: boolean;
 }
 
+export interface CsvSpec {
+  /** False: no header row, the columns are 1-based positions. Absent means true. */
+  header?: boolean;
+  idColumn: string;
+  promptColumn: string;
+  model: string;
+  system?: string;
+}
+
 /**
- * What a job does where its flags are silent: `run`/`start` fall back to these, their help shows
- * them, and tests and benchmarks build their options from them.
+ * What a job does where its options are silent. The job spec (common/job-spec.ts) applies them,
+ * --help shows them, and tests and benchmarks build their options from them. Limits come from the
+ * provider profile (common/profiles.ts).
  */
 export const JOB_DEFAULTS = {
   endpoint: '/v1/chat/completions',
+  completionWindow: '24h',
   maxAttempts: 3,
   maxInFlight: 50,
   dryRun: false,
   mode: 'file',
   keepRemoteFiles: false,
 } as const satisfies Partial<JobOptions>;
+
+/** `--mode chat` where its options are silent: requests waiting at once and started per second. */
+export const CHAT_DEFAULTS = { concurrency: 64, qps: 100 } as const;
+
+/** CSV columns where the options are silent: names with a header, the providers' layout without. */
+export const CSV_COLUMN_DEFAULTS = {
+  header: { idColumn: 'custom_id', promptColumn: 'prompt' },
+  noHeader: { idColumn: '1', promptColumn: '2' },
+} as const;
 
 export interface JobInput {
   /** Input path as the user gave it; the worker resolves it under its data root. */
@@ -57,6 +81,26 @@ export interface JobInput {
   timezone?: string;
   /** `--force`: give up the job the output folder holds and start afresh. */
   force?: boolean;
+}
+
+/**
+ * What is wrong with a job's input at the top level (the paths and the options' type), or
+ * undefined. Pure, so the workflow can refuse a hand-typed input before anything runs; the options
+ * themselves are checked by the job spec in the plan activity.
+ */
+export function jobInputProblem(raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return 'the job input must be a JSON object like {"input":"in.jsonl","outDir":"out"}';
+  const job = raw as Record<string, unknown>;
+  for (const key of ['input', 'outDir'] as const)
+    if (typeof job[key] !== 'string' || job[key] === '')
+      return `the job input's "${key}" must be a path (a string), e.g. {"input":"in.jsonl","outDir":"out"}`;
+  const options = job.options;
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options)))
+    return `the job input's "options" must be an object of job options, e.g. {"maxAttempts":3}`;
+  if (job.timezone !== undefined && typeof job.timezone !== 'string')
+    return `the job input's "timezone" must be an IANA time zone name, e.g. "UTC"`;
+  return undefined;
 }
 
 /** Where the job keeps its intermediate files: `<outDir>/.batchpilot`. */
@@ -79,6 +123,12 @@ export interface PlanSummary {
   resumeAt?: { round: number; unitLines: number[]; settled: { succeeded: number; failed: number } };
   /** The job already completed in this folder: its summary, and nothing is sent again. */
   finished?: JobSummary;
+  /**
+   * The job's options as the job spec completed them (defaults, the worker's profile limits): the
+   * workflow runs with these. Optional: recorded histories and work folders may hold plans without
+   * it, and the workflow then keeps the options it was started with.
+   */
+  options?: JobOptions;
 }
 
 /** One batch's worth of lines in one round: a shard of the plan (round 1) or a retry shard. */

@@ -1,5 +1,6 @@
-// The one table of provider facts (../shared/batch-api.md): base URLs, per-file limits, accepted
-// completion windows and which key variable a profile falls back to. Everything else reads it here.
+// The one table of provider facts (docs/providers.md): base URLs, per-file limits, accepted
+// completion windows, which key variable a profile falls back to, the Batch Chat API's caps and the
+// batch metadata lengths. Everything else reads them here.
 
 export const PROFILE_NAMES = ['dashscope-intl', 'dashscope-cn', 'openai', 'custom', 'emulator'] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
@@ -84,3 +85,9 @@ export const DRY_RUN = {
 
 export const ENDPOINTS = ['/v1/chat/completions', '/v1/embeddings', '/v1/chat/ds-test'] as const;
 export type Endpoint = (typeof ENDPOINTS)[number];
+
+/** The synchronous Batch Chat API's caps: pending requests per model and requests per second per account. */
+export const BATCH_CHAT_LIMITS = { concurrency: 10_000, qps: 1_000 } as const;
+
+/** Batch metadata lengths: `ds_name` and `ds_description` in characters. */
+export const BATCH_METADATA_LIMITS = { name: 100, description: 200 } as const;

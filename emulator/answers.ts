@@ -1,4 +1,4 @@
-// Deterministic answers (contract.md): a chat completion echoes the last user message, usage counts
+// Deterministic answers (docs/emulator.md): a chat completion echoes the last user message, usage counts
 // about one token per four characters, embeddings are a unit vector derived from a hash of the
 // input, and DashScope's test model gives its fixed answer. Same request, same content.
 import { createHash } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The result line both providers write, in the output and the error file alike (batch-api.md):
+// The result line both providers write, in the output and the error file alike (docs/providers.md, Result lines):
 // {"id","custom_id","response":{"status_code","request_id","body"}|null,"error":{"code","message"}|null}
 import type { LineOutcome } from './line-outcome.ts';
 import { hash } from 'node:crypto';

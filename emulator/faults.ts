@@ -1,4 +1,4 @@
-// Fault and timing settings (contract.md, "Emulator"): one zod schema for `--faults` files and
+// Fault and timing settings (docs/emulator.md): one zod schema for `--faults` files and
 // `POST /_emulator/faults`, resolved once into a complete object so the rest reads no defaults.
 import { z } from 'zod';
 import { ROUTE_NAMES, type RouteName } from './routes.ts';

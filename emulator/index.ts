@@ -1,4 +1,4 @@
-// The local Batch API emulator (contract.md, "Emulator"): DashScope's or OpenAI's Files and Batches
+// The local Batch API emulator (docs/emulator.md): DashScope's or OpenAI's Files and Batches
 // APIs, Batch Chat and the dry-run test model, over real HTTP, with state that survives a restart
 // and seeded faults. It shares no code with the orchestrator's planner or result parsing.
 import type { AddressInfo } from 'node:net';

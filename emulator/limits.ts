@@ -1,4 +1,4 @@
-// The emulated provider's own limits (batch-api.md). Deliberately not read from common/profiles.ts:
+// The emulated provider's own limits (docs/providers.md). Deliberately not read from common/profiles.ts:
 // the emulator stands in for the provider, so a wrong limit in the orchestrator must not be shared.
 
 export type EmulatedProfile = 'dashscope' | 'openai';

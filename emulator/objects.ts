@@ -1,4 +1,4 @@
-// The provider's wire objects (batch-api.md): what the API returns, exactly these fields.
+// The provider's wire objects (docs/providers.md): what the API returns, exactly these fields.
 
 export interface FileObject {
   id: string;

@@ -1,4 +1,4 @@
-// Runs batches through the status machine (batch-api.md) with the timing and faults in force at
+// Runs batches through the status machine (docs/providers.md) with the timing and faults in force at
 // each moment. Progress is checkpointed (input offset, line counts, lengths of the partial output
 // and error files) so a batch resumes after a restart without losing or repeating a line.
 import fs from 'node:fs';

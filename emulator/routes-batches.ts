@@ -1,4 +1,4 @@
-// Batches API (batch-api.md, Batches): create (bad endpoint, window or metadata is 400 at once and
+// Batches API (docs/providers.md, Batches): create (bad endpoint, window or metadata is 400 at once and
 // creates nothing), retrieve, cancel, and list newest first with DashScope's filters.
 import { randomUUID } from 'node:crypto';
 import type { Handler, RequestContext } from './context.ts';

@@ -1,4 +1,4 @@
-// The synchronous Batch Chat API (batch-api.md): one request per call, held for a queueing delay
+// The synchronous Batch Chat API (docs/providers.md): one request per call, held for a queueing delay
 // and then answered like a real-time call. Also serves `/v1/embeddings` and the ds-test model.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { answer } from './answers.ts';

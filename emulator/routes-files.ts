@@ -1,4 +1,4 @@
-// Files API (batch-api.md, Files): upload streamed to disk, retrieve, list newest first, delete,
+// Files API (docs/providers.md, Files): upload streamed to disk, retrieve, list newest first, delete,
 // and content streamed back.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';

@@ -1,4 +1,4 @@
-// Route names used by `http.routes` faults and by `stats.requests` (contract.md, fixed names).
+// Route names used by `http.routes` faults and by `stats.requests` (docs/emulator.md: fixed names).
 export const ROUTE_NAMES = [
   'upload',
   'content',

@@ -35,7 +35,7 @@ export interface RunState {
   expiring: boolean;
 }
 
-/** `GET /_emulator/stats` (contract.md): batches are never deleted, so the counts derive from them. */
+/** `GET /_emulator/stats` (docs/emulator.md): batches are never deleted, so the counts derive from them. */
 export interface EmulatorStats {
   requests: Record<string, number>;
   /** Requests answered 429 by the rate limits (`rateLimits`), by route. */

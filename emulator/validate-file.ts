@@ -1,5 +1,5 @@
-// File-level validation as the provider does it before a batch runs (batch-api.md, validation
-// codes): every bad line is reported, one entry each, with its 1-based line number. The emulator's
+// File-level validation as the provider does it before a batch runs (docs/providers.md, Batches):
+// every bad line is reported, one entry each, with its 1-based line number. The emulator's
 // own rules, on purpose not the planner's: a mistake shared by both would never be caught.
 import type { EmulatorLimits } from './limits.ts';
 import { TEST_ENDPOINT, TEST_MODEL, modelExists, thinksByDefault } from './limits.ts';

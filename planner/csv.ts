@@ -6,6 +6,11 @@ import fs from 'node:fs';
 import { InputError } from './errors.ts';
 
 export interface CsvOptions {
+  /**
+   * False: the file has no header row (the providers' own CSV: custom_id in column 1, content in
+   * column 2) and the columns are 1-based positions. True or absent: the first row names them.
+   */
+  header?: boolean;
   idColumn: string;
   promptColumn: string;
   model: string;
@@ -148,6 +153,18 @@ export class CsvReader {
     this.acc[n] = c;
     return n + 1;
   }
+}
+
+/** Column indexes (0-based) from the 1-based positions of a CSV without a header. */
+export function csvPositions(opts: CsvOptions, file: string): { id: number; prompt: number } {
+  const at = (text: string, flag: string): number => {
+    if (!/^[1-9]\d*$/.test(text))
+      throw new InputError(
+        `${file}: ${flag} "${text}" must be a column position (1, 2, …) when the CSV has no header`,
+      );
+    return Number(text) - 1;
+  };
+  return { id: at(opts.idColumn, '--id-column'), prompt: at(opts.promptColumn, '--prompt-column') };
 }
 
 /** Column positions of the id and prompt columns, or an error naming the header it found. */

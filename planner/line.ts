@@ -1,4 +1,4 @@
-// The rules for one request line (issue 3, batch-api.md): what the provider would refuse, said with
+// The rules for one request line (docs/providers.md): what the provider would refuse, said with
 // the field and the fix, plus the line's group key (model, thinking) and its rewrite for dry runs and
 // --thinking. Pure: bytes and options in, a verdict out. Uniqueness of custom_id needs the whole
 // input, so it is decided later (ids.ts); this computes the id's hash for it.
@@ -120,7 +120,7 @@ export function hashString(id: string, seed?: number): number {
 
 const THINKING_DEFAULT_ON = /^qwen3\.[567]/;
 
-/** Models that think unless told not to (batch-api.md, Thinking mode). */
+/** Models that think unless told not to (docs/providers.md, Thinking mode). */
 export function thinksByDefault(model: string): boolean {
   return THINKING_DEFAULT_ON.test(model);
 }

@@ -30,7 +30,7 @@ import {
   type ChunkPart,
   type Problem,
 } from './chunk.ts';
-import { CsvReader, csvColumns, csvRequestLine, type CsvOptions } from './csv.ts';
+import { CsvReader, csvColumns, csvPositions, csvRequestLine, type CsvOptions } from './csv.ts';
 import { InputError } from './errors.ts';
 import { IdTable, IdTableFullError, LineIndex } from './ids.ts';
 import { customIdOf, idFromPrefix } from './line-id.ts';
@@ -357,6 +357,10 @@ class Planner {
 
   private startCsv(csv: CsvOptions): void {
     this.csvReader = new CsvReader(this.fd, 0, 1, this.slotBytes);
+    if (csv.header === false) {
+      this.csvCols = csvPositions(csv, this.opts.input);
+      return;
+    }
     const header = this.csvReader.next();
     if (!header) {
       this.eof = true;

@@ -8,7 +8,8 @@ export interface PlanOptions {
   /** The job's endpoint, e.g. '/v1/chat/completions': every line's url must equal it. */
   endpoint: string;
   limits: { maxLines: number; maxBytes: number; maxLineBytes: number };
-  csv?: { idColumn: string; promptColumn: string; model: string; system?: string };
+  /** CSV conversion; `header: false` reads 1-based column positions from idColumn/promptColumn. */
+  csv?: { header?: boolean; idColumn: string; promptColumn: string; model: string; system?: string };
   /** Dry run rewrites model and url; `thinking` sets body.enable_thinking on every line. */
   rewrite?: { model?: string; url?: string; thinking?: 'on' | 'off' | 'keep'; thinkingBudget?: number };
   /** Called about every second and at the end (the activity heartbeats with it). */

@@ -7,8 +7,8 @@
 // `memory.copy` (simd.ts says why not by JavaScript) and written in 256 KiB blocks; the kernel
 // takes those from shared wasm memory as fast as from a plain Buffer (914 MB into 20 files, three
 // runs each: 0.18-0.19 s vs 0.19-0.21 s of system time).
-// Why copy rather than `writev` straight from the scan memory (as an earlier version did, in runs of
-// adjacent lines): in the kernel, ~1M small iovecs cost far more than the copy. A/B on the 1M-line
+// Why copy rather than `writev` straight from the scan memory (in runs of adjacent lines): in the
+// kernel, ~1M small iovecs cost far more than the copy. A/B on the 1M-line
 // bench input, four runs each: main-thread system time 1.5-1.75 s with writev, 0.5-0.77 s with the
 // copy (+0.2-0.4 s user); plan 2.6-2.9 s vs 2.0-2.5 s.
 import crypto from 'node:crypto';

@@ -17,9 +17,10 @@ export function installRuntime(
   if (installed) return;
   installed = true;
   const sdkLog = logger.child({ component: 'temporal' });
-  const level = (logger.level === 'silent' ? 'ERROR' : logger.level.toUpperCase()) as LogLevel;
+  const pinoLevel = (logger.level === 'silent' ? 'ERROR' : logger.level.toUpperCase()) as LogLevel | 'FATAL';
+  const level: LogLevel = pinoLevel === 'FATAL' ? 'ERROR' : pinoLevel;
   Runtime.install({
-    logger: new DefaultLogger(level === ('FATAL' as LogLevel) ? 'ERROR' : level, (entry) => {
+    logger: new DefaultLogger(level, (entry) => {
       const fields = { ...(entry.meta ?? {}) };
       const method =
         entry.level === 'TRACE'
@@ -34,8 +35,16 @@ export function installRuntime(
       sdkLog[method](fields, entry.message);
     }),
     ...(shutdownSignals ? { shutdownSignals } : {}),
-    ...(metricsAddress
-      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } }
-      : {}),
+    telemetryOptions: {
+      // Without `forward`, Core prints its own lines to the console past pino (and its redaction).
+      logging: { filter: { core: coreLevel(level), other: 'ERROR' }, forward: {} },
+      ...(metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : {}),
+    },
   });
+}
+
+/** Core's own filter: its INFO lines are per-poll chatter, so they show only when debugging. */
+function coreLevel(level: LogLevel): LogLevel {
+  if (level === 'TRACE' || level === 'DEBUG' || level === 'ERROR') return level;
+  return 'WARN';
 }

@@ -1,4 +1,4 @@
-// Finds the `temporal` CLI binary (contract.md): TEMPORAL_CLI_PATH, `temporal` on PATH, the
+// Finds the `temporal` CLI binary: TEMPORAL_CLI_PATH, `temporal` on PATH, the
 // project's tools cache (filled by scripts/setup.sh). The SDK's own download needs internet and is
 // the caller's last resort.
 import fs from 'node:fs';

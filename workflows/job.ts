@@ -29,6 +29,7 @@ import type {
   ShardProgress,
   UnitResult,
 } from '../common/job-types.ts';
+import { CHAT_DEFAULTS, jobInputProblem } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
 import { costOf } from '../common/pricing.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
@@ -111,7 +112,10 @@ function resolveTemplates(input: JobInput): JobInput {
 
 /** Runs a whole batch job; returns the summary also written to `<out>/summary.json`. */
 export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<JobSummary> {
-  const input = carried ? rawInput : resolveTemplates(rawInput);
+  // A job typed into the Web UI may be anything: refuse a malformed one at once, not on every retry.
+  const problem = jobInputProblem(rawInput);
+  if (problem !== undefined) throw ApplicationFailure.nonRetryable(problem, 'InvalidJobInput');
+  let input = carried ? rawInput : resolveTemplates(rawInput);
   const info = workflowInfo();
   const jobId = info.workflowId;
   const useSearchAttributes = input.searchAttributes === true;
@@ -179,6 +183,7 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
         { ...planOptions, summary: `plan ${input.input}` },
         [input],
       );
+      if (state.plan.options) input = { ...input, options: state.plan.options };
       if (state.plan.finished) {
         phase = 'done';
         return state.plan.finished;
@@ -254,8 +259,9 @@ async function runWindow(
     .filter((u) => u.status !== 'done' && u.status !== 'failed' && u.status !== 'cancelled')
     .map((u) => u.index);
   const metadata: Record<string, string> = {};
-  if (o.name) metadata.ds_name = o.name.slice(0, 100);
-  if (o.description) metadata.ds_description = o.description.slice(0, 200);
+  // The job spec has held both to the provider's metadata lengths.
+  if (o.name) metadata.ds_name = o.name;
+  if (o.description) metadata.ds_description = o.description;
   const launch = (index: number) => {
     const unit = state.units[index]!;
     unit.status = 'uploading';
@@ -270,7 +276,7 @@ async function runWindow(
       maxAttempts: o.maxAttempts,
       keepRemoteFiles: o.keepRemoteFiles,
       metadata,
-      ...(o.mode === 'chat' ? { chat: o.chat ?? { concurrency: 64, qps: 100 } } : {}),
+      ...(o.mode === 'chat' ? { chat: o.chat ?? CHAT_DEFAULTS } : {}),
       ...(o.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
     };
     const p = executeChild(shardBatch, {

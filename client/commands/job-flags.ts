@@ -1,19 +1,26 @@
-// The job options of the contract as one flag schema: `validate` and `plan` take the planning subset
-// (limits, CSV conversion, thinking, dry run); `run`, `start` and `schedule create` take all of it.
-// Defaults shown in --help come from the profile table (common/profiles.ts) and JOB_DEFAULTS
-// (common/job-types.ts), never restated here.
+// The job options as flags: `validate` and `plan` take the planning subset (limits, CSV conversion,
+// thinking, dry run); `run`, `start` and `schedule create` take all of it. Flags only say what the
+// user typed: the job spec (common/job-spec.ts) checks and completes them, the same way it does for
+// a job started from the Web UI. Defaults shown in --help come from the profile table and
+// JOB_DEFAULTS, never restated here.
 import path from 'node:path';
-import { JOB_DEFAULTS } from '../../common/job-types.ts';
 import {
+  JobSpecError,
+  planOptionsOf,
+  resolveJobOptions,
+  type PlannerOptions,
+} from '../../common/job-spec.ts';
+import { CHAT_DEFAULTS, CSV_COLUMN_DEFAULTS, JOB_DEFAULTS, type JobOptions } from '../../common/job-types.ts';
+import {
+  BATCH_CHAT_LIMITS,
+  BATCH_METADATA_LIMITS,
   DRY_RUN,
   ENDPOINTS,
   PROFILES,
   PROFILE_NAMES,
-  type Limits,
   type Profile,
 } from '../../common/profiles.ts';
-import { parseSize } from '../../common/units.ts';
-import type { PlanOptions } from '../../planner/index.ts';
+import { parseDuration, parseSize } from '../../common/units.ts';
 import {
   UsageError,
   boolFlag,
@@ -63,15 +70,19 @@ export const LIMIT_FLAGS: FlagSchema = {
 export const CSV_FLAGS: FlagSchema = {
   'prompt-column': {
     type: 'string',
-    arg: '<name>',
-    description: 'CSV column holding the prompt',
-    default: 'prompt',
+    arg: '<name|n>',
+    description: 'CSV column holding the prompt (its 1-based position with --no-header)',
+    default: `${CSV_COLUMN_DEFAULTS.header.promptColumn}, or ${CSV_COLUMN_DEFAULTS.noHeader.promptColumn} with --no-header`,
   },
   'id-column': {
     type: 'string',
-    arg: '<name>',
-    description: 'CSV column holding the custom_id',
-    default: 'custom_id',
+    arg: '<name|n>',
+    description: 'CSV column holding the custom_id (its 1-based position with --no-header)',
+    default: `${CSV_COLUMN_DEFAULTS.header.idColumn}, or ${CSV_COLUMN_DEFAULTS.noHeader.idColumn} with --no-header`,
+  },
+  'no-header': {
+    type: 'boolean',
+    description: "the CSV has no header row (the providers' own layout: custom_id, then the prompt)",
   },
   model: { type: 'string', arg: '<model>', description: 'model for every CSV row (required for .csv input)' },
   system: { type: 'string', arg: '<text>', description: 'system message for every CSV row' },
@@ -108,7 +119,7 @@ export const JOB_FLAGS: FlagSchema = {
     type: 'string',
     arg: '<hours>',
     description: 'batch completion window (24h..336h on DashScope, 24h on OpenAI)',
-    default: '24h',
+    default: JOB_DEFAULTS.completionWindow,
   },
   'poll-interval': {
     type: 'string',
@@ -127,17 +138,33 @@ export const JOB_FLAGS: FlagSchema = {
     description: 'provider batches at once',
     default: String(JOB_DEFAULTS.maxInFlight),
   },
-  name: { type: 'string', arg: '<text>', description: 'job name (ds_name, at most 100 characters)' },
+  name: {
+    type: 'string',
+    arg: '<text>',
+    description: `job name (ds_name, at most ${BATCH_METADATA_LIMITS.name} characters)`,
+  },
   description: {
     type: 'string',
     arg: '<text>',
-    description: 'job description (ds_description, at most 200)',
+    description: `job description (ds_description, at most ${BATCH_METADATA_LIMITS.description})`,
   },
   mode: {
     type: 'string',
     arg: 'file|chat',
     description: 'file batches, or each line through the synchronous Batch Chat API',
     default: JOB_DEFAULTS.mode,
+  },
+  'chat-concurrency': {
+    type: 'string',
+    description: `--mode chat: requests waiting at once (at most ${BATCH_CHAT_LIMITS.concurrency})`,
+    default: String(CHAT_DEFAULTS.concurrency),
+    arg: '<n>',
+  },
+  'chat-qps': {
+    type: 'string',
+    description: `--mode chat: requests started per second (at most ${BATCH_CHAT_LIMITS.qps})`,
+    default: String(CHAT_DEFAULTS.qps),
+    arg: '<n>',
   },
   'keep-remote-files': {
     type: 'boolean',
@@ -147,6 +174,11 @@ export const JOB_FLAGS: FlagSchema = {
     type: 'boolean',
     description:
       'on a provider that cannot list batches, re-send a create whose outcome is unknown (may pay for a second batch; default: stop the shard and say what to check)',
+  },
+  prices: {
+    type: 'string',
+    description: 'price table JSON: the summary reports the cost at the batch discount',
+    arg: '<prices.json>',
   },
   id: { type: 'string', arg: '<workflowId>', description: 'workflow id of the job (default: generated)' },
 };
@@ -162,80 +194,110 @@ export function profileFromFlags(flags: ParsedFlags, env: NodeJS.ProcessEnv): Pr
   return PROFILES[name as Profile['name']];
 }
 
-/** Per-file limits from the flags over the profile's; a dry run caps them at the test model's. */
-export function resolvePlanLimits(flags: ParsedFlags, profile: Profile): Limits {
-  const limits: Limits = {
-    maxLines: intFlag(flags, 'max-lines') ?? profile.limits.maxLines,
-    maxBytes: parsedFlag(flags, 'max-bytes', parseSize) ?? profile.limits.maxBytes,
-    maxLineBytes: parsedFlag(flags, 'max-line-bytes', parseSize) ?? profile.limits.maxLineBytes,
-  };
-  if (limits.maxBytes < 2) throw new UsageError('--max-bytes: must be at least 2 bytes');
-  if (limits.maxLineBytes < 1) throw new UsageError('--max-line-bytes: must be at least 1 byte');
-  if (boolFlag(flags, 'dry-run')) {
-    limits.maxLines = Math.min(limits.maxLines, DRY_RUN.limits.maxLines);
-    limits.maxBytes = Math.min(limits.maxBytes, DRY_RUN.limits.maxBytes);
-    limits.maxLineBytes = Math.min(limits.maxLineBytes, DRY_RUN.limits.maxLineBytes);
-  }
-  return limits;
-}
+/** The flag that sets each job option, for errors the user can act on. */
+const FLAG_OF: Record<string, string> = {
+  endpoint: 'endpoint',
+  completionWindow: 'completion-window',
+  'limits.maxLines': 'max-lines',
+  'limits.maxBytes': 'max-bytes',
+  'limits.maxLineBytes': 'max-line-bytes',
+  pollIntervalMs: 'poll-interval',
+  maxAttempts: 'max-attempts',
+  maxInFlight: 'max-in-flight',
+  name: 'name',
+  description: 'description',
+  dryRun: 'dry-run',
+  mode: 'mode',
+  'chat.concurrency': 'chat-concurrency',
+  'chat.qps': 'chat-qps',
+  keepRemoteFiles: 'keep-remote-files',
+  allowDuplicateBatches: 'allow-duplicate-batches',
+  thinking: 'thinking',
+  thinkingBudget: 'thinking-budget',
+  'csv.header': 'no-header',
+  'csv.idColumn': 'id-column',
+  'csv.promptColumn': 'prompt-column',
+  'csv.model': 'model',
+  'csv.system': 'system',
+  prices: 'prices',
+};
 
-/** The endpoint flag, checked against the endpoints batchpilot knows. */
-export function endpointFromFlags(flags: ParsedFlags): string {
-  const endpoint = stringFlag(flags, 'endpoint') ?? '/v1/chat/completions';
-  if (!(ENDPOINTS as readonly string[]).includes(endpoint)) {
-    throw new UsageError(`--endpoint: "${endpoint}" is not one of ${ENDPOINTS.join(', ')}`);
-  }
-  return endpoint;
-}
+const CSV_ONLY = ['model', 'system', 'prompt-column', 'id-column', 'no-header'];
+
+const given = (flags: ParsedFlags, name: string): boolean =>
+  flags[name] !== undefined && flags[name] !== false;
 
 /**
- * Everything planInput needs from the flags for `input` (an absolute path): endpoint, limits, CSV
- * conversion (for .csv), and the rewrite for --dry-run and --thinking.
+ * The job options the flags state, as the job spec reads them (unset flags left out, so the spec's
+ * defaults apply). Flags a command does not declare are never set, so one function serves all.
  */
-export function planOptionsFromFlags(
+export function optionsFromFlags(input: string, flags: ParsedFlags): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) raw[key] = value;
+  };
+  set('endpoint', stringFlag(flags, 'endpoint'));
+  set('completionWindow', stringFlag(flags, 'completion-window'));
+  const limits = {
+    ...(given(flags, 'max-lines') ? { maxLines: intFlag(flags, 'max-lines') } : {}),
+    ...(given(flags, 'max-bytes') ? { maxBytes: parsedFlag(flags, 'max-bytes', parseSize) } : {}),
+    ...(given(flags, 'max-line-bytes')
+      ? { maxLineBytes: parsedFlag(flags, 'max-line-bytes', parseSize) }
+      : {}),
+  };
+  if (Object.keys(limits).length > 0) raw.limits = limits;
+  set('pollIntervalMs', parsedFlag(flags, 'poll-interval', parseDuration));
+  set('maxAttempts', intFlag(flags, 'max-attempts'));
+  set('maxInFlight', intFlag(flags, 'max-in-flight'));
+  set('name', stringFlag(flags, 'name'));
+  set('description', stringFlag(flags, 'description'));
+  if (boolFlag(flags, 'dry-run')) raw.dryRun = true;
+  set('mode', stringFlag(flags, 'mode'));
+  if (given(flags, 'chat-concurrency') || given(flags, 'chat-qps'))
+    raw.chat = {
+      ...(given(flags, 'chat-concurrency') ? { concurrency: intFlag(flags, 'chat-concurrency') } : {}),
+      ...(given(flags, 'chat-qps') ? { qps: intFlag(flags, 'chat-qps') } : {}),
+    };
+  if (boolFlag(flags, 'keep-remote-files')) raw.keepRemoteFiles = true;
+  if (boolFlag(flags, 'allow-duplicate-batches')) raw.allowDuplicateBatches = true;
+  set('thinking', stringFlag(flags, 'thinking'));
+  set('thinkingBudget', intFlag(flags, 'thinking-budget'));
+  if (path.extname(input).toLowerCase() === '.csv') {
+    const model = stringFlag(flags, 'model');
+    if (!model)
+      throw new UsageError(`${path.basename(input)} is CSV: --model is required to convert its rows`);
+    raw.csv = {
+      header: !boolFlag(flags, 'no-header'),
+      model,
+      ...(given(flags, 'id-column') ? { idColumn: stringFlag(flags, 'id-column') } : {}),
+      ...(given(flags, 'prompt-column') ? { promptColumn: stringFlag(flags, 'prompt-column') } : {}),
+      ...(given(flags, 'system') ? { system: stringFlag(flags, 'system') } : {}),
+    };
+  } else {
+    const csvFlag = CSV_ONLY.find((f) => given(flags, f));
+    if (csvFlag)
+      throw new UsageError(`--${csvFlag} converts CSV input (a .csv file); ${path.basename(input)} is JSONL`);
+  }
+  return raw;
+}
+
+/** The job spec's verdict on the flags, its errors naming the flag to change. */
+export function jobOptionsFromFlags(
   input: string,
   flags: ParsedFlags,
   profile: Profile,
-): Omit<PlanOptions, 'outDir' | 'onProgress' | 'maxProblems'> {
-  const endpoint = endpointFromFlags(flags);
-  const opts: Omit<PlanOptions, 'outDir' | 'onProgress' | 'maxProblems'> = {
-    input,
-    endpoint,
-    limits: resolvePlanLimits(flags, profile),
-  };
-  const model = stringFlag(flags, 'model');
-  if (path.extname(input).toLowerCase() === '.csv') {
-    if (!model)
-      throw new UsageError(`${path.basename(input)} is CSV: --model is required to convert its rows`);
-    const system = stringFlag(flags, 'system');
-    opts.csv = {
-      idColumn: stringFlag(flags, 'id-column') ?? 'custom_id',
-      promptColumn: stringFlag(flags, 'prompt-column') ?? 'prompt',
-      model,
-      ...(system !== undefined ? { system } : {}),
-    };
-  } else {
-    for (const f of ['model', 'system', 'prompt-column', 'id-column']) {
-      if (stringFlag(flags, f) !== undefined) {
-        throw new UsageError(`--${f} converts CSV input (a .csv file); ${path.basename(input)} is JSONL`);
-      }
-    }
+  extra: Record<string, unknown> = {},
+): JobOptions {
+  try {
+    return resolveJobOptions({ ...optionsFromFlags(input, flags), ...extra }, profile, input);
+  } catch (err) {
+    if (!(err instanceof JobSpecError)) throw err;
+    const flag = FLAG_OF[err.field];
+    throw new UsageError(flag ? `--${flag}: ${err.problem}` : err.message);
   }
-  const thinking = stringFlag(flags, 'thinking');
-  if (thinking !== undefined && thinking !== 'on' && thinking !== 'off' && thinking !== 'keep') {
-    throw new UsageError(`--thinking: "${thinking}" must be on, off or keep`);
-  }
-  const budget = intFlag(flags, 'thinking-budget');
-  const rewrite: NonNullable<PlanOptions['rewrite']> = {};
-  if (thinking !== undefined && thinking !== 'keep') rewrite.thinking = thinking;
-  if (budget !== undefined) rewrite.thinkingBudget = budget;
-  if (boolFlag(flags, 'dry-run')) {
-    if (endpoint !== '/v1/chat/completions') {
-      throw new UsageError(`--dry-run: the test model only serves chat requests, not ${endpoint}`);
-    }
-    rewrite.model = DRY_RUN.model;
-    rewrite.url = DRY_RUN.endpoint;
-  }
-  if (Object.keys(rewrite).length > 0) opts.rewrite = rewrite;
-  return opts;
+}
+
+/** What `validate` and `plan` hand the planner for `input` (an absolute path). */
+export function planOptionsFromFlags(input: string, flags: ParsedFlags, profile: Profile): PlannerOptions {
+  return planOptionsOf(input, jobOptionsFromFlags(input, flags, profile));
 }

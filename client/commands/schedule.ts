@@ -12,6 +12,8 @@ import {
   UsageError,
   type Command,
   type CommandContext,
+  type FlagSchema,
+  type ParsedFlags,
 } from '../command.ts';
 import { JOB_COMMAND_FLAGS, jobInputFromFlags } from '../job-options.ts';
 import { encrypts, initialSearchAttributes, searchAttributesRegistered } from '../job-start.ts';
@@ -26,46 +28,78 @@ const OVERLAP = {
   'allow-all': ScheduleOverlapPolicy.ALLOW_ALL,
 } as const;
 
+const CREATE_FLAGS = {
+  out: {
+    type: 'string',
+    description: 'create: output folder template, may use {date} and {datetime}',
+    arg: '<outTemplate>',
+  },
+  cron: { type: 'string', description: 'create: cron expression, e.g. "0 2 * * *"', arg: '<expr>' },
+  timezone: {
+    type: 'string',
+    description: 'create: IANA zone for the cron and for {date}',
+    default: 'UTC',
+    arg: '<zone>',
+  },
+  overlap: {
+    type: 'string',
+    description: 'create: skip | buffer-one | allow-all',
+    default: 'skip',
+    arg: '<policy>',
+  },
+  'catchup-window': {
+    type: 'string',
+    description: 'create: how late a missed run may still start',
+    default: '1d',
+    arg: '<duration>',
+  },
+} as const satisfies FlagSchema;
+
+const BACKFILL_FLAGS = {
+  from: { type: 'string', description: 'backfill: first scheduled time (ISO 8601)', arg: '<time>' },
+  to: { type: 'string', description: 'backfill: last scheduled time (ISO 8601)', arg: '<time>' },
+} as const satisfies FlagSchema;
+
+const JSON_FLAG = {
+  json: { type: 'boolean', description: 'list/describe: print JSON' },
+} as const satisfies FlagSchema;
+
+/** The flags each action takes: one command line parses them all, each action refuses the others. */
+const FLAGS_OF: Record<Action, readonly string[]> = {
+  create: [...Object.keys(CREATE_FLAGS), ...Object.keys(JOB_COMMAND_FLAGS)],
+  list: Object.keys(JSON_FLAG),
+  describe: Object.keys(JSON_FLAG),
+  trigger: [],
+  backfill: Object.keys(BACKFILL_FLAGS),
+  pause: [],
+  unpause: [],
+  delete: [],
+};
+
+function refuseOtherFlags(action: Action, flags: ParsedFlags): void {
+  const stray = Object.keys(flags).filter(
+    (f) => f !== 'help' && flags[f] !== undefined && !FLAGS_OF[action].includes(f),
+  );
+  if (stray.length > 0)
+    throw new UsageError(
+      `schedule ${action} does not take ${stray.map((f) => `--${f}`).join(', ')}${
+        FLAGS_OF[action].length ? ` (it takes ${FLAGS_OF[action].map((f) => `--${f}`).join(', ')})` : ''
+      }`,
+    );
+}
+
 export const scheduleCommand: Command = {
   name: 'schedule',
   summary: 'run jobs on a schedule (create, list, describe, trigger, backfill, pause, unpause, delete)',
   positionals: ['<action>', '[args...]'],
-  flags: {
-    out: {
-      type: 'string',
-      description: 'create: output folder template, may use {date} and {datetime}',
-      arg: '<outTemplate>',
-    },
-    cron: { type: 'string', description: 'create: cron expression, e.g. "0 2 * * *"', arg: '<expr>' },
-    timezone: {
-      type: 'string',
-      description: 'create: IANA zone for the cron and for {date}',
-      default: 'UTC',
-      arg: '<zone>',
-    },
-    overlap: {
-      type: 'string',
-      description: 'create: skip | buffer-one | allow-all',
-      default: 'skip',
-      arg: '<policy>',
-    },
-    'catchup-window': {
-      type: 'string',
-      description: 'create: how late a missed run may still start',
-      default: '1d',
-      arg: '<duration>',
-    },
-    from: { type: 'string', description: 'backfill: first scheduled time (ISO 8601)', arg: '<time>' },
-    to: { type: 'string', description: 'backfill: last scheduled time (ISO 8601)', arg: '<time>' },
-    json: { type: 'boolean', description: 'list/describe: print JSON' },
-    ...JOB_COMMAND_FLAGS,
-  },
+  flags: { ...CREATE_FLAGS, ...BACKFILL_FLAGS, ...JSON_FLAG, ...JOB_COMMAND_FLAGS },
   details:
     'usage:\n  batchpilot schedule create <scheduleId> <inputTemplate> --out <outTemplate> --cron "<expr>" [job flags]\n  batchpilot schedule list\n  batchpilot schedule describe|trigger|pause|unpause|delete <scheduleId>\n  batchpilot schedule backfill <scheduleId> --from <time> --to <time>',
   async run(ctx) {
     const action = ctx.args[0] as Action;
     if (!ACTIONS.includes(action))
       throw new UsageError(`unknown schedule action "${ctx.args[0]}": use one of ${ACTIONS.join(', ')}`);
+    refuseOtherFlags(action, ctx.flags);
     const config = loadConfig(ctx.env);
     const client = await connectClient(config);
     if (action === 'list') return list(client, ctx);

@@ -1,5 +1,5 @@
 // The echo in chat answers is computed only as far as it is shown; it must equal the whole-message
-// definition (contract.md: collapse whitespace, trim, 80 characters and an ellipsis).
+// definition (docs/emulator.md: collapse whitespace, trim, 80 characters and an ellipsis).
 import { describe, expect, it } from 'vitest';
 import { collapseSpaces, echoContent } from '../../emulator/answers.ts';
 

@@ -1,4 +1,4 @@
-// The bad-input corpus (test/fixtures/bad-input, issue 6): each kind of broken line gets its code,
+// The bad-input corpus (test/fixtures/bad-input): each kind of broken line gets its code,
 // its line number and a message naming the fix, and nothing else is lost.
 import fs from 'node:fs';
 import path from 'node:path';

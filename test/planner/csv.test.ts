@@ -84,6 +84,41 @@ describe('CSV input', () => {
     await expect(plan(input, undefined, { csv: CSV })).rejects.toThrow(/no CSV column "id".*"key", "prompt"/);
   });
 
+  it("reads the providers' own CSV without a header: 1-based positions, every row a request", async () => {
+    // custom_id in column 1, the content in column 2, no header row.
+    const input = write('bare.csv', 'r1,"Hello, world"\nr2,second\nr3\nr1,again\n');
+    const outDir = path.join(work, 'bare');
+    const noHeader = { header: false, idColumn: '1', promptColumn: '2', model: 'qwen-plus' };
+    const report = await plan(input, outDir, { csv: noHeader });
+    expect(report).toMatchObject({ lines: 4, valid: 2, rejected: 2 });
+    expect(report.problems.map((p) => [p.line, p.code])).toEqual([
+      [3, 'csv_missing_field'],
+      [4, 'duplicate_custom_id'],
+    ]);
+    const onDisk = readPlan(outDir);
+    expect(onDisk.shards[0]!.nums).toEqual([1, 2]);
+    expect(onDisk.shards[0]!.lines.map((l) => JSON.parse(l) as unknown)).toEqual([
+      {
+        custom_id: 'r1',
+        method: 'POST',
+        url: ENDPOINT,
+        body: { model: 'qwen-plus', messages: [{ role: 'user', content: 'Hello, world' }] },
+      },
+      {
+        custom_id: 'r2',
+        method: 'POST',
+        url: ENDPOINT,
+        body: { model: 'qwen-plus', messages: [{ role: 'user', content: 'second' }] },
+      },
+    ]);
+    // Positions count from 1 and may pick any column; names still work when there is a header.
+    const swapped = await plan(input, undefined, { csv: { ...noHeader, idColumn: '2', promptColumn: '1' } });
+    expect(swapped.valid).toBe(3);
+    await expect(plan(input, undefined, { csv: { ...noHeader, idColumn: 'id' } })).rejects.toThrow(
+      /--id-column "id" must be a column position/,
+    );
+  });
+
   it('refuses a .csv input without conversion options', async () => {
     const input = write('plain.csv', 'id,question\na,b\n');
     await expect(plan(input, undefined)).rejects.toThrow(/--model/);
