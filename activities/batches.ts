@@ -34,6 +34,8 @@ export interface UploadInput {
   index: number;
   /** Epoch seconds before which no file of this job can exist: bounds the lookup scan. */
   notBefore: number;
+  /** No earlier run or call can have sent this key (see firstSend). */
+  fresh?: boolean;
 }
 
 export interface UploadedFile {
@@ -55,6 +57,23 @@ export interface CreateBatchInput {
   allowDuplicateBatches?: boolean;
   /** The job's work folder: where a create in flight is noted when batches cannot be listed. */
   workDir?: string;
+  /** No earlier run or call can have sent this key (see firstSend). */
+  fresh?: boolean;
+}
+
+/**
+ * Whether this call is surely the first to send its key, so the lookup before it can be skipped: the
+ * workflow says no earlier run of the job or earlier call of the shard used the key (`fresh`), and
+ * this is the activity's first attempt (a retry may follow an attempt whose answer was lost). On a
+ * clean run no lookup is made at all: list calls do not grow with the job.
+ */
+function firstSend(fresh: boolean | undefined): boolean {
+  if (fresh !== true) return false;
+  try {
+    return Context.current().info.attempt === 1;
+  } catch {
+    return false;
+  }
 }
 
 /** The part of a provider batch the workflow needs; `errors` capped to keep payloads small. */
@@ -215,9 +234,11 @@ export function batchActivities(deps: ActivityDeps) {
       const name = unitFileName(input.key);
       const path = unitFile(input.workDir, input.round, input.index);
       const { size } = await fsp.stat(path);
-      const existing = await lookup('GET /files', 'look up uploaded files', () =>
-        findUploaded(deps.openai, name, size, input.notBefore),
-      );
+      const existing = firstSend(input.fresh)
+        ? undefined
+        : await lookup('GET /files', 'look up uploaded files', () =>
+            findUploaded(deps.openai, name, size, input.notBefore),
+          );
       if (existing) {
         logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
         return existing;
@@ -239,9 +260,11 @@ export function batchActivities(deps: ActivityDeps) {
 
     /** Creates the unit's batch exactly once (lookup first, no SDK retries). */
     async createBatch(input: CreateBatchInput): Promise<BatchView> {
-      const found = await lookup('GET /batches', 'look up batches', () =>
-        findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
-      );
+      const found = firstSend(input.fresh)
+        ? undefined
+        : await lookup('GET /batches', 'look up batches', () =>
+            findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
+          );
       const blind = missing.has('GET /batches');
       if (found) {
         logFor(deps).info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');

@@ -99,7 +99,7 @@ export function planActivities(deps: ActivityDeps) {
         if (saved) {
           const resumeAt = await resumePoint(paths.workDir);
           logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');
-          return { ...saved, paths, options, ...(resumeAt ? { resumeAt } : {}) };
+          return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
         }
       }
       const report = await withHeartbeat(() =>
@@ -128,7 +128,7 @@ export function planActivities(deps: ActivityDeps) {
         options,
       };
       await writeJsonAtomic(planFile(paths.workDir), plan);
-      return plan;
+      return claim === 'resumed' ? { ...plan, resumed: true } : plan;
     },
   };
 }

@@ -123,6 +123,8 @@ export interface PlanSummary {
   resumeAt?: { round: number; unitLines: number[]; settled: { succeeded: number; failed: number } };
   /** The job already completed in this folder: its summary, and nothing is sent again. */
   finished?: JobSummary;
+  /** The folder held this job before (a resume): its batch keys may already be at the provider. */
+  resumed?: boolean;
   /**
    * The job's options as the job spec completed them (defaults, the worker's profile limits): the
    * workflow runs with these. Optional: recorded histories and work folders may hold plans without

@@ -278,6 +278,7 @@ async function runWindow(
       metadata,
       ...(o.mode === 'chat' ? { chat: o.chat ?? CHAT_DEFAULTS } : {}),
       ...(o.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
+      ...(plan.resumed ? {} : { freshKey: true }),
     };
     const p = executeChild(shardBatch, {
       workflowId: unitWorkflowId(jobId, unit.round, index),

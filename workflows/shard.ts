@@ -42,6 +42,8 @@ export interface ShardInput {
   keepRemoteFiles: boolean;
   /** Re-send creates of unknown outcome where batches cannot be listed. */
   allowDuplicateBatches?: boolean;
+  /** The unit's key was never used before (a new job, not a resumed one): see firstCall. */
+  freshKey?: boolean;
   metadata: Record<string, string>;
   /** Batch Chat mode: lines go one by one through the synchronous API instead of a batch file. */
   chat?: { concurrency: number; qps: number };
@@ -139,6 +141,16 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     await job.signal(unitUpdateSignal, update).catch(() => undefined);
   };
 
+  // Whether this is the first call of its kind for a key no earlier run used: only then may the
+  // activity skip its lookup (on its first attempt). A call made again (after an outage, or in a
+  // run continued from an earlier one) may follow one whose answer was lost.
+  const called = new Set<'upload' | 'create'>();
+  const firstCall = (kind: 'upload' | 'create'): boolean => {
+    const first = input.freshKey === true && !input.state && !called.has(kind);
+    called.add(kind);
+    return first;
+  };
+
   // A provider unreachable past the worker's threshold fails the activity with its outage: the job
   // is told (progress and `status` say so) and the call is made again, for as long as it lasts.
   const persist = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -177,7 +189,14 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
       await report('uploading');
       const f = await persist(() =>
         upload.uploadUnit.executeWithOptions({ ...uploadOptions, summary: `upload ${key}` }, [
-          { key, workDir: input.workDir, round: unit.round, index: unit.index, notBefore: input.notBefore },
+          {
+            key,
+            workDir: input.workDir,
+            round: unit.round,
+            index: unit.index,
+            notBefore: input.notBefore,
+            ...(firstCall('upload') ? { fresh: true } : {}),
+          },
         ]),
       );
       state.fileId = f.fileId;
@@ -198,6 +217,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
             metadata: input.metadata,
             ...(input.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
             workDir: input.workDir,
+            ...(firstCall('create') ? { fresh: true } : {}),
           },
         ]),
       );

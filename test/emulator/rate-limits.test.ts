@@ -50,7 +50,7 @@ describe('emulator rate limits', () => {
     const second = await statusOf(() => client.batches.list());
     expect(second.status).toBe(429);
     expect(second.error?.headers?.get('retry-after')).toBe('1');
-    expect(second.error?.error?.code).toBe('Throttling.RateQuota');
+    expect(second.error?.error).toMatchObject({ code: 'Throttling.RateQuota' });
     // Another route is not held by the list's bucket.
     expect((await statusOf(() => client.files.list())).status).toBe(200);
     const stats = (await (await fetch(h.emu.url.replace(/\/v1$/, '/_emulator/stats'))).json()) as {

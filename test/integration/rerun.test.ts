@@ -45,7 +45,12 @@ describe('an output folder belongs to one job', () => {
     const input = writeChatInput(h.dataDir, 'rerun.jsonl', 60);
     const options = { limits, keepWorkDir: true };
     const first = await h.runJob(input, 'out-rerun', options, 'rerun-job');
-    expect((await h.stats()).batchesCreated).toBe(3);
+    const clean = await h.stats();
+    expect(clean.batchesCreated).toBe(3);
+    // A new job's first calls cannot have been made before: no lookup at all. The only other file
+    // calls are the deletions of each shard's input and output files.
+    expect(clean.requests.list ?? 0).toBe(0);
+    expect(clean.requests.files).toBe(6);
     const again = await h.runJob(input, 'out-rerun', options, 'rerun-job');
     expect((await h.stats()).batchesCreated).toBe(3);
     expect(again).toEqual(first);
