@@ -1,6 +1,7 @@
 // Free TCP ports on the loopback interface. Temporal keeps membership ports in a smallint column,
 // so those come from a range at most 32767 (below Linux's ephemeral range, which starts at 32768).
 import net from 'node:net';
+import { freePort } from '../../worker/dev-server.ts';
 
 export const MAX_MEMBERSHIP_PORT = 32767;
 
@@ -14,17 +15,7 @@ function canListen(port: number): Promise<boolean> {
 }
 
 /** A port the kernel picks (from the ephemeral range). */
-export function anyFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export const anyFreePort = freePort;
 
 const taken = new Set<number>();
 
