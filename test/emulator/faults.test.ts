@@ -335,11 +335,10 @@ describe('settings at run time and stats', () => {
         endpoint: '/v1/chat/completions',
         completion_window,
       } as never);
-    const b1 = await create(f.id);
-    await create(f.id);
-    await create(g.id);
+    const batches = [await create(f.id), await create(f.id), await create(g.id)];
     expect(await statusOf(create(g.id, '1h'))).toBe(400);
-    await waitFor(h.client, b1.id);
+    // Every batch ended, so no result file appears between the stats and the list below.
+    for (const b of batches) await waitFor(h.client, b.id);
     await h.client.batches.list();
     await h.client.files.retrieve(f.id);
     const s = await stats(h.emu);
