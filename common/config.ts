@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
 import { parseDuration } from './units.ts';
 import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection.ts';
+import { tracingSettings, type TracingSettings } from './tracing.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -58,6 +59,20 @@ const schema = z.object({
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (a 256-bit AES key)')
     .optional(),
   BATCHPILOT_CODEC_AUTH: z.string().min(1).optional(),
+  // OpenTelemetry's standard variables (common/tracing.ts); traces go out as OTLP/HTTP JSON only.
+  OTEL_TRACES_EXPORTER: z
+    .enum(['otlp', 'none'], { error: 'must be otlp or none (batchpilot exports traces as OTLP/HTTP)' })
+    .optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: 'must be a URL such as http://collector:4318 (OTLP/HTTP)' })
+    .optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+    .url({
+      protocol: /^https?$/,
+      error: 'must be a URL such as http://collector:4318/v1/traces (OTLP/HTTP)',
+    })
+    .optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
 });
 
 /** Every environment variable batchpilot reads. */
@@ -84,6 +99,8 @@ export interface Config {
   codecKey: string | undefined;
   /** The Authorization value `codec-server` requires of callers, when set. */
   codecAuth: string | undefined;
+  /** OTLP/HTTP trace export from the OTEL_* variables; undefined (off) when none is set. */
+  tracing: TracingSettings | undefined;
 }
 
 /** Thrown for a bad environment; the CLI prints the message and exits 2. */
@@ -134,5 +151,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workflowBundle: e.BATCHPILOT_WORKFLOW_BUNDLE,
     codecKey: e.BATCHPILOT_CODEC_KEY,
     codecAuth: e.BATCHPILOT_CODEC_AUTH,
+    tracing: tracingSettings(e, 'batchpilot'),
   };
 }

@@ -35,6 +35,7 @@ export const workerCommand: Command = {
       ...(config.unreachableAfterMs ? { unreachableAfterMs: config.unreachableAfterMs } : {}),
       ...(config.codecKey ? { codecKey: config.codecKey } : {}),
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
+      tracing: config.tracing,
     });
     const dataDir = path.resolve(config.dataDir);
     fs.mkdirSync(dataDir, { recursive: true });
