@@ -59,6 +59,10 @@ const schema = z.object({
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (a 256-bit AES key)')
     .optional(),
   BATCHPILOT_CODEC_AUTH: z.string().min(1).optional(),
+  BATCHPILOT_BUILD_ID: z
+    .string()
+    .regex(/^[\w.+@-]{1,255}$/, 'must be letters, digits and . + @ - _ (e.g. 1.4.0 or a git sha)')
+    .optional(),
   // OpenTelemetry's standard variables (common/tracing.ts); traces go out as OTLP/HTTP JSON only.
   OTEL_TRACES_EXPORTER: z
     .enum(['otlp', 'none'], { error: 'must be otlp or none (batchpilot exports traces as OTLP/HTTP)' })
@@ -99,6 +103,8 @@ export interface Config {
   codecKey: string | undefined;
   /** The Authorization value `codec-server` requires of callers, when set. */
   codecAuth: string | undefined;
+  /** BATCHPILOT_BUILD_ID: the version workers report to Temporal; the SDK derives one from the bundle when unset. */
+  buildId: string | undefined;
   /** OTLP/HTTP trace export from the OTEL_* variables; undefined (off) when none is set. */
   tracing: TracingSettings | undefined;
 }
@@ -151,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workflowBundle: e.BATCHPILOT_WORKFLOW_BUNDLE,
     codecKey: e.BATCHPILOT_CODEC_KEY,
     codecAuth: e.BATCHPILOT_CODEC_AUTH,
+    buildId: e.BATCHPILOT_BUILD_ID,
     tracing: tracingSettings(e, 'batchpilot'),
   };
 }

@@ -38,6 +38,12 @@ export interface WorkerOptions {
   unreachableAfterMs?: number;
   /** BATCHPILOT_CODEC_KEY: encrypt every payload (common/codec.ts). */
   codecKey?: string;
+  /**
+   * BATCHPILOT_BUILD_ID: the deployment version this worker reports (deployment name = task queue).
+   * Reported only, not used to route: upgrades rely on replay-safe workflow changes (`patched()`),
+   * so any worker may continue any job.
+   */
+  buildId?: string | undefined;
   /** OTEL_*: traces exported over OTLP/HTTP (common/tracing.ts); off when undefined. */
   tracing?: TracingSettings | undefined;
 }
@@ -87,5 +93,13 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 20,
     ...(opts.codecKey ? { dataConverter: dataConverterFor(opts.codecKey) } : {}),
     ...workerTracing(tracing),
+    ...(opts.buildId
+      ? {
+          workerDeploymentOptions: {
+            version: { deploymentName: opts.taskQueue, buildId: opts.buildId },
+            useWorkerVersioning: false,
+          },
+        }
+      : {}),
   });
 }
