@@ -1,12 +1,15 @@
 // Builds the provider client for the worker. The key is only ever sent to the configured base URL.
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { tracedFetch } from './provider-spans.ts';
 
 export interface ProviderClientOptions {
   baseUrl: string;
   apiKey: string | undefined;
   /** Per-request timeout; raised for Batch Chat, whose server holds connections up to 3,600 s. */
   timeoutMs?: number;
+  /** Each request becomes a span (provider-spans.ts); only when tracing is on. */
+  traced?: boolean;
 }
 
 /**
@@ -23,6 +26,7 @@ export function createProviderClient(opts: ProviderClientOptions): OpenAI {
     apiKey: opts.apiKey ?? 'emulator',
     maxRetries: 0,
     timeout: opts.timeoutMs ?? 120_000,
+    ...(opts.traced ? { fetch: tracedFetch(globalThis.fetch) } : {}),
   });
 }
 
@@ -40,7 +44,9 @@ export function createBatchChatClient(opts: Omit<ProviderClientOptions, 'timeout
     apiKey: opts.apiKey ?? 'emulator',
     maxRetries: 0,
     timeout: BATCH_CHAT_TIMEOUT_MS,
-    fetch: undiciFetch as unknown as typeof fetch,
+    fetch: opts.traced
+      ? tracedFetch(undiciFetch as unknown as typeof fetch)
+      : (undiciFetch as unknown as typeof fetch),
     fetchOptions: { dispatcher } as unknown as NonNullable<
       ConstructorParameters<typeof OpenAI>[0]
     >['fetchOptions'],

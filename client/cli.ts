@@ -1,6 +1,7 @@
 // The `batchpilot` command: dispatches to one module per command under client/commands/.
 import { ConfigError } from '../common/config.ts';
 import { PathOutsideDataRootError } from '../common/paths.ts';
+import { shutdownTracing } from '../common/tracing.ts';
 import { batchpilotVersion } from '../common/version.ts';
 import { UsageError, parseCommandArgs, renderHelp, type Command } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
@@ -68,5 +69,8 @@ export async function main(
     }
     io.stderr.write(`batchpilot ${cmd.name}: ${(err as Error).message ?? String(err)}\n`);
     return 1;
+  } finally {
+    // A command that exits right after starting a job would otherwise lose its buffered spans.
+    await shutdownTracing().catch(() => undefined);
   }
 }

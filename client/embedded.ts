@@ -75,6 +75,8 @@ export async function bringUp(config: Config, logger: Logger, opts: BringUpOptio
       ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
       ...(config.codecKey ? { codecKey: config.codecKey } : {}),
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
+      tracing: config.tracing,
+      buildId: config.buildId,
       ...(config.unreachableAfterMs ? { unreachableAfterMs: config.unreachableAfterMs } : {}),
     });
     const running = worker.run();

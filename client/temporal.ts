@@ -2,9 +2,11 @@
 // settings (common/temporal-connection.ts), with a message that says what to do when it fails.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { dataConverterFor } from '../common/codec.ts';
 import type { Config } from '../common/config.ts';
 import { describeConnection } from '../common/temporal-connection.ts';
+import { startTracing } from '../common/tracing.ts';
 
 export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
 
@@ -52,10 +54,14 @@ export async function connectClient(
     throw unreachable(config, address, err);
   }
   const dataConverter = dataConverterFor(config.codecKey);
+  // With tracing on, starting a workflow is a span whose context travels in the workflow's headers,
+  // so the workflow's and its activities' spans join the same trace.
+  const traced = startTracing(config.tracing) !== undefined;
   return new Client({
     connection,
     namespace: config.temporal.namespace,
     ...(dataConverter ? { dataConverter } : {}),
+    ...(traced ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } } : {}),
   });
 }
 

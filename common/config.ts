@@ -5,6 +5,7 @@ import { DEFAULT_TASK_QUEUE } from './definitions.ts';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
 import { parseDuration } from './units.ts';
 import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection.ts';
+import { tracingSettings, type TracingSettings } from './tracing.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -59,6 +60,24 @@ const schema = z.object({
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (a 256-bit AES key)')
     .optional(),
   BATCHPILOT_CODEC_AUTH: z.string().min(1).optional(),
+  BATCHPILOT_BUILD_ID: z
+    .string()
+    .regex(/^[\w.+@-]{1,255}$/, 'must be letters, digits and . + @ - _ (e.g. 1.4.0 or a git sha)')
+    .optional(),
+  // OpenTelemetry's standard variables (common/tracing.ts); traces go out as OTLP/HTTP JSON only.
+  OTEL_TRACES_EXPORTER: z
+    .enum(['otlp', 'none'], { error: 'must be otlp or none (batchpilot exports traces as OTLP/HTTP)' })
+    .optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: 'must be a URL such as http://collector:4318 (OTLP/HTTP)' })
+    .optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+    .url({
+      protocol: /^https?$/,
+      error: 'must be a URL such as http://collector:4318/v1/traces (OTLP/HTTP)',
+    })
+    .optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
 });
 
 /** Every environment variable batchpilot reads. */
@@ -85,6 +104,10 @@ export interface Config {
   codecKey: string | undefined;
   /** The Authorization value `codec-server` requires of callers, when set. */
   codecAuth: string | undefined;
+  /** BATCHPILOT_BUILD_ID: the version workers report to Temporal; the SDK derives one from the bundle when unset. */
+  buildId: string | undefined;
+  /** OTLP/HTTP trace export from the OTEL_* variables; undefined (off) when none is set. */
+  tracing: TracingSettings | undefined;
 }
 
 /** Thrown for a bad environment; the CLI prints the message and exits 2. */
@@ -135,5 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workflowBundle: e.BATCHPILOT_WORKFLOW_BUNDLE,
     codecKey: e.BATCHPILOT_CODEC_KEY,
     codecAuth: e.BATCHPILOT_CODEC_AUTH,
+    buildId: e.BATCHPILOT_BUILD_ID,
+    tracing: tracingSettings(e, 'batchpilot'),
   };
 }

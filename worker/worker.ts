@@ -1,4 +1,5 @@
 // Builds a batchpilot worker: the provider client, the activities and the workflow bundle.
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -7,6 +8,8 @@ import { createActivities } from '../activities/index.ts';
 import { createBatchChatClient, createProviderClient } from '../activities/provider-client.ts';
 import { dataConverterFor } from '../common/codec.ts';
 import type { Profile } from '../common/profiles.ts';
+import { startTracing, type TracingSettings } from '../common/tracing.ts';
+import { workerTracing } from './tracing.ts';
 
 // index.ts beside the sources, index.js in a build: the same extension as this file's.
 export const WORKFLOWS_PATH = path.join(
@@ -35,22 +38,42 @@ export interface WorkerOptions {
   unreachableAfterMs?: number;
   /** BATCHPILOT_CODEC_KEY: encrypt every payload (common/codec.ts). */
   codecKey?: string;
+  /**
+   * BATCHPILOT_BUILD_ID: the deployment version this worker reports (deployment name = task queue).
+   * Reported only, not used to route: upgrades rely on replay-safe workflow changes (`patched()`),
+   * so any worker may continue any job.
+   */
+  buildId?: string | undefined;
+  /** OTEL_*: traces exported over OTLP/HTTP (common/tracing.ts); off when undefined. */
+  tracing?: TracingSettings | undefined;
 }
 
 /** Bundles the workflow code once (webpack + swc: a few seconds). */
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  return bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: [WORKFLOW_TRACING_INTERCEPTORS],
+    logger: quietBundlerLogger,
+  });
 }
+
+/** The OpenTelemetry interceptors that run inside the workflow sandbox (deterministic: their clock
+ * and ids come from the workflow's own, and finished spans leave through a sink). */
+export const WORKFLOW_TRACING_INTERCEPTORS = createRequire(import.meta.url).resolve(
+  '@temporalio/interceptors-opentelemetry/lib/workflow-interceptors',
+);
 
 const noop = () => undefined;
 const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
 
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
-  const openai = createProviderClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey });
+  const tracing = startTracing(opts.tracing);
+  const traced = tracing !== undefined;
+  const openai = createProviderClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey, traced });
   // DashScope serves Batch Chat on a host of its own; an overridden base URL (emulator) serves both.
   const chatBaseUrl =
     opts.baseUrl === opts.profile.baseUrl ? (opts.profile.batchChatBaseUrl ?? opts.baseUrl) : opts.baseUrl;
-  const chatOpenai = createBatchChatClient({ baseUrl: chatBaseUrl, apiKey: opts.apiKey });
+  const chatOpenai = createBatchChatClient({ baseUrl: chatBaseUrl, apiKey: opts.apiKey, traced });
   const activities = createActivities({
     openai,
     chatOpenai,
@@ -69,5 +92,14 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     workflowBundle: opts.workflowBundle ?? (await bundleWorkflows()),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 20,
     ...(opts.codecKey ? { dataConverter: dataConverterFor(opts.codecKey) } : {}),
+    ...workerTracing(tracing),
+    ...(opts.buildId
+      ? {
+          workerDeploymentOptions: {
+            version: { deploymentName: opts.taskQueue, buildId: opts.buildId },
+            useWorkerVersioning: false,
+          },
+        }
+      : {}),
   });
 }

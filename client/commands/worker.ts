@@ -15,7 +15,7 @@ export const workerCommand: Command = {
   positionals: [],
   flags: {},
   details:
-    'Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*,\nTEMPORAL_CONFIG_FILE/TEMPORAL_PROFILE, BATCHPILOT_TASK_QUEUE, BATCHPILOT_PROVIDER, BATCHPILOT_API_KEY,\nBATCHPILOT_DATA_DIR, BATCHPILOT_WORKFLOW_BUNDLE, BATCHPILOT_CODEC_KEY, BATCHPILOT_METRICS_ADDRESS, LOG_LEVEL.\nStops cleanly on SIGINT/SIGTERM.',
+    'Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*,\nTEMPORAL_CONFIG_FILE/TEMPORAL_PROFILE, BATCHPILOT_TASK_QUEUE, BATCHPILOT_PROVIDER, BATCHPILOT_API_KEY,\nBATCHPILOT_DATA_DIR, BATCHPILOT_WORKFLOW_BUNDLE, BATCHPILOT_CODEC_KEY, BATCHPILOT_METRICS_ADDRESS, BATCHPILOT_BUILD_ID,\nOTEL_EXPORTER_OTLP_ENDPOINT, LOG_LEVEL.\nStops cleanly on SIGINT/SIGTERM.',
   async run({ env, stderr }) {
     const config = loadConfig(env);
     const logger = createLogger({ level: config.logLevel });
@@ -35,6 +35,8 @@ export const workerCommand: Command = {
       ...(config.unreachableAfterMs ? { unreachableAfterMs: config.unreachableAfterMs } : {}),
       ...(config.codecKey ? { codecKey: config.codecKey } : {}),
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
+      tracing: config.tracing,
+      buildId: config.buildId,
     });
     const dataDir = path.resolve(config.dataDir);
     fs.mkdirSync(dataDir, { recursive: true });
@@ -48,6 +50,7 @@ export const workerCommand: Command = {
         provider: config.provider.profile.name,
         baseUrl,
         dataDir,
+        buildId: worker.options.buildId,
       },
       'worker started',
     );

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { WORKFLOWS_PATH } from '../../worker/worker.ts';
+import { workerTracing } from '../../worker/tracing.ts';
+import { WORKFLOWS_PATH, WORKFLOW_TRACING_INTERCEPTORS } from '../../worker/worker.ts';
 
 const dir = path.join(import.meta.dirname, '..', 'histories');
 const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
@@ -36,7 +37,13 @@ describe('replay of recorded histories', () => {
       history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))),
     }));
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ workflowsPath: WORKFLOWS_PATH }, histories)) {
+    // As workers run them: with the tracing interceptors that every bundle carries.
+    const options = {
+      workflowsPath: WORKFLOWS_PATH,
+      interceptors: { workflowModules: [WORKFLOW_TRACING_INTERCEPTORS] },
+      ...workerTracing(undefined),
+    };
+    for await (const r of Worker.runReplayHistories(options, histories)) {
       expect(r.error, r.workflowId).toBeUndefined();
       replayed++;
     }

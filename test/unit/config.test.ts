@@ -39,4 +39,11 @@ describe('loadConfig', () => {
       /BATCHPILOT_API_KEY: required for provider openai \(or OPENAI_API_KEY\)/,
     );
   });
+  it('reads BATCHPILOT_BUILD_ID and refuses one Temporal would not take, by name', () => {
+    expect(loadConfig({ BATCHPILOT_BUILD_ID: 'v1.4.0+3f2a9c1' }).buildId).toBe('v1.4.0+3f2a9c1');
+    expect(loadConfig({}).buildId).toBeUndefined();
+    expect(() => loadConfig({ BATCHPILOT_BUILD_ID: 'build 7' })).toThrow(
+      /BATCHPILOT_BUILD_ID: must be letters/,
+    );
+  });
 });
