@@ -64,8 +64,7 @@ export interface CreateBatchInput {
 /**
  * Whether this call is surely the first to send its key, so the lookup before it can be skipped: the
  * workflow says no earlier run of the job or earlier call of the shard used the key (`fresh`), and
- * this is the activity's first attempt (a retry may follow an attempt whose answer was lost). On a
- * clean run no lookup is made at all: list calls do not grow with the job.
+ * this is the activity's first attempt (a retry may follow an attempt whose answer was lost).
  */
 function firstSend(fresh: boolean | undefined): boolean {
   if (fresh !== true) return false;
@@ -205,15 +204,36 @@ export function batchActivities(deps: ActivityDeps) {
   const call = providerCaller(deps);
   // List routes found missing on this worker's provider: asked once, then not again.
   const missing = new Set<ProviderLookup>();
-  /** Runs a lookup unless its route is known missing; undefined when it cannot be made. */
+  // List routes that answered on this worker's provider, and the first lookups still in flight.
+  const answered = new Set<ProviderLookup>();
+  const probing = new Map<ProviderLookup, Promise<unknown>>();
+  /**
+   * Runs a lookup unless its route is known missing; undefined when it cannot be made or is not
+   * needed. A call that cannot have been made before (`skippable`, see firstSend) needs none once
+   * the route is known to answer; until then the lookup is made all the same, because whether the
+   * provider can be asked decides how a lost answer is handled. So a worker lists at most once per
+   * route on a clean run, however many shards it sends.
+   */
   async function lookup<T>(
     route: ProviderLookup,
     what: string,
     fn: () => Promise<T>,
+    skippable: boolean,
   ): Promise<T | undefined> {
+    // Shards starting together wait for the first lookup rather than all making one.
+    const probe = skippable && !answered.has(route) ? probing.get(route) : undefined;
+    if (probe) await probe.catch(() => undefined);
     if (missing.has(route)) return undefined;
+    if (skippable && answered.has(route)) return undefined;
+    const attempt = fn();
+    if (!answered.has(route) && !probing.has(route)) {
+      probing.set(route, attempt);
+      void attempt.finally(() => probing.delete(route)).catch(() => undefined);
+    }
     try {
-      return await fn();
+      const found = await attempt;
+      answered.add(route);
+      return found;
     } catch (err) {
       if (!listMissing(err)) throw failureOf(deps, err, what);
       missing.add(route);
@@ -234,11 +254,12 @@ export function batchActivities(deps: ActivityDeps) {
       const name = unitFileName(input.key);
       const path = unitFile(input.workDir, input.round, input.index);
       const { size } = await fsp.stat(path);
-      const existing = firstSend(input.fresh)
-        ? undefined
-        : await lookup('GET /files', 'look up uploaded files', () =>
-            findUploaded(deps.openai, name, size, input.notBefore),
-          );
+      const existing = await lookup(
+        'GET /files',
+        'look up uploaded files',
+        () => findUploaded(deps.openai, name, size, input.notBefore),
+        firstSend(input.fresh),
+      );
       if (existing) {
         logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
         return existing;
@@ -260,11 +281,12 @@ export function batchActivities(deps: ActivityDeps) {
 
     /** Creates the unit's batch exactly once (lookup first, no SDK retries). */
     async createBatch(input: CreateBatchInput): Promise<BatchView> {
-      const found = firstSend(input.fresh)
-        ? undefined
-        : await lookup('GET /batches', 'look up batches', () =>
-            findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
-          );
+      const found = await lookup(
+        'GET /batches',
+        'look up batches',
+        () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
+        firstSend(input.fresh),
+      );
       const blind = missing.has('GET /batches');
       if (found) {
         logFor(deps).info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
@@ -339,8 +361,11 @@ export function batchActivities(deps: ActivityDeps) {
       fileId: string;
       notBefore: number;
     }): Promise<BatchView | null> {
-      const b = await lookup('GET /batches', 'look up batches', () =>
-        findBatch(deps, input.key, input.fileId, input.notBefore),
+      const b = await lookup(
+        'GET /batches',
+        'look up batches',
+        () => findBatch(deps, input.key, input.fileId, input.notBefore),
+        false,
       );
       return b ? toView(b) : null;
     },

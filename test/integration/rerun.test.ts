@@ -47,10 +47,11 @@ describe('an output folder belongs to one job', () => {
     const first = await h.runJob(input, 'out-rerun', options, 'rerun-job');
     const clean = await h.stats();
     expect(clean.batchesCreated).toBe(3);
-    // A new job's first calls cannot have been made before: no lookup at all. The only other file
-    // calls are the deletions of each shard's input and output files.
-    expect(clean.requests.list ?? 0).toBe(0);
-    expect(clean.requests.files).toBe(6);
+    // A new job's first calls cannot have been made before: the worker looks up once per route (to
+    // learn that the provider can be asked), not once per shard. The other file calls are the
+    // deletions of each shard's input and output files.
+    expect(clean.requests.list).toBe(1);
+    expect(clean.requests.files).toBe(1 + 6);
     const again = await h.runJob(input, 'out-rerun', options, 'rerun-job');
     expect((await h.stats()).batchesCreated).toBe(3);
     expect(again).toEqual(first);
@@ -111,6 +112,14 @@ describe('an output folder belongs to one job', () => {
         workflowId: 'resume-job',
         args: [{ input, outDir: 'out-resume', options }],
       });
+    // Slow batches while the cancel comes, so that it meets them running.
+    const faults = (settings: object) =>
+      fetch(h.emulator.url.replace(/\/v1$/, '/_emulator/faults'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(settings),
+      });
+    await faults({ ...FAST_FAULTS, perLineMs: 300 });
     const created = (await h.stats()).batchesCreated;
     const handle = await start();
     while ((await h.stats()).batchesCreated < created + 3) await new Promise((r) => setTimeout(r, 50));
@@ -118,6 +127,7 @@ describe('an output folder belongs to one job', () => {
     const cancelled = (await handle.result()) as JobSummary;
     expect(cancelled.status).toBe('cancelled');
     expect(cancelled.lines.failed).toBeGreaterThan(0);
+    await faults({ ...FAST_FAULTS, perLineMs: 30 });
     // maxAttempts 1: the lines the cancel stopped go again all the same, in a round of their own.
     const resumed = (await (await start()).result()) as JobSummary;
     expect(resumed).toMatchObject({ status: 'completed', rounds: 2, lines: { succeeded: 60, failed: 0 } });
