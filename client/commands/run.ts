@@ -180,7 +180,7 @@ async function runToEnd(
     io.stderr.write(`batchpilot: ${decision.kind === 'resume' ? 'resumed' : 'started'} job ${id}\n`);
   }
   let interrupts = 0;
-  const resume = `batchpilot run ${job.input} --out ${job.outDir}`;
+  const resume = `batchpilot run ${job.input} --out ${job.outDir} --id ${id}`;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {

@@ -84,7 +84,7 @@ describe('batchpilot run, interrupted and repeated', () => {
     const end = await p.exit;
     expect(end.code, p.stderr()).toBe(130);
     expect(p.stderr()).toContain(`cancelling job ${id}`);
-    expect(p.stderr()).toContain(`resume it with: batchpilot run in.jsonl --out ${out}`);
+    expect(p.stderr()).toContain(`resume it with: batchpilot run in.jsonl --out ${out} --id ${id}`);
     const summary = JSON.parse(fs.readFileSync(path.join(dir, out, 'summary.json'), 'utf8'));
     expect(summary).toMatchObject({ workflowId: id, status: 'cancelled' });
     expect((await stats()).requests.cancel ?? 0).toBeGreaterThan(before.requests.cancel ?? 0);
