@@ -6,7 +6,6 @@
 // re-sent only when it surely never reached the provider, and an unknown outcome stops the shard.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import nodePath from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
@@ -25,7 +24,8 @@ import { Semaphore } from './semaphore.ts';
 import { count } from './metrics.ts';
 import { IDEMPOTENT } from './provider-client.ts';
 import { uploadBatchFile } from './upload.ts';
-import { unitFile } from './work-dir.ts';
+import { writeFileAtomic } from '../storage/atomic-file.ts';
+import { sendingMarker, unitFile } from '../storage/layout.ts';
 
 export interface UploadInput {
   key: string;
@@ -144,10 +144,6 @@ function outcomeUnknown(
  * Where a create in flight is noted on a provider that cannot list batches: a worker that dies
  * between sending and recording the answer leaves it, and the next attempt knows a batch may exist.
  */
-function sendingMarker(workDir: string, key: string): string {
-  return nodePath.join(workDir, 'creates', `${unitFileName(key)}.sending`);
-}
-
 function signal(): AbortSignal | undefined {
   try {
     return Context.current().cancellationSignal;
@@ -308,10 +304,8 @@ export function batchActivities(deps: ActivityDeps) {
             ensureRoom(deps.openai, deps.profile, deps.maxInFlight!),
           );
         }
-        if (marker) {
-          await fsp.mkdir(nodePath.dirname(marker), { recursive: true });
-          await fsp.writeFile(marker, `${new Date().toISOString()} ${input.fileId}\n`);
-        }
+        // Durable: after a crash it is what says a batch may exist that the provider cannot list.
+        if (marker) await writeFileAtomic(marker, `${new Date().toISOString()} ${input.fileId}\n`, 'durable');
         try {
           return await deps.openai.batches.create(
             {

@@ -15,7 +15,7 @@ import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { readLines } from './lines.ts';
 import { retryAfterMs } from './provider-errors.ts';
-import { unitFile } from './work-dir.ts';
+import { chatResultsFile as chatResultsPath, unitFile } from '../storage/layout.ts';
 
 export interface ChatUnitInput {
   workDir: string;
@@ -30,7 +30,7 @@ export interface ChatUnitInput {
 const LINE_ATTEMPTS = 3;
 
 export function chatResultsFile(workDir: string, unit: Unit): string {
-  return path.join(workDir, 'chat', `r${unit.round}-u${unit.index}.jsonl`);
+  return chatResultsPath(workDir, unit.round, unit.index);
 }
 
 /** Drops a half-written last line (a crash mid-append) and returns the custom_ids already answered. */

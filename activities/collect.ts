@@ -14,22 +14,15 @@ import { classifyResult, isCancelledByUser, missingLine, readError, type Classif
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
 import { ByteWriter } from './byte-writer.ts';
-import {
-  customIdOf,
-  readByteLines,
-  readJson,
-  splitByteLines,
-  writeJsonAtomic,
-  type ByteLine,
-} from './lines.ts';
+import { customIdOf, readByteLines, readJson, splitByteLines, type ByteLine } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
-import { outcomeHead } from './outcome.ts';
 import { IDEMPOTENT } from './provider-client.ts';
 import { providerCaller } from './provider-calls.ts';
-import { collectedMarker, originFile, outcomeFile, unitFile } from './work-dir.ts';
+import { writeJsonAtomic } from '../storage/atomic-file.ts';
+import { collectedMarker, originFile, outcomeFile, unitFile } from '../storage/layout.ts';
+import { encodeOutcomeHead, resultBytes } from '../storage/outcome-record.ts';
 
-const TAB = 9;
 const NO_RESULT = new Uint8Array(0);
 /** Error-file lines naming no line of the unit that are kept (the rest are only counted). */
 const MAX_UNATTRIBUTED = 20;
@@ -141,18 +134,18 @@ export function collectActivities(deps: ActivityDeps) {
       const [shard, i] = originOf(p);
       let w = writers.get(shard);
       if (!w) {
-        w = new ByteWriter(outcomeFile(workDir, shard, unit.round, unit.index));
+        w = new ByteWriter(outcomeFile(workDir, shard, unit.round, unit.index), 'durable');
         writers.set(shard, w);
       }
-      const header = {
-        i,
-        k: c.kind,
-        a: unit.round,
-        cid: list[p]!,
-        ...(c.usage ? { u: c.usage } : {}),
-        ...(c.error ? { e: c.error } : {}),
-      };
-      const wait = w.headed(outcomeHead(header), result);
+      const head = encodeOutcomeHead({
+        line: i,
+        kind: c.kind,
+        attempt: unit.round,
+        customId: list[p]!,
+        ...(c.usage ? { usage: c.usage } : {}),
+        ...(c.error ? { error: c.error } : {}),
+      });
+      const wait = w.headed(head, result);
       if (wait) await wait;
       if (c.usage) tokens += c.usage[2];
       if (c.kind === 'ok') counts.succeeded++;
@@ -180,10 +173,7 @@ export function collectActivities(deps: ActivityDeps) {
             );
             continue;
           }
-          // The provider's line as it came; re-encoded only if it holds a tab (JSON allows one
-          // between tokens), which the outcome format uses as its separator.
-          const result = line.bytes.includes(TAB) ? Buffer.from(JSON.stringify(parsed)) : line.bytes;
-          await record(p, classifyResult(parsed, input.cancelledByUs), result);
+          await record(p, classifyResult(parsed, input.cancelledByUs), resultBytes(line.bytes, parsed));
           if (++n % 5000 === 0) ctx.heartbeat({ lines: n });
         }
       }

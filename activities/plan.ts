@@ -1,7 +1,6 @@
 // The planning activity: resolves the job's paths under the data root, then runs the streaming
 // planner into the work directory, heartbeating how far it has read.
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { jobFingerprint } from '../common/job-record.ts';
@@ -15,8 +14,9 @@ import { userFixable } from './disk-errors.ts';
 import { claimWorkDir, resumePoint } from './job-claim.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { readJson, writeJsonAtomic } from './lines.ts';
-import { planFile, roundDir, workDirOf } from './work-dir.ts';
+import { readJson } from './lines.ts';
+import { writeJsonAtomic } from '../storage/atomic-file.ts';
+import { outputFile, planFile, roundDir, workDirOf } from '../storage/layout.ts';
 
 export function resolveJobPaths(dataDir: string, input: string, outDir: string): JobPaths {
   try {
@@ -79,7 +79,7 @@ export function planActivities(deps: ActivityDeps) {
         client: ctx.client,
       });
       if (claim === 'resumed') {
-        const finished = await readJson<JobSummary>(path.join(paths.outDir, 'summary.json')).catch(
+        const finished = await readJson<JobSummary>(outputFile(paths.outDir, 'summary')).catch(
           () => undefined,
         );
         if (finished?.workflowId === jobId && finished.status === 'completed') {

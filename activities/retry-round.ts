@@ -6,12 +6,21 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { JobPaths } from '../common/job-types.ts';
 import type { Limits } from '../common/profiles.ts';
-import { shardFileName } from '../common/keys.ts';
+import { AtomicWriter, syncDir, writeFileAtomic } from '../storage/atomic-file.ts';
+import {
+  MANIFEST_NAME,
+  originFileName,
+  outcomeFilesOf,
+  roundBuildDir,
+  roundDir,
+  shardFileName,
+  unitFile,
+} from '../storage/layout.ts';
+import { readPlanManifest, writeRoundManifest } from '../storage/manifest.ts';
+import { decodeOutcome } from '../storage/outcome-record.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { AtomicWriter, readJson, readLines, writeJsonAtomic } from './lines.ts';
+import { readLines } from './lines.ts';
 import { isCancelledByUser } from './classify.ts';
-import { decodeOutcome } from './outcome.ts';
-import { outcomeDir, roundDir, unitFile } from './work-dir.ts';
 
 export interface RetryRoundInput {
   paths: JobPaths;
@@ -20,12 +29,6 @@ export interface RetryRoundInput {
   maxAttempts: number;
   limits: Limits;
   shardCount: number;
-}
-
-interface ManifestShard {
-  index: number;
-  model: string;
-  thinking: boolean | null;
 }
 
 interface OpenUnit {
@@ -42,14 +45,13 @@ async function retryIndexes(
   prev: number,
   maxAttempts: number,
 ): Promise<Set<number>> {
-  const dir = outcomeDir(workDir, shard);
-  const files = (await fsp.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`r${prev}-`));
   const out = new Set<number>();
-  for (const f of files.sort()) {
-    for await (const line of readLines(path.join(dir, f))) {
-      const { header } = decodeOutcome(line.text);
-      if ((header.k === 'retry' && header.a < maxAttempts) || isCancelledByUser(header.k, header.e?.code))
-        out.add(header.i);
+  for (const { round, file } of await outcomeFilesOf(workDir, shard)) {
+    if (round !== prev) continue;
+    for await (const line of readLines(file)) {
+      const { record: r } = decodeOutcome(line.text);
+      if ((r.kind === 'retry' && r.attempt < maxAttempts) || isCancelledByUser(r.kind, r.error?.code))
+        out.add(r.line);
     }
   }
   return out;
@@ -67,12 +69,10 @@ export function retryRoundActivities() {
 async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
   const { workDir } = input.paths;
   const ctx = Context.current();
-  const manifest = await readJson<{ shards: ManifestShard[] }>(
-    path.join(roundDir(workDir, 1), 'manifest.json'),
-  );
+  const manifest = await readPlanManifest(workDir);
   const groupOf = new Map(manifest.shards.map((s) => [s.index, `${s.model}\u0000${String(s.thinking)}`]));
   const finalDir = roundDir(workDir, input.round);
-  const tmpDir = `${finalDir}.tmp`;
+  const tmpDir = roundBuildDir(workDir, input.round);
   await fsp.rm(tmpDir, { recursive: true, force: true });
   await fsp.mkdir(tmpDir, { recursive: true });
   const open = new Map<string, OpenUnit>();
@@ -80,8 +80,8 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
   let next = 0;
   const close = async (u: OpenUnit) => {
     await u.writer.commit();
-    const sidecar = path.join(tmpDir, shardFileName(u.index).replace(/\.jsonl$/, '.origin'));
-    await fsp.writeFile(sidecar, Buffer.from(new Uint32Array(u.origins).buffer));
+    const sidecar = path.join(tmpDir, originFileName(u.index));
+    await writeFileAtomic(sidecar, Buffer.from(new Uint32Array(u.origins).buffer), 'durable');
     done.push({ index: u.index, lines: u.writer.lines, bytes: u.writer.bytes, group: u.group });
   };
   for (let shard = 0; shard < input.shardCount; shard++) {
@@ -117,8 +117,10 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
   }
   for (const u of open.values()) await close(u);
   done.sort((a, b) => a.index - b.index);
-  await writeJsonAtomic(path.join(tmpDir, 'manifest.json'), { round: input.round, units: done });
+  // The manifest completes the folder; the folder's rename into place is kept by fsyncing its parent.
+  await writeRoundManifest(path.join(tmpDir, MANIFEST_NAME), { round: input.round, units: done });
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
+  await syncDir(workDir);
   return done.map((d) => d.lines);
 }

@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../common/units.ts';
+import { MANIFEST_NAME, REJECTED_NAME, shardFileName } from '../storage/layout.ts';
+import { writePlanManifestSync } from '../storage/manifest.ts';
 import {
   F_HAS_ID,
   F_ID_ESC,
@@ -40,7 +42,7 @@ import { decodeJsonString } from './scan.ts';
 import { ShardPacker } from './shards.ts';
 import { compileScanModule, scanFnsFor, scanMemory, type ScanMemory } from './simd.ts';
 import type { PlanOptions, PlanProblem, PlanReport, PlanTuning, PlanWarning, ShardInfo } from './types.ts';
-import { ShardFiles, shardName, writeFileAtomic } from './writer.ts';
+import { ShardFiles } from './writer.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -233,7 +235,7 @@ class Planner {
         (index, file) => this.hashes.set(index, this.pool.hash(index, file)),
         maxOpen,
       );
-      this.rejectedFd = fs.openSync(path.join(opts.outDir, 'rejected.jsonl.tmp'), 'w');
+      this.rejectedFd = fs.openSync(`${path.join(opts.outDir, REJECTED_NAME)}.tmp`, 'w');
     }
     this.fd = fs.openSync(opts.input, 'r');
     this.verifyFd = fs.openSync(opts.input, 'r');
@@ -654,7 +656,7 @@ class Planner {
       const g = this.groups[s.group]!;
       return {
         index: s.index,
-        file: `${shardName(s.index)}.jsonl`,
+        file: shardFileName(s.index),
         model: g.model,
         thinking: g.thinking,
         lines: s.lines,
@@ -686,16 +688,19 @@ class Planner {
     const outDir = this.opts.outDir;
     if (outDir && this.rejectedFd !== undefined) {
       this.flushRejected();
+      fs.fsyncSync(this.rejectedFd);
       fs.closeSync(this.rejectedFd);
       this.rejectedFd = undefined;
-      fs.renameSync(path.join(outDir, 'rejected.jsonl.tmp'), path.join(outDir, 'rejected.jsonl'));
-      const manifest = {
+      const rejected = path.join(outDir, REJECTED_NAME);
+      fs.renameSync(`${rejected}.tmp`, rejected);
+      // The manifest is the folder's commit marker: written last and durably (its folder fsync also
+      // keeps the renames of the shards, fsynced when hashed, and of rejected.jsonl).
+      writePlanManifestSync(path.join(outDir, MANIFEST_NAME), {
         shards: shardList,
         limits: this.opts.limits,
         endpoint: this.opts.rewrite?.url ?? this.opts.endpoint,
         input: this.opts.input,
-      };
-      writeFileAtomic(path.join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+      });
     }
     this.progress(true);
     return {

@@ -15,29 +15,26 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isPlanOutputName, lineNumbersFileName, shardFileName } from '../storage/layout.ts';
 import type { CopyFn } from './simd.ts';
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
-export const shardName = (index: number): string => `shard-${String(index).padStart(5, '0')}`;
-
-/** Writes `text` to `file` through a temporary name, so a crash never leaves half a file. */
-export function writeFileAtomic(file: string, text: string | Uint8Array): void {
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
-
 let hashBuffer: Buffer | undefined;
 
-/** sha256 of a file, read in 256 KiB blocks (one buffer for every call). */
-export function sha256File(file: string): string {
+/**
+ * sha256 of a finished shard file, read in 256 KiB blocks (one buffer for every call), and the
+ * file fsynced: the round's manifest, written durably once every shard is hashed, vouches for it
+ * (storage/atomic-file.ts). Done here, off the main thread when there are scan threads.
+ */
+export function sha256AndSync(file: string): string {
   const hash = crypto.createHash('sha256');
   const buf = (hashBuffer ??= Buffer.allocUnsafe(1 << 18));
   const fd = fs.openSync(file, 'r');
   try {
     let n: number;
     while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) hash.update(buf.subarray(0, n));
+    fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -98,12 +95,7 @@ export class ShardFiles {
    */
   static clean(dir: string): void {
     for (const f of fs.readdirSync(dir)) {
-      if (
-        /^shard-\d{5,}\.(jsonl|lines)(\.tmp)?$/.test(f) ||
-        /^(manifest\.json|rejected\.jsonl)(\.tmp)?$/.test(f)
-      ) {
-        fs.rmSync(path.join(dir, f), { force: true });
-      }
+      if (isPlanOutputName(f.replace(/\.tmp(-[\w-]+)?$/, ''))) fs.rmSync(path.join(dir, f), { force: true });
     }
   }
 
@@ -117,13 +109,12 @@ export class ShardFiles {
         for (const o of this.open.values()) if (!lru || o.tick < lru.tick) lru = o;
         this.release(lru!);
       }
-      const base = path.join(this.dir, shardName(index));
       const flag = this.started.has(index) ? 'a' : 'w';
       this.started.add(index);
       s = {
         index,
-        fd: fs.openSync(`${base}.jsonl.tmp`, flag),
-        linesFd: fs.openSync(`${base}.lines.tmp`, flag),
+        fd: fs.openSync(`${this.shardFile(index)}.tmp`, flag),
+        linesFd: fs.openSync(`${this.linesFile(index)}.tmp`, flag),
         buf: this.spare.pop()!,
         used: 0,
         nums: new Uint32Array(16384),
@@ -185,14 +176,28 @@ export class ShardFiles {
     s.nums[s.numsUsed++] = line;
   }
 
-  /** Completes shard `index`: flush, close, rename into place, then `onClosed`. */
+  private shardFile(index: number): string {
+    return path.join(this.dir, shardFileName(index));
+  }
+
+  private linesFile(index: number): string {
+    return path.join(this.dir, lineNumbersFileName(index));
+  }
+
+  /**
+   * Completes shard `index`: flush, close, rename into place, then `onClosed` (which hashes and
+   * fsyncs the shard). The sidecar is small and fsynced here.
+   */
   close(index: number): void {
     const s = this.get(index);
+    this.flush(s);
+    fs.fsyncSync(s.linesFd);
     this.release(s);
-    const base = path.join(this.dir, shardName(index));
-    fs.renameSync(`${base}.lines.tmp`, `${base}.lines`);
-    fs.renameSync(`${base}.jsonl.tmp`, `${base}.jsonl`);
-    this.onClosed(index, `${base}.jsonl`);
+    const lines = this.linesFile(index);
+    const shard = this.shardFile(index);
+    fs.renameSync(`${lines}.tmp`, lines);
+    fs.renameSync(`${shard}.tmp`, shard);
+    this.onClosed(index, shard);
   }
 
   /** Closes every descriptor without completing anything (on error). */
