@@ -106,6 +106,17 @@ describe('outcome records, encoded then scanned', () => {
       // A result keeps its bytes unless it held a raw tab; then it is the same value re-encoded.
       if (res.text && !res.text.includes('\t')) expect(stored.toString()).toBe(res.text);
       if (res.text) expect(JSON.parse(stored.toString())).toEqual(res.value);
+      // The bytes are those of the header object serialized in field order (the format on disk
+      // before the encoder owned it), so work folders of running jobs read the same.
+      const legacy = {
+        i: r.line,
+        k: r.kind,
+        a: r.attempt,
+        cid: r.customId,
+        ...(r.usage ? { u: r.usage } : {}),
+        ...(r.error ? { e: r.error } : {}),
+      };
+      expect(encodeOutcomeHead(r)).toBe(`${JSON.stringify(legacy)}\t`);
       records.push(r);
       results.push(stored);
       chunks.push(Buffer.from(encodeOutcomeHead(r)), stored, Buffer.from('\n'));
