@@ -13,7 +13,9 @@ import type { JobPaths, MergeSummary } from '../common/job-types.ts';
 import { ByteWriter } from './byte-writer.ts';
 import type { LineError } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
+import { failIfDamaged } from './disk-errors.ts';
 import { withHeartbeat } from './heartbeat.ts';
+import { ManifestError } from '../storage/manifest.ts';
 import { countNewlines } from './lines.ts';
 import { finalizeShard, READ_CHUNK, type Arena, type JobEnd } from './merge-finalize.ts';
 import { mergeShards } from './merge-kway.ts';
@@ -53,6 +55,7 @@ async function copyCounting(from: string, to: string): Promise<number> {
 }
 
 function failOnDisk(err: unknown, outDir: string): never {
+  if (err instanceof ManifestError) failIfDamaged(err);
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC' || code === 'EPERM') {
     throw ApplicationFailure.nonRetryable(

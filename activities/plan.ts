@@ -10,7 +10,7 @@ import type { Profile } from '../common/profiles.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
 import { InputError, planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
-import { userFixable } from './disk-errors.ts';
+import { failIfDamaged, userFixable } from './disk-errors.ts';
 import { claimWorkDir, resumePoint } from './job-claim.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
@@ -97,7 +97,7 @@ export function planActivities(deps: ActivityDeps) {
         }
         const saved = await readJson<PlanSummary>(planFile(paths.workDir)).catch(() => undefined);
         if (saved) {
-          const resumeAt = await resumePoint(paths.workDir);
+          const resumeAt = await resumePoint(paths.workDir).catch(failIfDamaged);
           logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');
           return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
         }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { JobPaths } from '../common/job-types.ts';
 import type { Limits } from '../common/profiles.ts';
-import { AtomicWriter, syncDir, writeFileAtomic } from '../storage/atomic-file.ts';
+import { AtomicWriter, fsyncPath, writeFileAtomic } from '../storage/atomic-file.ts';
 import {
   MANIFEST_NAME,
   originFileName,
@@ -18,6 +18,7 @@ import {
 } from '../storage/layout.ts';
 import { readPlanManifest, writeRoundManifest } from '../storage/manifest.ts';
 import { decodeOutcome } from '../storage/outcome-record.ts';
+import { failIfDamaged } from './disk-errors.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { readLines } from './lines.ts';
 import { isCancelledByUser } from './classify.ts';
@@ -61,7 +62,7 @@ export function retryRoundActivities() {
   return {
     /** Writes `round-<r>/` with packed retry units; returns the lines of each unit. */
     async prepareRetryRound(input: RetryRoundInput): Promise<number[]> {
-      return withHeartbeat(() => packRetryRound(input));
+      return withHeartbeat(() => packRetryRound(input)).catch(failIfDamaged);
     },
   };
 }
@@ -121,6 +122,6 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
   await writeRoundManifest(path.join(tmpDir, MANIFEST_NAME), { round: input.round, units: done });
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
-  await syncDir(workDir);
+  await fsyncPath(workDir);
   return done.map((d) => d.lines);
 }

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../common/units.ts';
+import { fsyncPath } from '../storage/atomic-file.ts';
 import { MANIFEST_NAME, REJECTED_NAME, shardFileName } from '../storage/layout.ts';
 import { writePlanManifestSync } from '../storage/manifest.ts';
 import {
@@ -72,6 +73,13 @@ interface Group {
   lines: number;
   bytes: number;
   firstLine: number;
+}
+
+/** Starts an fsync; its failure is kept for whoever awaits it, never left unhandled meanwhile. */
+function syncInBackground(file: string): Promise<void> {
+  const p = fsyncPath(file);
+  p.catch(() => undefined);
+  return p;
 }
 
 function statInput(file: string): fs.Stats {
@@ -151,6 +159,8 @@ class Planner {
   private readonly packer: ShardPacker;
   private readonly files: ShardFiles | undefined;
   private readonly hashes = new Map<number, Promise<string>>();
+  /** fsyncs of finished shards and sidecars, run on the thread pool while planning goes on. */
+  private readonly syncs: Promise<void>[] = [];
   private readonly groups: Group[] = [];
   private readonly groupIds = new Map<string, number>();
   private readonly problems: PlanProblem[] = [];
@@ -232,7 +242,10 @@ class Planner {
       this.files = new ShardFiles(
         opts.outDir,
         { u8: this.u8, base: slots * this.slotBytes, copy: scanFnsFor(this.memory, module).copy },
-        (index, file) => this.hashes.set(index, this.pool.hash(index, file)),
+        (index, file, lineNumbers) => {
+          this.hashes.set(index, this.pool.hash(index, file));
+          this.syncs.push(...[file, lineNumbers].map(syncInBackground));
+        },
         maxOpen,
       );
       this.rejectedFd = fs.openSync(`${path.join(opts.outDir, REJECTED_NAME)}.tmp`, 'w');
@@ -652,6 +665,7 @@ class Planner {
     }
     const shas = new Map<number, string>();
     for (const [index, p] of this.hashes) shas.set(index, await p);
+    await Promise.all(this.syncs);
     const shardList: ShardInfo[] = this.packer.shards.map((s) => {
       const g = this.groups[s.group]!;
       return {
@@ -693,8 +707,8 @@ class Planner {
       this.rejectedFd = undefined;
       const rejected = path.join(outDir, REJECTED_NAME);
       fs.renameSync(`${rejected}.tmp`, rejected);
-      // The manifest is the folder's commit marker: written last and durably (its folder fsync also
-      // keeps the renames of the shards, fsynced when hashed, and of rejected.jsonl).
+      // The manifest is the folder's commit marker: written last and durably, once the shards and
+      // sidecars (fsynced above) and rejected.jsonl are; its folder fsync also keeps their names.
       writePlanManifestSync(path.join(outDir, MANIFEST_NAME), {
         shards: shardList,
         limits: this.opts.limits,

@@ -10,7 +10,7 @@ import { makeChunkScanner, type ChunkPart } from './chunk.ts';
 import type { LineRules } from './line.ts';
 import { scanFnsFor, type ScanMemory, type WasmModule } from './simd.ts';
 import type { FromWorker, ToWorker } from './worker.ts';
-import { sha256AndSync } from './writer.ts';
+import { sha256File } from './writer.ts';
 
 // worker.ts beside the sources, worker.js in a build (which needs no stripping).
 const WORKER_FILE = fileURLToPath(new URL(`./worker${path.extname(import.meta.filename)}`, import.meta.url));
@@ -183,7 +183,7 @@ export class ScanPool {
 
   /** sha256 of a finished shard file, computed off the main thread. */
   hash(index: number, file: string): Promise<string> {
-    if (this.inline) return Promise.resolve(sha256AndSync(file));
+    if (this.inline) return Promise.resolve(sha256File(file));
     return new Promise((resolve, reject) => {
       this.hashes.set(index, { resolve, reject });
       this.post(this.turn++ % this.workers.length, { type: 'hash', index, file });

@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { makeChunkScanner, type ChunkPart } from './chunk.ts';
 import type { LineRules } from './line.ts';
 import { scanFnsFor, type ScanMemory, type WasmModule } from './simd.ts';
-import { sha256AndSync } from './writer.ts';
+import { sha256File } from './writer.ts';
 
 export type ToWorker =
   | { type: 'scan'; seq: number; base: number; len: number }
@@ -44,7 +44,7 @@ port.on('message', (m: ToWorker) => {
         port.postMessage({ type: 'part', part, worker: id } satisfies FromWorker, transfer);
       });
     } else {
-      port.postMessage({ type: 'hash', index: m.index, sha256: sha256AndSync(m.file) } satisfies FromWorker);
+      port.postMessage({ type: 'hash', index: m.index, sha256: sha256File(m.file) } satisfies FromWorker);
     }
   } catch (err) {
     port.postMessage({ type: 'error', message: (err as Error).stack ?? String(err) } satisfies FromWorker);

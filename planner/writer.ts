@@ -22,19 +22,14 @@ const LITTLE_ENDIAN = os.endianness() === 'LE';
 
 let hashBuffer: Buffer | undefined;
 
-/**
- * sha256 of a finished shard file, read in 256 KiB blocks (one buffer for every call), and the
- * file fsynced: the round's manifest, written durably once every shard is hashed, vouches for it
- * (storage/atomic-file.ts). Done here, off the main thread when there are scan threads.
- */
-export function sha256AndSync(file: string): string {
+/** sha256 of a file, read in 256 KiB blocks (one buffer for every call). */
+export function sha256File(file: string): string {
   const hash = crypto.createHash('sha256');
   const buf = (hashBuffer ??= Buffer.allocUnsafe(1 << 18));
   const fd = fs.openSync(file, 'r');
   try {
     let n: number;
     while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) hash.update(buf.subarray(0, n));
-    fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -69,7 +64,7 @@ export class ShardFiles {
   /** Open shards by index; at most maxOpen, the least recently used is released first. */
   private readonly open = new Map<number, OpenShard>();
   private readonly started = new Set<number>();
-  private readonly onClosed: (index: number, file: string) => void;
+  private readonly onClosed: (index: number, file: string, lineNumbers: string) => void;
   private last: OpenShard | undefined;
   private tick = 0;
   private readonly arena: ShardArena;
@@ -77,7 +72,12 @@ export class ShardFiles {
   private readonly spare: number[] = [];
 
   /** `arena` has room for `maxOpen` buffers (ShardFiles.arenaBytes). */
-  constructor(dir: string, arena: ShardArena, onClosed: (index: number, file: string) => void, maxOpen = 16) {
+  constructor(
+    dir: string,
+    arena: ShardArena,
+    onClosed: (index: number, file: string, lineNumbers: string) => void,
+    maxOpen = 16,
+  ) {
     this.dir = dir;
     this.arena = arena;
     this.onClosed = onClosed;
@@ -184,20 +184,15 @@ export class ShardFiles {
     return path.join(this.dir, lineNumbersFileName(index));
   }
 
-  /**
-   * Completes shard `index`: flush, close, rename into place, then `onClosed` (which hashes and
-   * fsyncs the shard). The sidecar is small and fsynced here.
-   */
+  /** Completes shard `index`: flush, close, rename into place, then `onClosed`. */
   close(index: number): void {
     const s = this.get(index);
-    this.flush(s);
-    fs.fsyncSync(s.linesFd);
     this.release(s);
     const lines = this.linesFile(index);
     const shard = this.shardFile(index);
     fs.renameSync(`${lines}.tmp`, lines);
     fs.renameSync(`${shard}.tmp`, shard);
-    this.onClosed(index, shard);
+    this.onClosed(index, shard, lines);
   }
 
   /** Closes every descriptor without completing anything (on error). */

@@ -26,9 +26,12 @@ export function tempNameFor(file: string): string {
   return `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** Makes `dir`'s entries (a rename into it, a file created in it) survive a crash. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
+/**
+ * fsyncs a file, or a folder (which makes its entries, a rename into it or a file created in it,
+ * survive a crash).
+ */
+export async function fsyncPath(p: string): Promise<void> {
+  const fh = await fsp.open(p, 'r');
   try {
     await fh.sync();
   } finally {
@@ -71,7 +74,7 @@ export async function commitFile(
     await fh.close();
   }
   await fsp.rename(tmp, file);
-  if (durability === 'durable') await syncDir(path.dirname(file));
+  if (durability === 'durable') await fsyncPath(path.dirname(file));
 }
 
 /** Writes a whole (small) file atomically. */
@@ -133,7 +136,7 @@ export async function writeFileIfAbsent(file: string, data: string | Uint8Array)
   } finally {
     await fsp.rm(tmp, { force: true });
   }
-  await syncDir(path.dirname(file));
+  await fsyncPath(path.dirname(file));
   return true;
 }
 

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -232,5 +233,15 @@ describe('mergeJob', () => {
     const job = layout([{ model: 'qwen-plus', inputLines: [1] }]);
     job.outcomes(0, 1, 0, ['not an outcome']);
     await expect(runMerge(job.input())).rejects.toThrow(/malformed outcome record: not an outcome/);
+  });
+
+  it('fails the job at once, naming the file, when the plan manifest does not parse', async () => {
+    const job = interleaved();
+    const file = roundManifestFile(job.workDir, 1);
+    fs.writeFileSync(file, JSON.stringify({ shards: [{ index: 0 }] }));
+    const err = await runMerge(job.input()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toContain(`${file} is not a batchpilot manifest`);
   });
 });

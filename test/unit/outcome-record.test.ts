@@ -3,6 +3,7 @@
 // strings, raw tabs between tokens, records with and without usage and error. Whatever the encoder
 // writes, the scanners and the decoder give back.
 import { describe, expect, it } from 'vitest';
+import { rng } from '../../bench/gen-chat.ts';
 import {
   decodeOutcome,
   decodeOutcomeHead,
@@ -16,17 +17,6 @@ import {
   resultBytes,
   type OutcomeRecord,
 } from '../../storage/outcome-record.ts';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Pieces that stress JSON escaping and the scanners' patterns. */
 const PIECES = [
