@@ -2,20 +2,11 @@
 // together by (model, thinking) into as few units as the limits allow, rather than one tiny batch
 // per shard. Each retry line keeps a pointer to its origin (shard, line index) in a sidecar.
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { JobPaths } from '../common/job-types.ts';
 import type { Limits } from '../common/profiles.ts';
 import { AtomicWriter, fsyncPath, writeFileAtomic } from '../storage/atomic-file.ts';
-import {
-  MANIFEST_NAME,
-  originFileName,
-  outcomeFilesOf,
-  roundBuildDir,
-  roundDir,
-  shardFileName,
-  unitFile,
-} from '../storage/layout.ts';
+import { outcomeFilesOf, roundBuildDir, roundDir, roundFiles, unitFile } from '../storage/layout.ts';
 import { readPlanManifest, writeRoundManifest } from '../storage/manifest.ts';
 import { decodeOutcome } from '../storage/outcome-record.ts';
 import { failIfDamaged } from './disk-errors.ts';
@@ -76,13 +67,17 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
   const tmpDir = roundBuildDir(workDir, input.round);
   await fsp.rm(tmpDir, { recursive: true, force: true });
   await fsp.mkdir(tmpDir, { recursive: true });
+  const building = roundFiles(tmpDir);
   const open = new Map<string, OpenUnit>();
   const done: { index: number; lines: number; bytes: number; group: string }[] = [];
   let next = 0;
   const close = async (u: OpenUnit) => {
     await u.writer.commit();
-    const sidecar = path.join(tmpDir, originFileName(u.index));
-    await writeFileAtomic(sidecar, Buffer.from(new Uint32Array(u.origins).buffer), 'durable');
+    await writeFileAtomic(
+      building.origin(u.index),
+      Buffer.from(new Uint32Array(u.origins).buffer),
+      'durable',
+    );
     done.push({ index: u.index, lines: u.writer.lines, bytes: u.writer.bytes, group: u.group });
   };
   for (let shard = 0; shard < input.shardCount; shard++) {
@@ -103,7 +98,7 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
         if (!u) {
           u = {
             index: next++,
-            writer: new AtomicWriter(path.join(tmpDir, shardFileName(next - 1))),
+            writer: new AtomicWriter(building.unit(next - 1)),
             origins: [],
             group,
           };
@@ -119,7 +114,7 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
   for (const u of open.values()) await close(u);
   done.sort((a, b) => a.index - b.index);
   // The manifest completes the folder; the folder's rename into place is kept by fsyncing its parent.
-  await writeRoundManifest(path.join(tmpDir, MANIFEST_NAME), { round: input.round, units: done });
+  await writeRoundManifest(building.manifest(), { round: input.round, units: done });
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
   await fsyncPath(workDir);

@@ -8,10 +8,9 @@
 // a 256 KiB buffer per open shard and written from there (writer.ts says why not from the slots).
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { formatBytes } from '../common/units.ts';
 import { fsyncPath } from '../storage/atomic-file.ts';
-import { MANIFEST_NAME, REJECTED_NAME, shardFileName } from '../storage/layout.ts';
+import { roundFiles, shardFileName } from '../storage/layout.ts';
 import { writePlanManifestSync } from '../storage/manifest.ts';
 import {
   F_HAS_ID,
@@ -248,7 +247,7 @@ class Planner {
         },
         maxOpen,
       );
-      this.rejectedFd = fs.openSync(`${path.join(opts.outDir, REJECTED_NAME)}.tmp`, 'w');
+      this.rejectedFd = fs.openSync(`${roundFiles(opts.outDir).rejected()}.tmp`, 'w');
     }
     this.fd = fs.openSync(opts.input, 'r');
     this.verifyFd = fs.openSync(opts.input, 'r');
@@ -705,11 +704,11 @@ class Planner {
       fs.fsyncSync(this.rejectedFd);
       fs.closeSync(this.rejectedFd);
       this.rejectedFd = undefined;
-      const rejected = path.join(outDir, REJECTED_NAME);
+      const rejected = roundFiles(outDir).rejected();
       fs.renameSync(`${rejected}.tmp`, rejected);
       // The manifest is the folder's commit marker: written last and durably, once the shards and
       // sidecars (fsynced above) and rejected.jsonl are; its folder fsync also keeps their names.
-      writePlanManifestSync(path.join(outDir, MANIFEST_NAME), {
+      writePlanManifestSync(roundFiles(outDir).manifest(), {
         shards: shardList,
         limits: this.opts.limits,
         endpoint: this.opts.rewrite?.url ?? this.opts.endpoint,

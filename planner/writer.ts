@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isPlanOutputName, lineNumbersFileName, shardFileName } from '../storage/layout.ts';
+import { isPlanOutputName, roundFiles } from '../storage/layout.ts';
 import type { CopyFn } from './simd.ts';
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
@@ -177,11 +177,11 @@ export class ShardFiles {
   }
 
   private shardFile(index: number): string {
-    return path.join(this.dir, shardFileName(index));
+    return roundFiles(this.dir).unit(index);
   }
 
   private linesFile(index: number): string {
-    return path.join(this.dir, lineNumbersFileName(index));
+    return roundFiles(this.dir).lineNumbers(index);
   }
 
   /** Completes shard `index`: flush, close, rename into place, then `onClosed`. */

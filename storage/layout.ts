@@ -94,6 +94,20 @@ export function originFileName(index: number): string {
   return `${shardBaseName(index)}.origin`;
 }
 
+/**
+ * The files of one round folder, wherever it is: a job's `round-<r>/`, a retry round while it is
+ * built, or `batchpilot plan --out <dir>`.
+ */
+export function roundFiles(dir: string) {
+  return {
+    unit: (index: number): string => path.join(dir, shardFileName(index)),
+    lineNumbers: (index: number): string => path.join(dir, lineNumbersFileName(index)),
+    origin: (index: number): string => path.join(dir, originFileName(index)),
+    manifest: (): string => path.join(dir, MANIFEST_NAME),
+    rejected: (): string => path.join(dir, REJECTED_NAME),
+  };
+}
+
 /** A file the planner writes into a round folder (a shard, its sidecar, the manifest, rejected lines). */
 export function isPlanOutputName(name: string): boolean {
   return /^shard-\d{5,}\.(jsonl|lines)$/.test(name) || name === MANIFEST_NAME || name === REJECTED_NAME;
