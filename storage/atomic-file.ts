@@ -102,14 +102,19 @@ export async function writeFileAtomic(
 export function writeFileAtomicSync(file: string, data: string | Uint8Array, durability: Durability): void {
   ensureDirSync(path.dirname(file), durability);
   const tmp = tempNameFor(file);
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeFileSync(fd, data);
-    if (durability === 'durable') fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeFileSync(fd, data);
+      if (durability === 'durable') fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
-  fs.renameSync(tmp, file);
   if (durability === 'durable') syncDirSync(path.dirname(file));
 }
 
@@ -121,14 +126,14 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, dur
 export async function writeFileIfAbsent(file: string, data: string | Uint8Array): Promise<boolean> {
   ensureDirSync(path.dirname(file), 'durable');
   const tmp = tempNameFor(file);
-  const fh = await fsp.open(tmp, 'w');
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fsp.link(tmp, file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
