@@ -128,7 +128,9 @@ describe('provider weather', () => {
     const summary = await jobResult(handle);
     const seconds = (Date.now() - t0) / 1000;
     expect(summary.status).toBe('completed');
-    expect(pollsWhileStuck).toBeGreaterThan(STUCK_MS / OPTIONS.pollIntervalMs! / 2);
+    // The shards kept polling the stuck batch: a count well above a few polls, not a rate (a loaded
+    // machine polls less often than the interval says).
+    expect(pollsWhileStuck).toBeGreaterThanOrEqual(STUCK_MS / OPTIONS.pollIntervalMs! / 6);
 
     // The weather really happened.
     await rig.setFaults({});
