@@ -181,10 +181,8 @@ function connectionReason(err: APIConnectionError): string {
 
 /** An error from a provider call in a few words: the status and message, or why the connection failed. */
 export function describeError(err: unknown): string {
-  if (err instanceof APIConnectionError) return connectionReason(err);
-  if (err instanceof APIError && typeof err.status === 'number')
-    return `answered ${err.status}: ${providerMessage(err)}`;
-  return err instanceof Error ? err.message : String(err);
+  const e = readProviderError(err);
+  return e.status === null ? e.message : `answered ${e.status}: ${e.message}`;
 }
 
 /** Turns any error from a provider call into an ApplicationFailure with explicit retry semantics. */
