@@ -9,6 +9,7 @@ export const QUIRKS = [
   'error-code-fields',
   'no-list-routes',
   'batch-error-line',
+  'malformed-output-line',
 ] as const;
 export type Quirk = (typeof QUIRKS)[number];
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { orderKey, requestDigest, resultLine } from './envelope.ts';
+import { damagedResultLine, orderKey, requestDigest, resultLine } from './envelope.ts';
 import type { ResolvedFaults } from './faults.ts';
 import type { EmulatorLimits } from './limits.ts';
 import { readLines, type Line } from './lines.ts';
@@ -255,6 +255,7 @@ export class Processor {
     const { submissions } = this.#deps.store;
     const inOutput = f.quirks.includes('failed-lines-in-output');
     const codeFields = f.quirks.includes('error-code-fields');
+    const malformed = f.quirks.includes('malformed-output-line');
     for (let i = 0; i < n; i++) {
       const next = await lines.next();
       if (next.done) break;
@@ -266,7 +267,8 @@ export class Processor {
       const attempt = submissions.attemptThenRecord(row.custom_id, sb.seq);
       const digest = requestDigest(sb.batch.id, row.custom_id);
       const outcome = decideLine(f, sb.batch.endpoint, row.custom_id, attempt, row.body, digest);
-      const text = resultLine(digest, row.custom_id, outcome, codeFields);
+      const whole = resultLine(digest, row.custom_id, outcome, codeFields);
+      const text = malformed ? damagedResultLine(whole, sb.run.processedLines) : whole;
       const key = orderKey(digest);
       if (outcome.kind === 'success') {
         out.add(text, key);
