@@ -274,7 +274,8 @@ async function runWindow(
   const pending = state.units
     .filter((u) => u.status !== 'done' && u.status !== 'failed' && u.status !== 'cancelled')
     .map((u) => u.index);
-  const tokens = new EnqueuedTokens(o.maxEnqueuedTokens);
+  // The enqueued-token limit bounds batches; Batch Chat requests are bounded by their own caps.
+  const tokens = new EnqueuedTokens(o.mode === 'chat' ? undefined : o.maxEnqueuedTokens);
   const metadata: Record<string, string> = {};
   // The job spec has held both to the provider's metadata lengths.
   if (o.name) metadata.ds_name = o.name;
