@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../common/units.ts';
+import { estimateTokens } from '../common/tokens.ts';
 import {
   F_HAS_ID,
   F_ID_ESC,
@@ -659,6 +660,7 @@ class Planner {
         thinking: g.thinking,
         lines: s.lines,
         bytes: s.bytes,
+        inputTokens: estimateTokens(s.bytes),
         sha256: shas.get(s.index) ?? '',
       };
     });

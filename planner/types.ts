@@ -26,6 +26,8 @@ export interface ShardInfo {
   thinking: boolean | null;
   lines: number;
   bytes: number;
+  /** Estimated input tokens (common/tokens.ts): what admission by enqueued tokens counts. */
+  inputTokens: number;
   /** sha256 of the shard file; '' when validating only (no files written). */
   sha256: string;
 }

@@ -153,7 +153,8 @@ describe('provider weather', () => {
     expect(byStatus.failed ?? 0, 'a failed batch').toBeGreaterThan(0);
     expect(withoutOutput, 'a completed batch without an output file').toBeGreaterThan(0);
     expect(hiddenFailures, 'completed batches reporting failed = 0').toBeGreaterThan(0);
-    expect(summary.batchFailures?.token_limit_exceeded ?? 0).toBeGreaterThan(0);
+    // Batches refused for the enqueued-token limit were waited out and sent again, not failed.
+    expect(summary.tokenLimitWaits ?? 0, 'a batch refused for the token limit').toBeGreaterThan(0);
     expect(proxy.throttledWithRetryAfter, '429 with Retry-After').toBeGreaterThan(0);
     expect(proxy.throttled - proxy.throttledWithRetryAfter, '429 without Retry-After').toBeGreaterThan(0);
     // The create answer held past the activity's 30 s start-to-close: that attempt timed out, and
