@@ -59,6 +59,8 @@ export interface CreateBatchInput {
   workDir?: string;
   /** No earlier run or call can have sent this key (see firstSend). */
   fresh?: boolean;
+  /** Batches of this key the provider refused for its enqueued-token limit: not the one to find. */
+  skipBatchIds?: string[];
 }
 
 /**
@@ -173,9 +175,10 @@ export async function findBatch(
   key: string,
   fileId: string,
   notBefore: number,
+  skip: readonly string[] = [],
 ): Promise<OpenAI.Batches.Batch | undefined> {
   const matches = (b: OpenAI.Batches.Batch) =>
-    b.metadata?.[BATCH_KEY_METADATA] === key || b.input_file_id === fileId;
+    (b.metadata?.[BATCH_KEY_METADATA] === key || b.input_file_id === fileId) && !skip.includes(b.id);
   if (deps.profile.listFilters) {
     // DashScope filters go in the query itself (docs/providers.md, Traps in the openai Node SDK).
     const query = { input_file_ids: fileId, limit: 100 } as OpenAI.Batches.BatchListParams;
@@ -280,7 +283,7 @@ export function batchActivities(deps: ActivityDeps) {
       const found = await lookup(
         'GET /batches',
         'look up batches',
-        () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
+        () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt, input.skipBatchIds),
         firstSend(input.fresh),
       );
       const blind = missing.has('GET /batches');
@@ -354,11 +357,12 @@ export function batchActivities(deps: ActivityDeps) {
       key: string;
       fileId: string;
       notBefore: number;
+      skipBatchIds?: string[];
     }): Promise<BatchView | null> {
       const b = await lookup(
         'GET /batches',
         'look up batches',
-        () => findBatch(deps, input.key, input.fileId, input.notBefore),
+        () => findBatch(deps, input.key, input.fileId, input.notBefore, input.skipBatchIds),
         false,
       );
       return b ? toView(b) : null;

@@ -13,6 +13,7 @@ import { chatResultsFile } from './chat.ts';
 import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
+import { malformedLine, missingAmidUnreadable, readResultFileLine } from './malformed-output.ts';
 import { ByteWriter } from './byte-writer.ts';
 import { customIdOf, readByteLines, readJson, splitByteLines, type ByteLine } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
@@ -154,11 +155,31 @@ export function collectActivities(deps: ActivityDeps) {
       if (isCancelledByUser(c.kind, c.error?.code)) cancelled++;
     };
 
+    // Malformed lines naming no request of the unit, counted to account for the lines left missing.
+    const unreadable = { count: 0, first: '' };
+    const malformed = async (customId: string | undefined, excerpt: string, bytes: number) => {
+      const p = customId === undefined ? undefined : ids.get(customId);
+      const mine = p !== undefined && !seen[p];
+      if (mine) await record(p, malformedLine(excerpt), NO_RESULT);
+      else if (customId === undefined && unreadable.count++ === 0) unreadable.first = excerpt;
+      // The line's content stays out of the log (it may hold the user's data); errors.jsonl quotes it.
+      const whose = customId === undefined ? 'custom_id unreadable' : `custom_id ${JSON.stringify(customId)}`;
+      logFor(deps).warn(
+        { batchId: batch?.id, custom_id: customId ?? null, bytes },
+        `malformed line in the provider's results (${whose}): ${mine ? 'that line fails' : 'no unanswered line of this unit names it'}`,
+      );
+    };
+
     try {
       let n = 0;
       for (const source of resultSources(batch, input.chat ? chatResultsFile(workDir, unit) : undefined)) {
         for await (const line of source()) {
-          const parsed = JSON.parse(line.bytes.toString('utf8')) as Record<string, unknown>;
+          const read = readResultFileLine(line.bytes);
+          if (!read.ok) {
+            await malformed(read.customId, read.excerpt, line.bytes.length);
+            continue;
+          }
+          const parsed = read.parsed;
           const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
           if (p === undefined || seen[p]) {
             // Some servers report a batch's own failure as an error line under a custom_id of their
@@ -195,6 +216,7 @@ export function collectActivities(deps: ActivityDeps) {
             status_code: unattributed[0].status_code,
           }
         : undefined;
+      const missingCount = list.length - seen.reduce((a, b) => a + b, 0);
       for (let p = 0; p < list.length; p++) {
         if (seen[p]) continue;
         const named = fileErrors.get(p);
@@ -206,7 +228,9 @@ export function collectActivities(deps: ActivityDeps) {
           await record(p, { kind, error: { status_code: null, ...err }, usage: null }, NO_RESULT);
         } else {
           const missing = missingLine(status, input.cancelledByUs);
-          const c = batchReason && !input.cancelledByUs ? { ...missing, error: batchReason } : missing;
+          let c = batchReason && !input.cancelledByUs ? { ...missing, error: batchReason } : missing;
+          if (unreadable.count > 0 && !input.cancelledByUs)
+            c = missingAmidUnreadable(c, missingCount, unreadable);
           await record(p, c, NO_RESULT);
         }
       }

@@ -124,6 +124,7 @@ export function planActivities(deps: ActivityDeps) {
         valid: report.valid,
         rejected: report.rejected,
         shardLines: report.shardList.map((s) => s.lines),
+        shardTokens: report.shardList.map((s) => ({ model: s.model, tokens: s.inputTokens })),
         models: [...new Set(report.shardList.map((s) => s.model))],
         options,
       };

@@ -5,6 +5,7 @@ import fsp from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import type { JobPaths } from '../common/job-types.ts';
 import type { Limits } from '../common/profiles.ts';
+import { estimateTokens, type UnitTokens } from '../common/tokens.ts';
 import { AtomicWriter, fsyncPath, writeFileAtomic } from '../storage/atomic-file.ts';
 import { outcomeFilesOf, roundBuildDir, roundDir, roundFiles, unitFile } from '../storage/layout.ts';
 import { readPlanManifest, writeRoundManifest } from '../storage/manifest.ts';
@@ -21,6 +22,14 @@ export interface RetryRoundInput {
   maxAttempts: number;
   limits: Limits;
   shardCount: number;
+  /** Return each unit's model and estimated tokens too (RetryRound), for admission by tokens. */
+  withTokens?: boolean;
+}
+
+/** A packed retry round: lines, model and estimated input tokens per unit. */
+export interface RetryRound {
+  lines: number[];
+  tokens: UnitTokens[];
 }
 
 interface OpenUnit {
@@ -51,14 +60,25 @@ async function retryIndexes(
 
 export function retryRoundActivities() {
   return {
-    /** Writes `round-<r>/` with packed retry units; returns the lines of each unit. */
-    async prepareRetryRound(input: RetryRoundInput): Promise<number[]> {
-      return withHeartbeat(() => packRetryRound(input)).catch(failIfDamaged);
+    /**
+     * Writes `round-<r>/` with packed retry units; returns the lines of each unit, with their
+     * models and tokens when asked (`withTokens`; the bare list is what older job runs expect).
+     */
+    async prepareRetryRound(input: RetryRoundInput): Promise<number[] | RetryRound> {
+      const units = await withHeartbeat(() => packRetryRound(input)).catch(failIfDamaged);
+      const lines = units.map((u) => u.lines);
+      if (!input.withTokens) return lines;
+      return {
+        lines,
+        tokens: units.map((u) => ({ model: u.group.split('\u0000')[0]!, tokens: estimateTokens(u.bytes) })),
+      };
     },
   };
 }
 
-async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
+async function packRetryRound(
+  input: RetryRoundInput,
+): Promise<{ lines: number; bytes: number; group: string }[]> {
   const { workDir } = input.paths;
   const ctx = Context.current();
   const manifest = await readPlanManifest(workDir);
@@ -118,5 +138,5 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
   await fsyncPath(workDir);
-  return done.map((d) => d.lines);
+  return done;
 }

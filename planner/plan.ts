@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { formatBytes } from '../common/units.ts';
+import { estimateTokens } from '../common/tokens.ts';
 import { fsyncPath } from '../storage/atomic-file.ts';
 import { roundFiles, shardFileName } from '../storage/layout.ts';
 import { writePlanManifestSync } from '../storage/manifest.ts';
@@ -674,6 +675,7 @@ class Planner {
         thinking: g.thinking,
         lines: s.lines,
         bytes: s.bytes,
+        inputTokens: estimateTokens(s.bytes),
         sha256: shas.get(s.index) ?? '',
       };
     });

@@ -18,10 +18,16 @@ export const shardEntrySchema = z.object({
   thinking: z.boolean().nullable(),
   lines: count,
   bytes: count,
+  /**
+   * Estimated input tokens (common/tokens.ts): what admission by enqueued tokens counts. Optional
+   * on read: work folders planned before the estimate was recorded lack it.
+   */
+  inputTokens: count.optional(),
   /** sha256 of the shard file; '' when validating only (no files written). */
   sha256: z.string(),
 });
-export type ShardEntry = z.infer<typeof shardEntrySchema>;
+/** A shard as the planner writes it: every field, the token estimate included. */
+export type ShardEntry = z.infer<typeof shardEntrySchema> & { inputTokens: number };
 
 export const planManifestSchema = z.object({
   shards: z.array(shardEntrySchema),
@@ -74,7 +80,7 @@ function text(value: unknown): string {
 }
 
 /** Writes round 1's manifest into the planner's folder: its commit marker, so durable. */
-export function writePlanManifestSync(file: string, manifest: PlanManifest): void {
+export function writePlanManifestSync(file: string, manifest: PlanManifest & { shards: ShardEntry[] }): void {
   writeFileAtomicSync(file, text(manifest), 'durable');
 }
 

@@ -78,7 +78,7 @@ export const runCommand: Command = {
   positionals: ['<input>'],
   flags: { ...outFlag, ...forceFlag, ...formatFlag, ...JOB_COMMAND_FLAGS },
   details:
-    'Uses TEMPORAL_ADDRESS when set, else starts an embedded Temporal dev server (its state kept in\n<out>/.batchpilot/run/); uses the configured provider, else the local emulator (when no API key is set).\nRuns an in-process worker, shows progress, prints the summary. Without BATCHPILOT_DATA_DIR, paths are relative\nto the current folder. The same command again resumes an interrupted job, or reports a finished one without\nsending anything. Ctrl-C (or SIGTERM) cancels the job and writes the outputs (exit 130); a second Ctrl-C\ndetaches at once and the job can be resumed later.',
+    'Uses the Temporal server TEMPORAL_ADDRESS or the Temporal profile file (TEMPORAL_CONFIG_FILE, else\n~/.config/temporalio/temporal.toml) names, else starts an embedded Temporal dev server (its state kept in\n<out>/.batchpilot/run/); uses the configured provider, else the local emulator (when no API key is set).\nRuns an in-process worker, shows progress, prints the summary. Without BATCHPILOT_DATA_DIR, paths are relative\nto the current folder. The same command again resumes an interrupted job, or reports a finished one without\nsending anything. Ctrl-C (or SIGTERM) cancels the job and writes the outputs (exit 130); a second Ctrl-C\ndetaches at once and the job can be resumed later.',
   async run({ args, flags, stdout, stderr, env }) {
     const out = requireOut(flags);
     ignoreBrokenPipe(stdout);

@@ -35,6 +35,13 @@ const FAULTS: FaultSettings = {
   lineRetryableRate: 0.05,
   linePermanentRate: 0.01,
 };
+/** The same faults with batches that make no progress: in progress until let go. */
+const FROZEN: FaultSettings = {
+  ...FAULTS,
+  validatingMs: 3_600_000,
+  perLineMs: 3_600_000,
+  finalizingMs: 3_600_000,
+};
 const SPEC: InputSpec = { lines: LINES, models: ['qwen-plus', 'qwen-turbo'], badEvery: 150 };
 const OPTIONS = jobOptions({
   limits: { maxLines: MAX_LINES, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
@@ -78,6 +85,23 @@ describe('chaos soak', () => {
       if (slots.a.alive() && slots.b?.alive()) twoWorkersMs += now - last;
       last = now;
     };
+    // Until the last kill, the job must not be able to finish, whatever the machine's speed: once
+    // the first round's batches all exist (the last one needs seconds to run), the provider stops
+    // progressing them (its per-line time made endless) and the kills go on against polls; after
+    // the last kill it is let go.
+    let frozen = false;
+    let killing = true;
+    const freezer = (async () => {
+      while (killing && !done) {
+        if ((await rig.stats()).batchesCreated >= shards) {
+          await rig.setFaults(FROZEN);
+          frozen = true;
+          log('soak', `${at()}: every first-round batch exists: the provider holds them until the last kill`);
+          return;
+        }
+        await sleep(100);
+      }
+    })();
     while (kills < KILLS && !done) {
       // The second worker joins at the start and then comes and goes.
       if (!slots.b && (kills === 0 || rnd() < 0.4)) slots.b = spawn();
@@ -98,8 +122,11 @@ describe('chaos soak', () => {
       if (victim === 'a') slots.a = spawn();
       else slots.b = rnd() < 0.5 ? spawn() : undefined;
     }
+    killing = false;
+    await freezer;
+    if (frozen) await rig.setFaults(FAULTS);
     const killPhase = (Date.now() - t0) / 1000;
-    expect(kills, `the job ended after ${kills} kills: raise SOAK_LINES`).toBe(KILLS);
+    expect(kills, `the job ended after ${kills} kills`).toBe(KILLS);
     const summary = await result;
     tick();
     const seconds = (Date.now() - t0) / 1000;

@@ -34,7 +34,7 @@ function tmp(): string {
   return d;
 }
 
-const plan: PlanManifest = {
+const plan = {
   shards: [
     {
       index: 0,
@@ -43,13 +43,14 @@ const plan: PlanManifest = {
       thinking: null,
       lines: 2,
       bytes: 40,
+      inputTokens: 10,
       sha256: 'ab',
     },
   ],
   limits: { maxLines: 50_000, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
   endpoint: '/v1/chat/completions',
   input: '/data/in.jsonl',
-};
+} satisfies PlanManifest;
 
 describe('manifests', () => {
   it('read back what was written, in the layout the outputs copy', async () => {
