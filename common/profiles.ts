@@ -1,6 +1,7 @@
 // The one table of provider facts (docs/providers.md): base URLs, per-file limits, accepted
 // completion windows, which key variable a profile falls back to, the Batch Chat API's caps and the
-// batch metadata lengths. Everything else reads them here.
+// batch metadata lengths, and the request rate limits per call class. Everything else reads them here.
+import { DASHSCOPE_RATE_LIMITS, type RateLimits } from './rate-limits.ts';
 
 export const PROFILE_NAMES = ['dashscope-intl', 'dashscope-cn', 'openai', 'custom', 'emulator'] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
@@ -26,6 +27,11 @@ export interface Profile {
   keyFallback: 'DASHSCOPE_API_KEY' | 'OPENAI_API_KEY' | undefined;
   /** Base URL of the synchronous Batch Chat API, where the provider has one. */
   batchChatBaseUrl?: string;
+  /**
+   * Requests a minute per call class the provider publishes; undefined when it publishes none (then
+   * the fleet does not pace itself unless BATCHPILOT_RATE_LIMITS gives figures).
+   */
+  rateLimits: RateLimits | undefined;
 }
 
 const MB = 1_000_000;
@@ -39,6 +45,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 336 },
     listFilters: true,
     keyFallback: 'DASHSCOPE_API_KEY',
+    rateLimits: DASHSCOPE_RATE_LIMITS,
   },
   'dashscope-cn': {
     name: 'dashscope-cn',
@@ -48,6 +55,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     listFilters: true,
     keyFallback: 'DASHSCOPE_API_KEY',
     batchChatBaseUrl: 'https://batch.dashscope.aliyuncs.com/compatible-mode/v1',
+    rateLimits: DASHSCOPE_RATE_LIMITS,
   },
   openai: {
     name: 'openai',
@@ -56,6 +64,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 24 },
     listFilters: false,
     keyFallback: 'OPENAI_API_KEY',
+    // OpenAI publishes batch limits in enqueued tokens per model, not requests per route.
+    rateLimits: undefined,
   },
   custom: {
     name: 'custom',
@@ -64,6 +74,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 336 },
     listFilters: false,
     keyFallback: 'OPENAI_API_KEY',
+    rateLimits: undefined,
   },
   emulator: {
     name: 'emulator',
@@ -72,6 +83,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 336 },
     listFilters: true,
     keyFallback: undefined,
+    // It plays DashScope, and enforces DashScope's limits when asked to (`rateLimits: "published"`).
+    rateLimits: DASHSCOPE_RATE_LIMITS,
   },
 };
 
