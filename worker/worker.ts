@@ -162,8 +162,12 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
       const worker = await Worker.create({
         ...common,
         taskQueue: callQueueName(opts.taskQueue, cls),
-        // Server-side: every worker polling this queue gets its tasks at this rate in total.
-        ...(rate !== undefined ? { maxTaskQueueActivitiesPerSecond: rate } : {}),
+        // Server-side: every worker polling this queue gets its tasks at this rate in total. The
+        // server may hand out a second's worth at once; the same rate on this worker alone spaces
+        // the tasks it takes evenly, so that burst does not reach the provider as one.
+        ...(rate !== undefined
+          ? { maxTaskQueueActivitiesPerSecond: rate, maxActivitiesPerSecond: rate }
+          : {}),
       });
       return { cls, worker, rate };
     }),
