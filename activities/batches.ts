@@ -22,6 +22,7 @@ import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { ensureRoom } from './in-flight-cap.ts';
 import { Semaphore } from './semaphore.ts';
+import { Spacer } from './spacer.ts';
 import { count } from './metrics.ts';
 import { uploadBatchFile } from './upload.ts';
 import { unitFile } from './work-dir.ts';
@@ -246,6 +247,7 @@ export function batchActivities(deps: ActivityDeps) {
   // An upload holds read buffers and socket buffers while it is sent, and several at once only
   // share the same link: a worker sends a few at a time rather than one per activity slot.
   const uploads = new Semaphore(UPLOADS_AT_ONCE);
+  const uploadTurns = new Spacer(deps.uploadsPerSecond);
   return {
     /** Uploads a unit's file, or returns the one an earlier attempt uploaded. */
     async uploadUnit(input: UploadInput): Promise<UploadedFile> {
@@ -265,9 +267,10 @@ export function batchActivities(deps: ActivityDeps) {
       // Without a files list a retried upload is simply sent again: the worst case is an orphan
       // copy in the provider's storage, which costs no tokens.
       const f = await withHeartbeat(() =>
-        uploads.run(() =>
-          call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal())),
-        ),
+        uploads.run(async () => {
+          await uploadTurns.turn(signal());
+          return call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal()));
+        }),
       );
       logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
       return {

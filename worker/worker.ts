@@ -123,6 +123,7 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
   const chatBaseUrl =
     opts.baseUrl === opts.profile.baseUrl ? (opts.profile.batchChatBaseUrl ?? opts.baseUrl) : opts.baseUrl;
   const chatOpenai = createBatchChatClient({ baseUrl: chatBaseUrl, apiKey: opts.apiKey, traced });
+  const uploadsPerSecond = queueRate('upload', opts.profile.rateLimits);
   const activities = createActivities({
     openai,
     chatOpenai,
@@ -132,6 +133,7 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
     ...(opts.mergeShardBudgetBytes ? { mergeShardBudgetBytes: opts.mergeShardBudgetBytes } : {}),
     ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
     ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
+    ...(uploadsPerSecond !== undefined ? { uploadsPerSecond } : {}),
   });
   const common = {
     connection: opts.connection,
