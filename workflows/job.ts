@@ -40,6 +40,7 @@ import { batchFailureCodes, batchFailureInfos, failureFromError, unitName } from
 import { progressQuery, unitUpdateSignal } from './messages.ts';
 import { progressTable } from './progress.ts';
 import { shardBatch, type ShardInput } from './shard.ts';
+import { EnqueuedTokens } from './token-limit.ts';
 
 // Local file work (plan, retry packing, merge) heartbeats; a disk that stays broken fails the job
 // after 20 attempts with the activity's message rather than retrying all night.
@@ -337,35 +338,6 @@ async function runWindow(
     await Promise.race(running.values());
   }
   return true;
-}
-
-/**
- * Estimated input tokens per model in the units running now, against the job's limit: a unit is
- * admitted when its model's total stays within the limit, or when that model has nothing running
- * (so a unit larger than the limit still goes, alone). Units without an estimate always go.
- */
-class EnqueuedTokens {
-  private readonly byModel = new Map<string, number>();
-  private readonly limit: number | undefined;
-  constructor(limit: number | undefined) {
-    this.limit = limit;
-  }
-
-  admits(u: ShardProgress): boolean {
-    if (this.limit === undefined || !u.model || u.tokens === undefined) return true;
-    const held = this.byModel.get(u.model) ?? 0;
-    return held === 0 || held + u.tokens <= this.limit;
-  }
-
-  add(u: ShardProgress): void {
-    if (u.model && u.tokens !== undefined)
-      this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) + u.tokens);
-  }
-
-  remove(u: ShardProgress): void {
-    if (u.model && u.tokens !== undefined)
-      this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) - u.tokens);
-  }
 }
 
 /** A failed child: what the provider said, unwrapped from the child and activity wrappers. */

@@ -1,8 +1,9 @@
 // A batch the provider refused for its enqueued-token limit (OpenAI's `token_limit_exceeded`) is not
 // a failure of its lines: other batches of the model hold the room and free it as they finish. The
-// unit waits on a durable timer and sends the same file again, without spending a retry round. Pure.
+// unit waits on a durable timer and sends the same file again, without spending a retry round. The
+// job also admits units so that each model's enqueued estimate stays under the job's limit. Pure.
 import type { BatchView } from '../activities/batches.ts';
-import type { ProviderFailureDetails } from '../common/job-types.ts';
+import type { ProviderFailureDetails, ShardProgress } from '../common/job-types.ts';
 
 export const TOKEN_LIMIT_CODE = 'token_limit_exceeded';
 
@@ -36,4 +37,33 @@ export function createRefusedForTokens(err: unknown): boolean {
 /** The wait before the `waits`-th resend (1-based): the poll delay, doubled each time, capped. */
 export function tokenLimitDelay(pollDelayMs: number, waits: number): number {
   return Math.min(pollDelayMs * 2 ** (waits - 1), Math.max(MAX_WAIT_MS, pollDelayMs));
+}
+
+/**
+ * Estimated input tokens per model in the units running now, against the job's limit: a unit is
+ * admitted when its model's total stays within the limit, or when that model has nothing running
+ * (so a unit larger than the limit still goes, alone). Units without an estimate always go.
+ */
+export class EnqueuedTokens {
+  private readonly byModel = new Map<string, number>();
+  private readonly limit: number | undefined;
+  constructor(limit: number | undefined) {
+    this.limit = limit;
+  }
+
+  admits(u: ShardProgress): boolean {
+    if (this.limit === undefined || !u.model || u.tokens === undefined) return true;
+    const held = this.byModel.get(u.model) ?? 0;
+    return held === 0 || held + u.tokens <= this.limit;
+  }
+
+  add(u: ShardProgress): void {
+    if (u.model && u.tokens !== undefined)
+      this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) + u.tokens);
+  }
+
+  remove(u: ShardProgress): void {
+    if (u.model && u.tokens !== undefined)
+      this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) - u.tokens);
+  }
 }
