@@ -14,7 +14,7 @@ import {
   type ChunkPart,
 } from './chunk.ts';
 import { IdTable, LineIndex } from './ids.ts';
-import { SEED2, hashString } from './line.ts';
+import { SEED2, hashString } from './id-hash.ts';
 import { decodeJsonString } from './scan.ts';
 import type { LineStart } from './source.ts';
 

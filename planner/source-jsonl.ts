@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { formatBytes } from '../common/units.ts';
 import { F_HAS_ID, F_REJECTED, REC, R_DELTA, R_FLAGS, R_HASH, R_HASH2, type Problem } from './chunk.ts';
-import { SEED2, hashString } from './line.ts';
+import { SEED2, hashString } from './id-hash.ts';
 import { customIdOf, idFromPrefix } from './line-id.ts';
 import type { ChunkSlots, ChunkSource, LineStart, ReadChunk } from './source.ts';
 
