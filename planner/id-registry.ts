@@ -15,7 +15,7 @@ import {
 } from './chunk.ts';
 import { IdTable, LineIndex } from './ids.ts';
 import { SEED2, hashString } from './id-hash.ts';
-import { decodeJsonString } from './scan.ts';
+import { decodeJsonString } from './scan-values.ts';
 import type { LineStart } from './source.ts';
 
 /** Reads the custom_id on `line` back from the input, from the indexed line `from` before it. */

@@ -18,7 +18,7 @@ import {
   T_OBJECT,
   T_STRING,
   T_TRUE,
-} from './scan.ts';
+} from './scan-result.ts';
 import type { ScannedFields } from './scanned-fields.ts';
 
 /** The longest custom_id the providers accept, in characters. */

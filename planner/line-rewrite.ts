@@ -2,7 +2,7 @@
 // --thinking-budget (body.enable_thinking / body.thinking_budget set, or inserted at the start of
 // body): byte edits at the positions the scan recorded, the rest of the line copied as it is.
 import type { LineRules } from './line.ts';
-import { F_BODY, F_BUDGET, F_MODEL, F_THINK, F_URL, T_NONE, type Scan } from './scan.ts';
+import { F_BODY, F_BUDGET, F_MODEL, F_THINK, F_URL, T_NONE, type Scan } from './scan-result.ts';
 
 interface Edit {
   from: number;

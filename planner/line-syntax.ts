@@ -12,7 +12,7 @@ import {
   E_TRUNCATED,
   MAX_DEPTH,
   type Scan,
-} from './scan.ts';
+} from './scan-result.ts';
 
 /** A short printable view of a line's start, for messages about lines that are not JSON. */
 function preview(u8: Uint8Array, start: number, end: number): string {

@@ -19,10 +19,10 @@ import {
   T_OBJECT,
   T_TRUE,
   TYPE_NAMES,
-  makeScanner,
   newScan,
   type Scan,
-} from './scan.ts';
+} from './scan-result.ts';
+import { makeScanner } from './scan.ts';
 import { ScannedFields } from './scanned-fields.ts';
 import type { ScanFns } from './simd.ts';
 

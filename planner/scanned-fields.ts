@@ -1,6 +1,7 @@
 // The fields one scan recorded (scan.ts), read the way the line rules need them: as text, by type
 // name for messages, and compared as bytes without decoding.
-import { decodeJsonString, TYPE_NAMES, type Scan } from './scan.ts';
+import { TYPE_NAMES, type Scan } from './scan-result.ts';
+import { decodeJsonString } from './scan-values.ts';
 
 /** The recorded fields of the last scan of `u8`, read as the rules need them. */
 export class ScannedFields {

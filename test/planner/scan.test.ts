@@ -9,9 +9,9 @@ import {
   F_THINK,
   T_FALSE,
   T_TRUE,
-  makeScanner,
   newScan,
-} from '../../planner/scan.ts';
+} from '../../planner/scan-result.ts';
+import { makeScanner } from '../../planner/scan.ts';
 import { ESCAPED, compileScanModule, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
 
 const memory = scanMemory(1 << 20, false);
