@@ -2,7 +2,8 @@
 // scalars true, false, null and numbers. Each returns where the token ends, or -1 with the error's
 // kind and position set in the scan result.
 import { E_CONTROL, E_ESCAPE, E_NUL, E_NUMBER, E_TRUNCATED, E_UNEXPECTED, type Scan } from './scan-result.ts';
-import { ESCAPED, type ScanFns } from './simd.ts';
+import { ESCAPED } from './escaped.ts';
+import type { ScanFns } from './simd.ts';
 
 /** 1 for bytes that cannot end or change a string (not `"`, `\\`, or < 0x20). */
 const PLAIN = new Uint8Array(256).fill(1).fill(0, 0, 0x20);

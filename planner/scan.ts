@@ -31,7 +31,8 @@ import {
   type Scan,
 } from './scan-result.ts';
 import { decodeJsonString, scalarEnd, stringEnd } from './scan-values.ts';
-import { ESCAPED, type ScanFns } from './simd.ts';
+import { ESCAPED } from './escaped.ts';
+import type { ScanFns } from './simd.ts';
 
 const CTX_OTHER = 0,
   CTX_TOP = 1,

@@ -39,6 +39,7 @@ import {
   sleb,
   u32,
 } from './simd-asm.ts';
+import { ESCAPED } from './escaped.ts';
 import { SKIP_BODY } from './simd-skip.ts';
 
 // The few WebAssembly APIs used here, typed locally (the project's TS libs have no DOM types).
@@ -55,9 +56,6 @@ interface WasmApi {
   Instance: new (m: WasmModule, imports: object) => { exports: Record<string, unknown> };
 }
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-/** Bit set in `str`'s answer when the string held escapes; indexes stay below it (memory < 1 GiB). */
-export const ESCAPED = 0x40000000;
 
 export interface ScanFns {
   /**

@@ -12,7 +12,8 @@ import {
   newScan,
 } from '../../planner/scan-result.ts';
 import { makeScanner } from '../../planner/scan.ts';
-import { ESCAPED, compileScanModule, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
+import { ESCAPED } from '../../planner/escaped.ts';
+import { compileScanModule, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
 
 const memory = scanMemory(1 << 20, false);
 const u8 = new Uint8Array(memory.buffer);
