@@ -1,14 +1,9 @@
-// The scanner's checks of single JSON tokens: a string's contents (escapes included), and the
+// The scanner's checks of single JSON tokens: a string's escapes and what ends it badly, and the
 // scalars true, false, null and numbers. Each returns where the token ends, or -1 with the error's
 // kind and position set in the scan result.
 import { E_CONTROL, E_ESCAPE, E_NUL, E_NUMBER, E_TRUNCATED, E_UNEXPECTED, type Scan } from './scan-result.ts';
 import { ESCAPED } from './escaped.ts';
 import type { ScanFns } from './simd.ts';
-
-/** 1 for bytes that cannot end or change a string (not `"`, `\\`, or < 0x20). */
-const PLAIN = new Uint8Array(256).fill(1).fill(0, 0, 0x20);
-PLAIN[0x22] = 0;
-PLAIN[0x5c] = 0;
 
 const isHex = (c: number): boolean =>
   (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
@@ -19,24 +14,26 @@ export function decodeJsonString(u8: Uint8Array, start: number, end: number): st
   return JSON.parse(`"${text}"`) as string;
 }
 
+/** 1 for bytes that cannot end or change a string (not `"`, `\\`, or < 0x20). */
+export const PLAIN = new Uint8Array(256).fill(1).fill(0, 0, 0x20);
+PLAIN[0x22] = 0;
+PLAIN[0x5c] = 0;
+
 /**
- * Checks string contents from `from` (after the opening quote): returns the index of the closing
- * quote, plus ESCAPED when the string holds escapes; or -1 (error in `s`). Short strings are
- * checked here, long ones skipped by `str` (SIMD).
+ * The rest of a string from `j`, where its plain contents stopped at a byte that is not the closing
+ * quote (an escape, a control byte, or the end; the scanner skips plain contents itself): returns
+ * the index of the closing quote, plus ESCAPED when the string holds escapes (`esc`: it did before
+ * `j`); or -1 (error in `s`).
  */
-export function stringEnd(u8: Uint8Array, str: ScanFns['str'], s: Scan, from: number, end: number): number {
-  let j = from;
-  let esc = false;
-  const lim = j + 32 < end ? j + 32 : end;
+export function stringTail(
+  u8: Uint8Array,
+  str: ScanFns['str'],
+  s: Scan,
+  j: number,
+  end: number,
+  esc: boolean,
+): number {
   let d = 0;
-  while (j < lim && PLAIN[u8[j]!] === 1) j++;
-  if (j === lim && j < end) {
-    j = str(j, end);
-    if (j >= ESCAPED) {
-      esc = true;
-      j -= ESCAPED;
-    }
-  }
   for (;;) {
     if (j >= end) return fail(s, E_TRUNCATED, end);
     d = u8[j]!;

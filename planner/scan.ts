@@ -30,7 +30,7 @@ import {
   T_TRUE,
   type Scan,
 } from './scan-result.ts';
-import { decodeJsonString, scalarEnd, stringEnd } from './scan-values.ts';
+import { PLAIN, decodeJsonString, scalarEnd, stringTail } from './scan-values.ts';
 import { ESCAPED } from './escaped.ts';
 import type { ScanFns } from './simd.ts';
 
@@ -148,11 +148,25 @@ export function makeScanner(
         continue;
       }
       if (c === 0x22) {
-        // A string, key or value.
-        let j = stringEnd(u8, str, s, i + 1, end);
-        if (j < 0) return;
-        const esc = j >= ESCAPED;
-        if (esc) j -= ESCAPED;
+        // A string, key or value: plain contents here (short ones in JS, long ones by `str`, SIMD),
+        // inline because most strings end there; escapes and errors by stringTail.
+        let j = i + 1;
+        let esc = false;
+        const lim = j + 32 < end ? j + 32 : end;
+        while (j < lim && PLAIN[u8[j]!] === 1) j++;
+        if (j === lim && j < end) {
+          j = str(j, end);
+          if (j >= ESCAPED) {
+            esc = true;
+            j -= ESCAPED;
+          }
+        }
+        if (j >= end || u8[j] !== 0x22) {
+          j = stringTail(u8, str, s, j, end, esc);
+          if (j < 0) return;
+          esc = j >= ESCAPED;
+          if (esc) j -= ESCAPED;
+        }
         // j: the closing quote
         if (state === 2) {
           const cx = ctx[sp - 1]!;
