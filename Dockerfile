@@ -13,6 +13,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY common ./common
 COPY activities ./activities
+COPY storage ./storage
 COPY workflows ./workflows
 COPY worker ./worker
 COPY client ./client

@@ -48,7 +48,7 @@ export default tseslint.config(
               message: 'Import activities as types only (proxyActivities).',
             },
             {
-              group: ['../worker/*', '../client/*', '../emulator/*', '../planner/*'],
+              group: ['../worker/*', '../client/*', '../emulator/*', '../planner/*', '../storage/*'],
               message: 'Workflow code must not reach into I/O modules.',
             },
           ],

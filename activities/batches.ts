@@ -6,7 +6,6 @@
 // re-sent only when it surely never reached the provider, and an unknown outcome stops the shard.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import nodePath from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
@@ -25,7 +24,8 @@ import { Semaphore } from './semaphore.ts';
 import { count } from './metrics.ts';
 import { IDEMPOTENT } from './provider-client.ts';
 import { uploadBatchFile } from './upload.ts';
-import { unitFile } from './work-dir.ts';
+import { writeFileAtomic } from '../storage/atomic-file.ts';
+import { sendingMarker, unitFile } from '../storage/layout.ts';
 
 export interface UploadInput {
   key: string;
@@ -59,6 +59,8 @@ export interface CreateBatchInput {
   workDir?: string;
   /** No earlier run or call can have sent this key (see firstSend). */
   fresh?: boolean;
+  /** Batches of this key the provider refused for its enqueued-token limit: not the one to find. */
+  skipBatchIds?: string[];
 }
 
 /**
@@ -144,10 +146,6 @@ function outcomeUnknown(
  * Where a create in flight is noted on a provider that cannot list batches: a worker that dies
  * between sending and recording the answer leaves it, and the next attempt knows a batch may exist.
  */
-function sendingMarker(workDir: string, key: string): string {
-  return nodePath.join(workDir, 'creates', `${unitFileName(key)}.sending`);
-}
-
 function signal(): AbortSignal | undefined {
   try {
     return Context.current().cancellationSignal;
@@ -177,9 +175,10 @@ export async function findBatch(
   key: string,
   fileId: string,
   notBefore: number,
+  skip: readonly string[] = [],
 ): Promise<OpenAI.Batches.Batch | undefined> {
   const matches = (b: OpenAI.Batches.Batch) =>
-    b.metadata?.[BATCH_KEY_METADATA] === key || b.input_file_id === fileId;
+    (b.metadata?.[BATCH_KEY_METADATA] === key || b.input_file_id === fileId) && !skip.includes(b.id);
   if (deps.profile.listFilters) {
     // DashScope filters go in the query itself (docs/providers.md, Traps in the openai Node SDK).
     const query = { input_file_ids: fileId, limit: 100 } as OpenAI.Batches.BatchListParams;
@@ -284,7 +283,7 @@ export function batchActivities(deps: ActivityDeps) {
       const found = await lookup(
         'GET /batches',
         'look up batches',
-        () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt),
+        () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt, input.skipBatchIds),
         firstSend(input.fresh),
       );
       const blind = missing.has('GET /batches');
@@ -308,10 +307,8 @@ export function batchActivities(deps: ActivityDeps) {
             ensureRoom(deps.openai, deps.profile, deps.maxInFlight!),
           );
         }
-        if (marker) {
-          await fsp.mkdir(nodePath.dirname(marker), { recursive: true });
-          await fsp.writeFile(marker, `${new Date().toISOString()} ${input.fileId}\n`);
-        }
+        // Durable: after a crash it is what says a batch may exist that the provider cannot list.
+        if (marker) await writeFileAtomic(marker, `${new Date().toISOString()} ${input.fileId}\n`, 'durable');
         try {
           return await deps.openai.batches.create(
             {
@@ -360,11 +357,12 @@ export function batchActivities(deps: ActivityDeps) {
       key: string;
       fileId: string;
       notBefore: number;
+      skipBatchIds?: string[];
     }): Promise<BatchView | null> {
       const b = await lookup(
         'GET /batches',
         'look up batches',
-        () => findBatch(deps, input.key, input.fileId, input.notBefore),
+        () => findBatch(deps, input.key, input.fileId, input.notBefore, input.skipBatchIds),
         false,
       );
       return b ? toView(b) : null;

@@ -1,10 +1,10 @@
 // A file written from byte ranges, for the merge's hot loop: lines are copied into a 1 MiB buffer
 // and written a MiB at a time, double-buffered (one write runs while the next buffer fills), so a
-// line costs a memcpy, not a string, an encode and an awaited stream write. Like AtomicWriter it
-// writes under a temporary name and renames on commit.
+// line costs a memcpy, not a string, an encode and an awaited stream write. It writes under a
+// temporary name and commits through storage/atomic-file.ts with the durability its file needs.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import fs from 'node:fs';
+import { commitFile, ensureDirSync, tempNameFor, type Durability } from '../storage/atomic-file.ts';
 
 const CHUNK = 1 << 20;
 const NL = 10;
@@ -16,7 +16,7 @@ const take = (): Buffer => spare.pop() ?? Buffer.allocUnsafe(CHUNK);
 export class ByteWriter {
   readonly file: string;
   private readonly tmp: string;
-  private readonly sync: boolean;
+  private readonly durability: Durability;
   private buf = take();
   private spare = take();
   private used = 0;
@@ -26,12 +26,11 @@ export class ByteWriter {
   private failure: Error | undefined;
   bytes = 0;
 
-  /** `sync: false` skips the fsync on commit, for intermediate files that are checked on reuse. */
-  constructor(file: string, opts: { sync: boolean } = { sync: true }) {
+  constructor(file: string, durability: Durability) {
     this.file = file;
-    this.sync = opts.sync;
-    this.tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.durability = durability;
+    this.tmp = tempNameFor(file);
+    ensureDirSync(path.dirname(file), durability);
   }
 
   /** Appends src[start, end) and a newline. Returns a promise only when the caller must wait. */
@@ -109,15 +108,14 @@ export class ByteWriter {
     this.used = 0;
   }
 
-  /** Writes what is buffered, fsyncs (unless told not to) and renames the file into place. */
+  /** Writes what is buffered and renames the file into place as its durability asks. */
   async commit(): Promise<void> {
     await this.flush();
     await this.settle();
-    if (this.sync) await this.fh!.sync();
-    await this.fh!.close();
+    const fh = this.fh!;
     this.fh = undefined;
     this.release();
-    await fsp.rename(this.tmp, this.file);
+    await commitFile(fh, this.tmp, this.file, this.durability);
   }
 
   /** Hands the (idle) buffers back for the next writer; this writer is done. */

@@ -3,19 +3,30 @@
 // same envelope as a batch's output file, so collection and merge are the same as in file mode.
 // The file is the checkpoint: a retried activity (worker restarted) skips every custom_id already
 // in it and never re-sends a finished line.
-import fs from 'node:fs';
+//
+// Retries: each request has one loop of its own, here. One activity sends thousands of requests,
+// each of which the server may hold for up to an hour; failing the activity over one line's 429
+// would abort every other request in flight (work the provider may already be doing) to retry one.
+// So a line is retried in place, a few times, judged by the error map every provider call uses
+// (provider-errors.ts: 408, 409, 429, 5xx and lost connections retry, other 4xx never) and waiting
+// as long as the provider's Retry-After asks. A line still failing is written with its last error,
+// and collection classifies it by the same map: a retryable one is sent again in the next round, a
+// permanent one goes to errors.jsonl. The SDK client retries nothing itself (maxRetries 0), and
+// Temporal retries the activity only when it fails as a whole (a worker lost): loops never nest.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
-import { APIConnectionError, APIError } from 'openai';
 import type OpenAI from 'openai';
 import type { Unit } from '../common/job-types.ts';
 import type { ActivityDeps } from './deps.ts';
+import { userFixable, userFixableFailure, type DiskContext } from './disk-errors.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
+import { LineAppender } from './line-appender.ts';
 import { readLines } from './lines.ts';
-import { retryAfterMs } from './provider-errors.ts';
-import { unitFile } from './work-dir.ts';
+import { providerRetryDelay, readProviderError, type ProviderError } from './provider-errors.ts';
+import { chatResultsFile as chatResultsPath, unitFile } from '../storage/layout.ts';
 
 export interface ChatUnitInput {
   workDir: string;
@@ -29,15 +40,24 @@ export interface ChatUnitInput {
 /** Attempts per line inside the activity before the line is left to the next round. */
 const LINE_ATTEMPTS = 3;
 
+/**
+ * The longest Retry-After a line waits for inside the activity. A provider asking for more is
+ * overloaded for a while: the line is written with its (retryable) error and the next round sends it.
+ */
+const MAX_LINE_WAIT_MS = 5 * 60_000;
+
 export function chatResultsFile(workDir: string, unit: Unit): string {
-  return path.join(workDir, 'chat', `r${unit.round}-u${unit.index}.jsonl`);
+  return chatResultsPath(workDir, unit.round, unit.index);
 }
 
 /** Drops a half-written last line (a crash mid-append) and returns the custom_ids already answered. */
 async function resume(file: string): Promise<Set<string>> {
   const done = new Set<string>();
-  if (!fs.existsSync(file)) return done;
-  const buf = await fsp.readFile(file);
+  const buf = await fsp.readFile(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (!buf) return done;
   const end = buf.lastIndexOf(10) + 1;
   if (end < buf.length) await fsp.truncate(file, end);
   for await (const line of readLines(file))
@@ -53,13 +73,36 @@ function pacer(qps: number): () => Promise<void> {
     const now = Date.now();
     const at = Math.max(now, next);
     next = at + gap;
-    if (at > now) await new Promise((r) => setTimeout(r, at - now));
+    if (at > now) await sleep(at - now);
   };
 }
 
-function retryable(err: unknown): boolean {
-  if (err instanceof APIConnectionError) return true;
-  return err instanceof APIError && (err.status === 429 || err.status === 408 || (err.status ?? 0) >= 500);
+/** How long to wait before a line's next attempt, or undefined to stop trying it in this activity. */
+function nextWait(e: ProviderError, attempt: number): number | undefined {
+  if (e.kind !== 'retry' || attempt >= LINE_ATTEMPTS) return undefined;
+  const wait = providerRetryDelay(e) ?? 500 * 2 ** attempt;
+  return wait <= MAX_LINE_WAIT_MS ? wait : undefined;
+}
+
+/** A line's last error in the batch result envelope: the provider's own error body when it answered. */
+function failedLine(customId: string, e: ProviderError): object {
+  if (e.status === null)
+    return {
+      id: `chat_${customId}`,
+      custom_id: customId,
+      response: null,
+      error: { code: e.code, message: e.message },
+    };
+  return {
+    id: `chat_${customId}`,
+    custom_id: customId,
+    response: {
+      status_code: e.status,
+      request_id: e.requestId ?? '',
+      body: { error: e.body ?? { code: e.code, message: e.message } },
+    },
+    error: null,
+  };
 }
 
 /** One line's answer, or its last error, in the batch result envelope. */
@@ -69,8 +112,7 @@ async function answer(
   body: Record<string, unknown>,
   signal: AbortSignal,
 ): Promise<object> {
-  let lastErr: unknown;
-  for (let attempt = 1; attempt <= LINE_ATTEMPTS; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     try {
       const { data, request_id } = await openai.chat.completions
         .create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, { signal })
@@ -83,33 +125,12 @@ async function answer(
       };
     } catch (err) {
       if (signal.aborted) throw err;
-      lastErr = err;
-      if (!retryable(err) || attempt === LINE_ATTEMPTS) break;
-      const wait =
-        (err instanceof APIError ? retryAfterMs(err.headers as Headers | undefined) : undefined) ??
-        500 * 2 ** attempt;
-      await new Promise((r) => setTimeout(r, Math.min(wait, 30_000)));
+      const e = readProviderError(err);
+      const wait = nextWait(e, attempt);
+      if (wait === undefined) return failedLine(customId, e);
+      await sleep(wait, undefined, { signal });
     }
   }
-  if (lastErr instanceof APIError && typeof lastErr.status === 'number') {
-    return {
-      id: `chat_${customId}`,
-      custom_id: customId,
-      response: {
-        status_code: lastErr.status,
-        request_id: lastErr.requestID ?? '',
-        body: { error: (lastErr.error as object | undefined) ?? { message: lastErr.message } },
-      },
-      error: null,
-    };
-  }
-  const message = (lastErr as Error)?.message ?? String(lastErr);
-  return {
-    id: `chat_${customId}`,
-    custom_id: customId,
-    response: null,
-    error: { code: 'request_timeout', message },
-  };
 }
 
 export function chatActivities(deps: ActivityDeps) {
@@ -120,32 +141,52 @@ export function chatActivities(deps: ActivityDeps) {
         const ctx = Context.current();
         const chat = deps.chatOpenai ?? deps.openai;
         const file = chatResultsFile(input.workDir, input.unit);
-        await fsp.mkdir(path.dirname(file), { recursive: true });
-        const done = await resume(file);
-        const out = fs.createWriteStream(file, { flags: 'a' });
+        const disk: DiskContext = {
+          what: `write the Batch Chat answers of shard-${input.unit.index}/round-${input.unit.round}`,
+          path: file,
+          dataDir: deps.dataDir,
+        };
+        const done = await userFixable(async () => {
+          await fsp.mkdir(path.dirname(file), { recursive: true });
+          return resume(file);
+        }, disk);
+        const out = await userFixable(() => LineAppender.open(file), disk);
         const pace = pacer(input.qps);
         const lines = readLines(unitFile(input.workDir, input.unit.round, input.unit.index))[
           Symbol.asyncIterator
         ]();
+        // The first failure stops the other senders: none goes on paying for answers nobody keeps.
+        const stop = new AbortController();
+        const signal = AbortSignal.any([ctx.cancellationSignal, stop.signal]);
+        let first: unknown;
         let sent = 0;
-        const worker = async () => {
-          for (;;) {
+        const sender = async () => {
+          while (!stop.signal.aborted) {
             const next = await lines.next();
             if (next.done) return;
             const line = JSON.parse(next.value.text) as { custom_id: string; body: Record<string, unknown> };
             if (done.has(line.custom_id)) continue;
             await pace();
-            const result = await answer(chat, line.custom_id, line.body, ctx.cancellationSignal);
-            out.write(JSON.stringify(result) + '\n');
+            const result = await answer(chat, line.custom_id, line.body, signal);
+            await userFixable(() => out.append(JSON.stringify(result)), disk);
             sent++;
             ctx.heartbeat({ sent, resumedWith: done.size });
           }
         };
+        const stopOnFailure = (err: unknown) => {
+          first ??= err;
+          stop.abort();
+        };
         try {
-          await Promise.all(Array.from({ length: Math.max(1, input.concurrency) }, worker));
+          const senders = Array.from({ length: Math.max(1, input.concurrency) }, () =>
+            sender().catch(stopOnFailure),
+          );
+          await Promise.all(senders);
         } finally {
-          await new Promise<void>((resolve) => out.end(resolve));
+          await lines.return(undefined);
+          await out.close();
         }
+        if (first !== undefined) throw userFixableFailure(first, disk) ?? (first as Error);
         logFor(deps).info({ unit: input.unit, sent, skipped: done.size }, 'batch chat unit answered');
         return { file, sent };
       });

@@ -1,5 +1,8 @@
 // Classifies one provider result line by its own status code and error, never by the file it came
 // in or the batch's counts: DashScope can put failed lines in the output file (docs/providers.md, Result lines).
+// Whether a failed line can be sent again is the provider error map's call (provider-errors.ts), the
+// same one that judges the calls batchpilot makes itself.
+import { errorKind } from './provider-errors.ts';
 
 export type LineClass = 'ok' | 'retry' | 'permanent';
 
@@ -20,15 +23,6 @@ interface ResultLine {
   response?: { status_code?: unknown; body?: unknown } | null;
   error?: Record<string, unknown> | null;
 }
-
-/** Error codes that a later round can fix (docs/providers.md, Retry classes). */
-const RETRYABLE_CODES = new Set([
-  'batch_expired',
-  'request_timeout',
-  'batch_cancelled',
-  'rate_limit_exceeded',
-  'server_error',
-]);
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
@@ -67,11 +61,9 @@ export function classifyResult(line: ResultLine, cancelledByUs = false): Classif
   const code = topError.code ?? bodyError.code ?? (status !== null ? `http_${status}` : 'unknown_error');
   const message = topError.message ?? bodyError.message ?? 'the provider gave no message';
   const error: LineError = { code, message, status_code: status };
-  let retryable: boolean;
-  if (code === 'batch_cancelled') retryable = !cancelledByUs;
-  else if (status !== null) retryable = status === 429 || status === 408 || status >= 500;
-  else retryable = RETRYABLE_CODES.has(code);
-  return { kind: retryable ? 'retry' : 'permanent', error, usage: null };
+  // A cancel the user asked for is final for this run, whatever the map says of batch_cancelled.
+  const kind = code === 'batch_cancelled' && cancelledByUs ? 'permanent' : errorKind(status, code);
+  return { kind, error, usage: null };
 }
 
 /**

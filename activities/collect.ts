@@ -13,23 +13,17 @@ import { chatResultsFile } from './chat.ts';
 import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
+import { malformedLine, missingAmidUnreadable, readResultFileLine } from './malformed-output.ts';
 import { ByteWriter } from './byte-writer.ts';
-import {
-  customIdOf,
-  readByteLines,
-  readJson,
-  splitByteLines,
-  writeJsonAtomic,
-  type ByteLine,
-} from './lines.ts';
+import { customIdOf, readByteLines, readJson, splitByteLines, type ByteLine } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
-import { outcomeHead } from './outcome.ts';
 import { IDEMPOTENT } from './provider-client.ts';
 import { providerCaller } from './provider-calls.ts';
-import { collectedMarker, originFile, outcomeFile, unitFile } from './work-dir.ts';
+import { writeJsonAtomic } from '../storage/atomic-file.ts';
+import { collectedMarker, originFile, outcomeFile, unitFile } from '../storage/layout.ts';
+import { encodeOutcomeHead, resultBytes } from '../storage/outcome-record.ts';
 
-const TAB = 9;
 const NO_RESULT = new Uint8Array(0);
 /** Error-file lines naming no line of the unit that are kept (the rest are only counted). */
 const MAX_UNATTRIBUTED = 20;
@@ -141,18 +135,18 @@ export function collectActivities(deps: ActivityDeps) {
       const [shard, i] = originOf(p);
       let w = writers.get(shard);
       if (!w) {
-        w = new ByteWriter(outcomeFile(workDir, shard, unit.round, unit.index));
+        w = new ByteWriter(outcomeFile(workDir, shard, unit.round, unit.index), 'durable');
         writers.set(shard, w);
       }
-      const header = {
-        i,
-        k: c.kind,
-        a: unit.round,
-        cid: list[p]!,
-        ...(c.usage ? { u: c.usage } : {}),
-        ...(c.error ? { e: c.error } : {}),
-      };
-      const wait = w.headed(outcomeHead(header), result);
+      const head = encodeOutcomeHead({
+        line: i,
+        kind: c.kind,
+        attempt: unit.round,
+        customId: list[p]!,
+        ...(c.usage ? { usage: c.usage } : {}),
+        ...(c.error ? { error: c.error } : {}),
+      });
+      const wait = w.headed(head, result);
       if (wait) await wait;
       if (c.usage) tokens += c.usage[2];
       if (c.kind === 'ok') counts.succeeded++;
@@ -161,11 +155,31 @@ export function collectActivities(deps: ActivityDeps) {
       if (isCancelledByUser(c.kind, c.error?.code)) cancelled++;
     };
 
+    // Malformed lines naming no request of the unit, counted to account for the lines left missing.
+    const unreadable = { count: 0, first: '' };
+    const malformed = async (customId: string | undefined, excerpt: string, bytes: number) => {
+      const p = customId === undefined ? undefined : ids.get(customId);
+      const mine = p !== undefined && !seen[p];
+      if (mine) await record(p, malformedLine(excerpt), NO_RESULT);
+      else if (customId === undefined && unreadable.count++ === 0) unreadable.first = excerpt;
+      // The line's content stays out of the log (it may hold the user's data); errors.jsonl quotes it.
+      const whose = customId === undefined ? 'custom_id unreadable' : `custom_id ${JSON.stringify(customId)}`;
+      logFor(deps).warn(
+        { batchId: batch?.id, custom_id: customId ?? null, bytes },
+        `malformed line in the provider's results (${whose}): ${mine ? 'that line fails' : 'no unanswered line of this unit names it'}`,
+      );
+    };
+
     try {
       let n = 0;
       for (const source of resultSources(batch, input.chat ? chatResultsFile(workDir, unit) : undefined)) {
         for await (const line of source()) {
-          const parsed = JSON.parse(line.bytes.toString('utf8')) as Record<string, unknown>;
+          const read = readResultFileLine(line.bytes);
+          if (!read.ok) {
+            await malformed(read.customId, read.excerpt, line.bytes.length);
+            continue;
+          }
+          const parsed = read.parsed;
           const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
           if (p === undefined || seen[p]) {
             // Some servers report a batch's own failure as an error line under a custom_id of their
@@ -180,10 +194,7 @@ export function collectActivities(deps: ActivityDeps) {
             );
             continue;
           }
-          // The provider's line as it came; re-encoded only if it holds a tab (JSON allows one
-          // between tokens), which the outcome format uses as its separator.
-          const result = line.bytes.includes(TAB) ? Buffer.from(JSON.stringify(parsed)) : line.bytes;
-          await record(p, classifyResult(parsed, input.cancelledByUs), result);
+          await record(p, classifyResult(parsed, input.cancelledByUs), resultBytes(line.bytes, parsed));
           if (++n % 5000 === 0) ctx.heartbeat({ lines: n });
         }
       }
@@ -205,6 +216,7 @@ export function collectActivities(deps: ActivityDeps) {
             status_code: unattributed[0].status_code,
           }
         : undefined;
+      const missingCount = list.length - seen.reduce((a, b) => a + b, 0);
       for (let p = 0; p < list.length; p++) {
         if (seen[p]) continue;
         const named = fileErrors.get(p);
@@ -216,7 +228,9 @@ export function collectActivities(deps: ActivityDeps) {
           await record(p, { kind, error: { status_code: null, ...err }, usage: null }, NO_RESULT);
         } else {
           const missing = missingLine(status, input.cancelledByUs);
-          const c = batchReason && !input.cancelledByUs ? { ...missing, error: batchReason } : missing;
+          let c = batchReason && !input.cancelledByUs ? { ...missing, error: batchReason } : missing;
+          if (unreadable.count > 0 && !input.cancelledByUs)
+            c = missingAmidUnreadable(c, missingCount, unreadable);
           await record(p, c, NO_RESULT);
         }
       }

@@ -3,6 +3,7 @@
 // hides the cause behind "planning…" for half an hour. Anything else is left to the retry policy.
 import { ApplicationFailure } from '@temporalio/common';
 import { PathOutsideDataRootError } from '../common/paths.ts';
+import { ManifestError } from '../storage/manifest.ts';
 
 const HINTS: Record<string, string> = {
   EEXIST: 'a file stands where a folder is needed: choose another --out or move the file',
@@ -33,6 +34,12 @@ export function userFixableFailure(err: unknown, ctx: DiskContext): ApplicationF
     `cannot ${ctx.what}: ${code}${where ? ` on ${where}` : ''} (worker data root ${ctx.dataDir}): ${hint}`,
     'UserFixable',
   );
+}
+
+/** A work file that does not parse fails the job at once: a retry would read the same bytes. */
+export function failIfDamaged(err: unknown): never {
+  if (err instanceof ManifestError) throw ApplicationFailure.nonRetryable(err.message, 'WorkFolderDamaged');
+  throw err;
 }
 
 /** Runs `fn`, turning an error a person must fix into a non-retryable failure. */

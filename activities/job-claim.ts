@@ -8,8 +8,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import { fingerprintDiff, readJobRecord, type JobFingerprint, type JobRecord } from '../common/job-record.ts';
 import type { PlanSummary } from '../common/job-types.ts';
 import type { CollectedUnit } from './collect.ts';
-import { readJson, writeJsonAtomic } from './lines.ts';
-import { clearWorkDir, collectedDir, finalDir, ownerFile, roundDir } from './work-dir.ts';
+import { writeFileIfAbsent, writeJsonAtomic } from '../storage/atomic-file.ts';
+import { clearWorkDir, collectedMarkers, finalDir, ownerFile, roundsOnDisk } from '../storage/layout.ts';
+import { readRoundManifest } from '../storage/manifest.ts';
+import { readJson } from './lines.ts';
 
 export interface ClaimInput {
   workDir: string;
@@ -77,21 +79,11 @@ async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
     await writeJsonAtomic(ownerFile(c.workDir), record);
     return 'new';
   }
-  // Two jobs starting on one empty folder at once: link() fails for the second, which then sees
-  // the first as the owner.
-  const tmp = `${ownerFile(c.workDir)}.${c.jobId.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80)}.${process.pid}`;
-  await fsp.mkdir(c.workDir, { recursive: true });
+  // Two jobs starting on one empty folder at once: the second's write finds the first's record,
+  // and it then sees the first as the owner.
   // A record without a fingerprint (written by an older batchpilot, or torn) owns nothing.
   if (!readJobRecord(outDir)) await fsp.rm(ownerFile(c.workDir), { force: true });
-  await fsp.writeFile(tmp, JSON.stringify(record) + '\n');
-  try {
-    await fsp.link(tmp, ownerFile(c.workDir));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
-    throw err;
-  } finally {
-    await fsp.rm(tmp, { force: true });
-  }
+  if (!(await writeFileIfAbsent(ownerFile(c.workDir), JSON.stringify(record) + '\n'))) return undefined;
   await clearWorkDir(c.workDir, true);
   return 'new';
 }
@@ -101,22 +93,14 @@ async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
  * settled in the rounds before it. Undefined when the job never went past round 1.
  */
 export async function resumePoint(workDir: string): Promise<PlanSummary['resumeAt']> {
-  const rounds = (await fsp.readdir(workDir).catch(() => [] as string[]))
-    .map((e) => /^round-(\d+)$/.exec(e)?.[1])
-    .filter((r): r is string => r !== undefined)
-    .map(Number)
-    .filter((r) => r >= 2)
-    .sort((a, b) => b - a);
+  const rounds = (await roundsOnDisk(workDir)).filter((r) => r >= 2);
   for (const round of rounds) {
-    const manifest = await readJson<{ units: { lines: number }[] }>(
-      path.join(roundDir(workDir, round), 'manifest.json'),
-    ).catch(() => undefined);
+    const manifest = await readRoundManifest(workDir, round);
     if (!manifest) continue;
     const settled = { succeeded: 0, failed: 0 };
-    for (const f of await fsp.readdir(collectedDir(workDir)).catch(() => [] as string[])) {
-      const r = Number(/^r(\d+)-u\d+\.json$/.exec(f)?.[1]);
+    for (const { round: r, file } of await collectedMarkers(workDir)) {
       if (!(r < round)) continue;
-      const m = await readJson<CollectedUnit>(path.join(collectedDir(workDir), f));
+      const m = await readJson<CollectedUnit>(file);
       settled.succeeded += m.succeeded;
       settled.failed += m.failed;
     }

@@ -1,10 +1,7 @@
-// Streaming line I/O with bounded memory: a reader that yields each line with its byte offset, and
-// a writer that writes to a temporary name and renames on close, so a crash never leaves a half
-// file that looks whole (inputs and outputs can be many gigabytes).
+// Streaming line reads with bounded memory: a reader that yields each line with its byte offset
+// (inputs and outputs can be many gigabytes). Files are written through storage/atomic-file.ts.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
-import { once } from 'node:events';
 
 export interface Line {
   /** Line content without the trailing newline (or CR LF). */
@@ -97,83 +94,6 @@ export function customIdOf(line: Buffer): string {
     }
   }
   return (JSON.parse(line.toString('utf8')) as { custom_id: string }).custom_id;
-}
-
-/** A file written under `<name>.tmp-<pid>` and renamed into place by `commit()`. */
-export class AtomicWriter {
-  readonly file: string;
-  private readonly tmp: string;
-  private readonly stream: fs.WriteStream;
-  bytes = 0;
-  lines = 0;
-  private failure: Error | undefined;
-
-  constructor(file: string) {
-    this.file = file;
-    this.tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.stream = fs.createWriteStream(this.tmp, { highWaterMark: 1 << 20 });
-    // An open or write failure (EACCES, EPERM, EROFS, ENOSPC) comes as an 'error' event, often
-    // before anyone listens: kept here and thrown by the next write or commit, never left
-    // unhandled (an unhandled 'error' event kills the whole worker process).
-    this.stream.on('error', (err) => {
-      this.failure ??= err;
-    });
-  }
-
-  /** Writes one line (a newline is added); waits when the buffer is full. */
-  async writeLine(text: string): Promise<void> {
-    const data = text + '\n';
-    this.bytes += Buffer.byteLength(data);
-    this.lines++;
-    await this.push(data);
-  }
-
-  async write(data: Buffer | string): Promise<void> {
-    this.bytes += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    await this.push(data);
-  }
-
-  private async push(data: Buffer | string): Promise<void> {
-    if (this.failure) throw this.failure;
-    // `once` rejects if the stream fails while we wait for 'drain'.
-    if (!this.stream.write(data)) await once(this.stream, 'drain');
-  }
-
-  /** Flushes, fsyncs and renames the file into place. */
-  async commit(): Promise<void> {
-    if (this.failure) throw this.failure;
-    await new Promise<void>((resolve, reject) => {
-      this.stream.on('error', reject);
-      this.stream.end(() => resolve());
-    });
-    const fh = await fsp.open(this.tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(this.tmp, this.file);
-  }
-
-  /** Drops the temporary file (on failure). */
-  async abort(): Promise<void> {
-    // The stream opens its file asynchronously: wait until it is closed, or the open could create
-    // the temporary file again after it was removed.
-    if (!this.stream.closed) {
-      const closed = once(this.stream, 'close').catch(() => undefined);
-      this.stream.destroy();
-      await closed;
-    }
-    await fsp.rm(this.tmp, { force: true });
-  }
-}
-
-/** Writes a small JSON file atomically. */
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  const w = new AtomicWriter(file);
-  await w.write(JSON.stringify(value, null, 2) + '\n');
-  await w.commit();
 }
 
 export async function readJson<T>(file: string): Promise<T> {

@@ -8,31 +8,18 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { tempNameFor } from '../storage/atomic-file.ts';
+import { finalFile, outcomeFilesOf, unitFile } from '../storage/layout.ts';
+import { encodeOutcome, outcomeLineAt, type OutcomeRecord } from '../storage/outcome-record.ts';
 import { ByteWriter } from './byte-writer.ts';
 import type { LineError } from './classify.ts';
 import { countNewlines, customIdOf, readByteLines, type ByteLine } from './lines.ts';
-import { encodeOutcome, outcomeIndexAt, type OutcomeHeader } from './outcome.ts';
-import { finalFile, outcomeDir, unitFile } from './work-dir.ts';
 
 /** How the job ended: lines that never got an outcome are reported by it. */
 export type JobEnd = 'completed' | 'cancelled' | 'failed';
 
 export const READ_CHUNK = 1 << 20;
 const NL = 10;
-
-function outcomeFilesInOrder(names: string[]): string[] {
-  const key = (n: string) => {
-    const m = /^r(\d+)-u(\d+)\.jsonl$/.exec(n);
-    return m ? [Number(m[1]), Number(m[2])] : [Infinity, Infinity];
-  };
-  return names
-    .filter((n) => n.endsWith('.jsonl'))
-    .sort((a, b) => {
-      const [ra, ua] = key(a);
-      const [rb, ub] = key(b);
-      return ra! - rb! || ua! - ub!;
-    });
-}
 
 type OnLine = (buf: Buffer, start: number, end: number, fileOffset: number) => void;
 
@@ -118,12 +105,12 @@ async function isWholeFinal(file: string, lines: number): Promise<boolean> {
 }
 
 function missingOutcome(i: number, cid: string, jobStatus: JobEnd, reason?: LineError): string {
-  const header: OutcomeHeader = {
-    i,
-    k: 'permanent',
-    a: 0,
-    cid,
-    e:
+  const record: OutcomeRecord = {
+    line: i,
+    kind: 'permanent',
+    attempt: 0,
+    customId: cid,
+    error:
       jobStatus === 'cancelled'
         ? {
             code: 'batch_cancelled',
@@ -136,7 +123,7 @@ function missingOutcome(i: number, cid: string, jobStatus: JobEnd, reason?: Line
             status_code: null,
           }),
   };
-  return encodeOutcome(header, '');
+  return encodeOutcome(record, '');
 }
 
 /**
@@ -144,8 +131,7 @@ function missingOutcome(i: number, cid: string, jobStatus: JobEnd, reason?: Line
  * rather than copied. False where the file system has no hard links (the caller copies).
  */
 async function linkInPlace(from: string, to: string): Promise<boolean> {
-  const tmp = `${to}.tmp-${process.pid}`;
-  await fsp.rm(tmp, { force: true });
+  const tmp = tempNameFor(to);
   try {
     await fsp.link(from, tmp);
   } catch {
@@ -171,10 +157,7 @@ export async function finalizeShard(
     if (await isWholeFinal(target, lines)) return;
     await fsp.rm(target, { force: true });
   }
-  const dir = outcomeDir(workDir, shard);
-  const files = outcomeFilesInOrder(await fsp.readdir(dir).catch(() => [] as string[])).map((f) =>
-    path.join(dir, f),
-  );
+  const files = (await outcomeFilesOf(workDir, shard)).map((f) => f.file);
   const fileOf = new Int32Array(lines).fill(-1);
   const offset = new Float64Array(lines);
   const length = new Int32Array(lines);
@@ -187,7 +170,7 @@ export async function finalizeShard(
   let seen = 0;
   for (let f = 0; f < files.length; f++) {
     const onLine: OnLine = (buf, start, end, at) => {
-      const i = outcomeIndexAt(buf, start, end);
+      const i = outcomeLineAt(buf, start, end);
       if (i >= lines) throw new Error(`outcome for line ${i} of shard ${shard}, which has ${lines} lines`);
       if (i !== seen++) inOrder = false;
       fileOf[i] = f;
@@ -206,7 +189,7 @@ export async function finalizeShard(
   // Later rounds overwrote earlier ones above, so each line now points at its last outcome.
   const handles = inMemory ? [] : await Promise.all(files.map((f) => fsp.open(f, 'r')));
   const ids = fileOf.includes(-1) ? readByteLines(unitFile(workDir, 1, shard)) : null;
-  const w = new ByteWriter(target, { sync: false });
+  const w = new ByteWriter(target, 'rebuildable');
   let scratch = Buffer.allocUnsafe(64 * 1024);
   try {
     for (let i = 0; i < lines; i++) {

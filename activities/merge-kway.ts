@@ -1,17 +1,22 @@
 // Merge step 2 (merge.ts): a k-way merge of the shards' final files by input line number (each is
 // in input order already, with its `.lines` sidecar of input line numbers) into results.jsonl and
-// errors.jsonl. Works on bytes: `"k":"ok"` and the usage are read from the outcome header and the
-// result bytes copied as they are; JSON is parsed only for failed lines.
+// errors.jsonl. Works on bytes: whether a line succeeded and its usage are read from the outcome
+// record by its scanners (storage/outcome-record.ts) and the result bytes copied as they are; JSON
+// is parsed only for failed lines.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { MergeSummary } from '../common/job-types.ts';
+import { finalFile, lineNumbersFile, outputFile } from '../storage/layout.ts';
+import { readPlanManifest } from '../storage/manifest.ts';
+import {
+  decodeOutcomeHead,
+  outcomeHeadEnd,
+  outcomeIsOk,
+  outcomeLineEnd,
+  outcomeUsage,
+} from '../storage/outcome-record.ts';
 import { ByteWriter } from './byte-writer.ts';
-import { readJson } from './lines.ts';
-import { outcomeIndexEnd, type OutcomeHeader } from './outcome.ts';
-import { finalFile, lineNumbersFile, roundDir } from './work-dir.ts';
 
 const NL = 10;
-const TAB = 9;
 
 /** The read buffer per shard: large for speed, smaller when there are many shards. */
 function mergeReadBuffer(shards: number, budget: number): number {
@@ -138,19 +143,6 @@ class ShardHeap {
   }
 }
 
-const OK = Buffer.from(',"k":"ok"');
-const USAGE = Buffer.from(',"u":[');
-
-/** `a,b,c]` at `p` (just after `"u":[`): the three token counts. */
-function usageAt(buf: Buffer, p: number, out: number[]): void {
-  for (let k = 0; k < 3; k++) {
-    let n = 0;
-    for (let c = buf[p]!; c >= 48 && c <= 57; c = buf[++p]!) n = n * 10 + (c - 48);
-    out[k] = n;
-    p++;
-  }
-}
-
 function addUsage(to: MergeSummary['usage'], u: number[]): void {
   to.prompt_tokens += u[0]!;
   to.completion_tokens += u[1]!;
@@ -167,12 +159,10 @@ export async function mergeShards(
   heartbeat: (merged: number) => void,
 ): Promise<{ results: ByteWriter; errors: ByteWriter }> {
   // Usage per model: each original shard has one model (manifest.json of round 1).
-  const manifest = await readJson<{ shards: { index: number; model: string }[] }>(
-    path.join(roundDir(workDir, 1), 'manifest.json'),
-  );
+  const manifest = await readPlanManifest(workDir);
   const models = new Map(manifest.shards.map((m) => [m.index, m.model]));
-  const results = new ByteWriter(path.join(outDir, 'results.jsonl'));
-  const errors = new ByteWriter(path.join(outDir, 'errors.jsonl'));
+  const results = new ByteWriter(outputFile(outDir, 'results'), 'durable');
+  const errors = new ByteWriter(outputFile(outDir, 'errors'), 'durable');
   const readers: ShardReader[] = [];
   const bufferBytes = mergeReadBuffer(shards, budget);
   const heap = new ShardHeap(shards);
@@ -190,16 +180,13 @@ export async function mergeShards(
     while (heap.size > 0) {
       const s = heap.top;
       const { buf, lineStart: ls, lineEnd: le } = readers[s]!;
-      const tab = buf.indexOf(TAB, ls);
-      const headEnd = tab === -1 || tab > le ? le : tab;
-      const p = outcomeIndexEnd(buf, ls, headEnd);
-      if (buf.compare(OK, 0, OK.length, p, p + OK.length) === 0) {
+      const headEnd = outcomeHeadEnd(buf, ls, le);
+      const p = outcomeLineEnd(buf, ls, headEnd);
+      if (outcomeIsOk(buf, p)) {
         const w = results.line(buf, headEnd + 1, le);
         if (w) await w;
         summary.succeeded++;
-        const at = buf.indexOf(USAGE, p);
-        if (at !== -1 && at < headEnd) {
-          usageAt(buf, at + USAGE.length, u);
+        if (outcomeUsage(buf, p, headEnd, u)) {
           addUsage(summary.usage, u);
           addUsage(
             (summary.usageByModel[models.get(s) ?? 'unknown'] ??= {
@@ -211,11 +198,11 @@ export async function mergeShards(
           );
         }
       } else {
-        const header = JSON.parse(buf.toString('utf8', ls, headEnd)) as OutcomeHeader;
+        const r = decodeOutcomeHead(buf, ls, headEnd);
         const result = headEnd < le ? buf.toString('utf8', headEnd + 1, le) : '';
         const response = result ? ((JSON.parse(result) as { response?: unknown }).response ?? null) : null;
         const w = errors.text(
-          JSON.stringify({ custom_id: header.cid, attempts: header.a, error: header.e ?? null, response }),
+          JSON.stringify({ custom_id: r.customId, attempts: r.attempt, error: r.error ?? null, response }),
         );
         if (w) await w;
         summary.failed++;

@@ -7,18 +7,20 @@
 // (bench/README.md, Merge). Each step writes to temporary names and renames, and step 1 skips
 // shards already finalized, so a retried merge resumes where the last attempt stopped.
 import fs from 'node:fs';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { JobPaths, MergeSummary } from '../common/job-types.ts';
 import { ByteWriter } from './byte-writer.ts';
 import type { LineError } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
+import { failIfDamaged } from './disk-errors.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { AtomicWriter, countNewlines } from './lines.ts';
+import { ManifestError } from '../storage/manifest.ts';
+import { countNewlines } from './lines.ts';
 import { finalizeShard, READ_CHUNK, type Arena, type JobEnd } from './merge-finalize.ts';
 import { mergeShards } from './merge-kway.ts';
-import { clearWorkDir, roundDir, workDirOf } from './work-dir.ts';
+import { writeFileAtomic } from '../storage/atomic-file.ts';
+import { clearWorkDir, outputFile, rejectedFile, roundManifestFile, workDirOf } from '../storage/layout.ts';
 
 export interface MergeInput {
   paths: JobPaths;
@@ -36,7 +38,7 @@ const DEFAULT_SHARD_BUDGET = 64 * 1024 * 1024;
 
 /** Copies a round-1 file into the outputs; returns its line count. */
 async function copyCounting(from: string, to: string): Promise<number> {
-  const w = new ByteWriter(to);
+  const w = new ByteWriter(to, 'durable');
   let lines = 0;
   try {
     for await (const chunk of fs.createReadStream(from, { highWaterMark: READ_CHUNK })) {
@@ -53,6 +55,7 @@ async function copyCounting(from: string, to: string): Promise<number> {
 }
 
 function failOnDisk(err: unknown, outDir: string): never {
+  if (err instanceof ManifestError) failIfDamaged(err);
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC' || code === 'EPERM') {
     throw ApplicationFailure.nonRetryable(
@@ -91,12 +94,8 @@ export function mergeActivities(deps: ActivityDeps) {
         (n) => ctx.heartbeat({ merged: n }),
       );
       try {
-        const round1 = roundDir(workDir, 1);
-        summary.rejected = await copyCounting(
-          path.join(round1, 'rejected.jsonl'),
-          path.join(outDir, 'rejected.jsonl'),
-        );
-        await copyCounting(path.join(round1, 'manifest.json'), path.join(outDir, 'manifest.json'));
+        summary.rejected = await copyCounting(rejectedFile(workDir), outputFile(outDir, 'rejected'));
+        await copyCounting(roundManifestFile(workDir, 1), outputFile(outDir, 'manifest'));
         await results.commit();
         await errors.commit();
       } catch (err) {
@@ -118,14 +117,10 @@ export function mergeActivities(deps: ActivityDeps) {
 
     /** Writes summary.json last, so its presence means the outputs are complete. */
     async writeSummary(input: { outDir: string; summary: unknown; removeWorkDir: boolean }): Promise<void> {
-      const w = new AtomicWriter(path.join(input.outDir, 'summary.json'));
-      try {
-        await w.write(JSON.stringify(input.summary, null, 2) + '\n');
-        await w.commit();
-      } catch (err) {
-        await w.abort();
-        failOnDisk(err, input.outDir);
-      }
+      const text = JSON.stringify(input.summary, null, 2) + '\n';
+      await writeFileAtomic(outputFile(input.outDir, 'summary'), text, 'durable').catch((err: unknown) =>
+        failOnDisk(err, input.outDir),
+      );
       if (input.removeWorkDir) await clearWorkDir(workDirOf(input.outDir), true);
     },
   };

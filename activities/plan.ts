@@ -1,7 +1,6 @@
 // The planning activity: resolves the job's paths under the data root, then runs the streaming
 // planner into the work directory, heartbeating how far it has read.
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { jobFingerprint } from '../common/job-record.ts';
@@ -11,12 +10,13 @@ import type { Profile } from '../common/profiles.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
 import { InputError, planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
-import { userFixable } from './disk-errors.ts';
+import { failIfDamaged, userFixable } from './disk-errors.ts';
 import { claimWorkDir, resumePoint } from './job-claim.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { readJson, writeJsonAtomic } from './lines.ts';
-import { planFile, roundDir, workDirOf } from './work-dir.ts';
+import { readJson } from './lines.ts';
+import { writeJsonAtomic } from '../storage/atomic-file.ts';
+import { outputFile, planFile, roundDir, workDirOf } from '../storage/layout.ts';
 
 export function resolveJobPaths(dataDir: string, input: string, outDir: string): JobPaths {
   try {
@@ -79,7 +79,7 @@ export function planActivities(deps: ActivityDeps) {
         client: ctx.client,
       });
       if (claim === 'resumed') {
-        const finished = await readJson<JobSummary>(path.join(paths.outDir, 'summary.json')).catch(
+        const finished = await readJson<JobSummary>(outputFile(paths.outDir, 'summary')).catch(
           () => undefined,
         );
         if (finished?.workflowId === jobId && finished.status === 'completed') {
@@ -97,7 +97,7 @@ export function planActivities(deps: ActivityDeps) {
         }
         const saved = await readJson<PlanSummary>(planFile(paths.workDir)).catch(() => undefined);
         if (saved) {
-          const resumeAt = await resumePoint(paths.workDir);
+          const resumeAt = await resumePoint(paths.workDir).catch(failIfDamaged);
           logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');
           return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
         }
@@ -124,6 +124,7 @@ export function planActivities(deps: ActivityDeps) {
         valid: report.valid,
         rejected: report.rejected,
         shardLines: report.shardList.map((s) => s.lines),
+        shardTokens: report.shardList.map((s) => ({ model: s.model, tokens: s.inputTokens })),
         models: [...new Set(report.shardList.map((s) => s.model))],
         options,
       };

@@ -1,7 +1,11 @@
-// The one place where provider (openai-node) errors become Temporal failures: 4xx other than
-// 408/409/429 never retry; 429 waits as long as Retry-After says; 5xx and connection errors retry
-// with the activity's backoff. Every failure carries what the user needs to act on it (the call,
-// the provider's status, code and message, the base URL without credentials) as its details.
+// The one map from what a provider answered (HTTP status, error code, error body) to what to do
+// about it: send the request again (408, 409, 429, 5xx, no answer at all) or not (any other 4xx:
+// the user must fix the request, the key or the account), with a reason in the provider's own
+// words and the wait its Retry-After asks for. Every caller reads errors through it: activities
+// turn it into Temporal failures here (`toFailure`), Batch Chat retries a line by it, and result
+// lines are classified by it (classify.ts), so a status cannot mean one thing in one place and
+// another elsewhere. Every failure carries what the user needs to act on it (the call, the
+// provider's status, code and message, the base URL without credentials) as its details.
 import { ApplicationFailure } from '@temporalio/common';
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import type { ProviderFailureDetails } from '../common/job-types.ts';
@@ -16,6 +20,97 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   if (/^\d+(\.\d+)?$/.test(ra)) return Math.round(Number(ra) * 1000);
   const date = Date.parse(ra);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** What a provider's error means for the request that got it. */
+export type ErrorKind = 'retry' | 'permanent';
+
+/**
+ * Error codes, read where no HTTP status says more, that a later attempt can fix: the result-line
+ * codes of docs/providers.md (Retry classes), and the codes `readProviderError` gives a call that
+ * got no answer at all.
+ */
+const RETRYABLE_CODES = new Set([
+  'batch_expired',
+  'request_timeout',
+  'batch_cancelled',
+  'rate_limit_exceeded',
+  'server_error',
+  'provider_unreachable',
+  'request_failed',
+]);
+
+/**
+ * Whether sending the request again can succeed. An HTTP error status decides when there is one:
+ * 408 (a timeout, possibly a proxy's), 409 (a conflict with a state that is still changing; the
+ * openai SDK retries it too), 429 and 5xx retry, any other 4xx never succeeds as it is. Without an
+ * error status, the provider's code decides.
+ */
+export function errorKind(status: number | null | undefined, code: string | undefined): ErrorKind {
+  if (typeof status === 'number' && status >= 400)
+    return status === 408 || status === 409 || status === 429 || status >= 500 ? 'retry' : 'permanent';
+  return code !== undefined && RETRYABLE_CODES.has(code) ? 'retry' : 'permanent';
+}
+
+/** A provider call's error, read once: what every caller needs to decide, report and wait. */
+export interface ProviderError {
+  kind: ErrorKind;
+  /** The HTTP status, or null when no answer came. */
+  status: number | null;
+  /**
+   * The provider's own code (OpenAI's `code`, else its `type`), `http_<status>` when it gave none;
+   * without an answer `request_timeout`, `provider_unreachable`, or `request_failed` (an error of
+   * the client's own, not the provider's).
+   */
+  code: string;
+  /** The provider's own message on one bounded line, or why no answer came; a hint where one helps. */
+  message: string;
+  /** How long the provider asked to wait before the next attempt (Retry-After), when it said. */
+  retryAfterMs?: number;
+  requestId?: string;
+  /** The `error` object of the provider's answer as it came, to keep in a result line. */
+  body?: object;
+}
+
+/** Reads any error thrown by a provider call (openai-node's or another) into a ProviderError. */
+export function readProviderError(err: unknown, now = Date.now()): ProviderError {
+  if (err instanceof APIConnectionError) {
+    const code = err instanceof APIConnectionTimeoutError ? 'request_timeout' : 'provider_unreachable';
+    return { kind: errorKind(null, code), status: null, code, message: connectionReason(err) };
+  }
+  if (err instanceof APIError && typeof err.status === 'number') {
+    const status = err.status;
+    const code = providerCode(err) ?? `http_${status}`;
+    const kind = errorKind(status, code);
+    const wait = kind === 'retry' ? retryAfterMs(err.headers as Headers | undefined, now) : undefined;
+    const body: unknown = err.error;
+    return {
+      kind,
+      status,
+      code,
+      message: providerMessage(err) + hintFor(status),
+      ...(wait !== undefined ? { retryAfterMs: wait } : {}),
+      ...(err.requestID ? { requestId: err.requestID } : {}),
+      ...(body && typeof body === 'object' ? { body } : {}),
+    };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { kind: errorKind(null, 'request_failed'), status: null, code: 'request_failed', message };
+}
+
+/** Waits shorter than this are raised to it: a provider's "0" must not become a busy loop. */
+const MIN_RETRY_DELAY_MS = 100;
+
+/** The wait the provider asked for before sending again, if it asked (raised to a floor). */
+export function providerRetryDelay(e: ProviderError): number | undefined {
+  return e.retryAfterMs === undefined ? undefined : Math.max(e.retryAfterMs, MIN_RETRY_DELAY_MS);
+}
+
+/** What the user can do about a status that is usually theirs to fix. */
+function hintFor(status: number): string {
+  return status === 401
+    ? " (check BATCHPILOT_API_KEY and that the key belongs to this region's base URL)"
+    : '';
 }
 
 /** A base URL fit for messages and logs: no user, password, query or fragment. */
@@ -86,10 +181,8 @@ function connectionReason(err: APIConnectionError): string {
 
 /** An error from a provider call in a few words: the status and message, or why the connection failed. */
 export function describeError(err: unknown): string {
-  if (err instanceof APIConnectionError) return connectionReason(err);
-  if (err instanceof APIError && typeof err.status === 'number')
-    return `answered ${err.status}: ${providerMessage(err)}`;
-  return err instanceof Error ? err.message : String(err);
+  const e = readProviderError(err);
+  return e.status === null ? e.message : `answered ${e.status}: ${e.message}`;
 }
 
 /** Turns any error from a provider call into an ApplicationFailure with explicit retry semantics. */
@@ -97,11 +190,11 @@ export function toFailure(err: unknown, what: string, baseUrl?: string): Applica
   if (err instanceof ApplicationFailure) return err;
   const url = publicUrl(baseUrl);
   const at = url ? ` at ${url}` : '';
+  const e = readProviderError(err);
   if (err instanceof APIConnectionError) {
-    const reason = connectionReason(err);
     const details: ProviderFailureDetails = {
       code: 'provider_unreachable',
-      message: `cannot reach the provider${at} (${reason})`,
+      message: `cannot reach the provider${at} (${e.message})`,
       call: what,
       ...(url ? { baseUrl: url } : {}),
     };
@@ -111,38 +204,25 @@ export function toFailure(err: unknown, what: string, baseUrl?: string): Applica
       details: [details],
     });
   }
-  if (err instanceof APIError && typeof err.status === 'number') {
-    const status = err.status;
-    const text = providerMessage(err);
-    const hint =
-      status === 401 ? " (check BATCHPILOT_API_KEY and that the key belongs to this region's base URL)" : '';
+  if (e.status !== null) {
     const details: ProviderFailureDetails = {
-      code: providerCode(err) ?? `http_${status}`,
-      message: text + hint,
-      status_code: status,
+      code: e.code,
+      message: e.message,
+      status_code: e.status,
       call: what,
       ...(url ? { baseUrl: url } : {}),
     };
-    const message = `${what}: provider${at} answered ${status}: ${text}${hint}`;
-    if (status === 429) {
-      const delay = retryAfterMs(err.headers as Headers | undefined);
-      return ApplicationFailure.create({
-        message,
-        type: 'ProviderRateLimited',
-        details: [details],
-        ...(delay !== undefined ? { nextRetryDelay: Math.max(delay, 100) } : {}),
-      });
-    }
-    const retryable = status >= 500 || status === 408 || status === 409;
+    const delay = providerRetryDelay(e);
     return ApplicationFailure.create({
-      message,
-      type: `ProviderHttp${status}`,
-      nonRetryable: !retryable,
+      message: `${what}: provider${at} answered ${e.status}: ${e.message}`,
+      type: e.status === 429 ? 'ProviderRateLimited' : `ProviderHttp${e.status}`,
+      nonRetryable: e.kind === 'permanent',
       details: [details],
+      ...(delay !== undefined ? { nextRetryDelay: delay } : {}),
     });
   }
-  const e = err as Error;
-  return ApplicationFailure.retryable(`${what}: ${e?.message ?? String(err)}`, e?.name ?? 'Error');
+  const name = err instanceof Error ? err.name : 'Error';
+  return ApplicationFailure.retryable(`${what}: ${e.message}`, name);
 }
 
 /**

@@ -1,18 +1,21 @@
 // Builds the next round from the lines that failed retryably: lines of many shards are packed
 // together by (model, thinking) into as few units as the limits allow, rather than one tiny batch
-// per shard, by the same packer the planner uses for round 1. Each retry line keeps a pointer to its origin (shard, line index) in a sidecar.
+// per shard, by the same packer the planner uses for round 1. Each retry line keeps a pointer to its
+// origin (shard, line index) in a sidecar.
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { JobPaths } from '../common/job-types.ts';
 import type { Limits } from '../common/profiles.ts';
-import { shardFileName } from '../common/keys.ts';
+import { estimateTokens, type UnitTokens } from '../common/tokens.ts';
 import { ShardPacker } from '../planner/shards.ts';
+import { AtomicWriter, fsyncPath, writeFileAtomic } from '../storage/atomic-file.ts';
+import { outcomeFilesOf, roundBuildDir, roundDir, roundFiles, unitFile } from '../storage/layout.ts';
+import { readPlanManifest, writeRoundManifest } from '../storage/manifest.ts';
+import { decodeOutcome } from '../storage/outcome-record.ts';
+import { failIfDamaged } from './disk-errors.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { AtomicWriter, readJson, readLines, writeJsonAtomic, type Line } from './lines.ts';
+import { readLines, type Line } from './lines.ts';
 import { isCancelledByUser } from './classify.ts';
-import { decodeOutcome } from './outcome.ts';
-import { outcomeDir, roundDir, unitFile } from './work-dir.ts';
 
 export interface RetryRoundInput {
   paths: JobPaths;
@@ -21,12 +24,14 @@ export interface RetryRoundInput {
   maxAttempts: number;
   limits: Limits;
   shardCount: number;
+  /** Return each unit's model and estimated tokens too (RetryRound), for admission by tokens. */
+  withTokens?: boolean;
 }
 
-interface ManifestShard {
-  index: number;
-  model: string;
-  thinking: boolean | null;
+/** A packed retry round: lines, model and estimated input tokens per unit. */
+export interface RetryRound {
+  lines: number[];
+  tokens: UnitTokens[];
 }
 
 interface OpenUnit {
@@ -50,14 +55,13 @@ async function retryIndexes(
   prev: number,
   maxAttempts: number,
 ): Promise<Set<number>> {
-  const dir = outcomeDir(workDir, shard);
-  const files = (await fsp.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`r${prev}-`));
   const out = new Set<number>();
-  for (const f of files.sort()) {
-    for await (const line of readLines(path.join(dir, f))) {
-      const { header } = decodeOutcome(line.text);
-      if ((header.k === 'retry' && header.a < maxAttempts) || isCancelledByUser(header.k, header.e?.code))
-        out.add(header.i);
+  for (const { round, file } of await outcomeFilesOf(workDir, shard)) {
+    if (round !== prev) continue;
+    for await (const line of readLines(file)) {
+      const { record: r } = decodeOutcome(line.text);
+      if ((r.kind === 'retry' && r.attempt < maxAttempts) || isCancelledByUser(r.kind, r.error?.code))
+        out.add(r.line);
     }
   }
   return out;
@@ -65,22 +69,29 @@ async function retryIndexes(
 
 export function retryRoundActivities() {
   return {
-    /** Writes `round-<r>/` with packed retry units; returns the lines of each unit. */
-    async prepareRetryRound(input: RetryRoundInput): Promise<number[]> {
-      return withHeartbeat(() => packRetryRound(input));
+    /**
+     * Writes `round-<r>/` with packed retry units; returns the lines of each unit, with their
+     * models and tokens when asked (`withTokens`; the bare list is what older job runs expect).
+     */
+    async prepareRetryRound(input: RetryRoundInput): Promise<number[] | RetryRound> {
+      const units = await withHeartbeat(() => packRetryRound(input)).catch(failIfDamaged);
+      const lines = units.map((u) => u.lines);
+      if (!input.withTokens) return lines;
+      return {
+        lines,
+        tokens: units.map((u) => ({ model: u.group.split('\u0000')[0]!, tokens: estimateTokens(u.bytes) })),
+      };
     },
   };
 }
 
-async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
+async function packRetryRound(input: RetryRoundInput): Promise<RetryUnit[]> {
   const { workDir } = input.paths;
   const ctx = Context.current();
-  const manifest = await readJson<{ shards: ManifestShard[] }>(
-    path.join(roundDir(workDir, 1), 'manifest.json'),
-  );
+  const manifest = await readPlanManifest(workDir);
   const groupOf = new Map(manifest.shards.map((s) => [s.index, `${s.model}\u0000${String(s.thinking)}`]));
   const finalDir = roundDir(workDir, input.round);
-  const tmpDir = `${finalDir}.tmp`;
+  const tmpDir = roundBuildDir(workDir, input.round);
   await fsp.rm(tmpDir, { recursive: true, force: true });
   await fsp.mkdir(tmpDir, { recursive: true });
   const units = new RetryUnits(tmpDir, input.limits);
@@ -96,10 +107,12 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
     ctx.heartbeat({ shard });
   }
   const done = await units.finish();
-  await writeJsonAtomic(path.join(tmpDir, 'manifest.json'), { round: input.round, units: done });
+  // The manifest completes the folder; the folder's rename into place is kept by fsyncing its parent.
+  await writeRoundManifest(roundFiles(tmpDir).manifest(), { round: input.round, units: done });
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
-  return done.map((d) => d.lines);
+  await fsyncPath(workDir);
+  return done;
 }
 
 /**
@@ -108,7 +121,7 @@ async function packRetryRound(input: RetryRoundInput): Promise<number[]> {
  * `.origin` sidecar written when it closes.
  */
 class RetryUnits {
-  private readonly dir: string;
+  private readonly files: ReturnType<typeof roundFiles>;
   private readonly packer: ShardPacker;
   /** The packer's group number of each group key, in the order the keys first came. */
   private readonly groupNumbers = new Map<string, number>();
@@ -117,7 +130,7 @@ class RetryUnits {
   private readonly done: RetryUnit[] = [];
 
   constructor(dir: string, limits: Limits) {
-    this.dir = dir;
+    this.files = roundFiles(dir);
     this.packer = new ShardPacker(limits);
   }
 
@@ -134,7 +147,7 @@ class RetryUnits {
     if (this.packer.closed) await this.close(this.packer.closed.index);
     let u = this.open.get(packed.index);
     if (!u) {
-      u = { writer: new AtomicWriter(path.join(this.dir, shardFileName(packed.index))), origins: [] };
+      u = { writer: new AtomicWriter(this.files.unit(packed.index)), origins: [] };
       this.open.set(packed.index, u);
     }
     await u.writer.writeLine(line.text);
@@ -151,8 +164,11 @@ class RetryUnits {
     const u = this.open.get(index)!;
     this.open.delete(index);
     await u.writer.commit();
-    const sidecar = path.join(this.dir, shardFileName(index).replace(/\.jsonl$/, '.origin'));
-    await fsp.writeFile(sidecar, Buffer.from(new Uint32Array(u.origins).buffer));
+    await writeFileAtomic(
+      this.files.origin(index),
+      Buffer.from(new Uint32Array(u.origins).buffer),
+      'durable',
+    );
     const group = this.groupKeys[this.packer.shards[index]!.group]!;
     this.done.push({ index, lines: u.writer.lines, bytes: u.writer.bytes, group });
   }

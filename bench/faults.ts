@@ -14,7 +14,16 @@ import { parseArgs } from 'node:util';
 import type { JobSummary } from '../common/job-types.ts';
 import { PROFILES } from '../common/profiles.ts';
 import type { EmulatorStats } from '../emulator/index.ts';
-import type { ShardInfo } from '../planner/index.ts';
+import {
+  originFile,
+  outcomeFilesOf,
+  roundDir,
+  roundManifestFile,
+  unitFile,
+  workDirOf,
+} from '../storage/layout.ts';
+import { planManifestSchema, roundManifestSchema } from '../storage/manifest.ts';
+import { decodeOutcome } from '../storage/outcome-record.ts';
 import { ensureChatFile } from './gen-chat.ts';
 import { startStack } from './stack.ts';
 import { DATA, int, mb, printTable, secs } from './util.ts';
@@ -68,9 +77,7 @@ interface Round {
 /** What each round uploaded, from the kept work directory. */
 function rounds(workDir: string, maxLines: number, maxBytes: number): Round[] {
   const out: Round[] = [];
-  const m1 = JSON.parse(fs.readFileSync(path.join(workDir, 'round-1', 'manifest.json'), 'utf8')) as {
-    shards: ShardInfo[];
-  };
+  const m1 = planManifestSchema.parse(JSON.parse(fs.readFileSync(roundManifestFile(workDir, 1), 'utf8')));
   const groupOf = new Map(m1.shards.map((s) => [s.index, `${s.model}\u0000${String(s.thinking)}`]));
   const minOf = (groups: Map<string, { lines: number; bytes: number }>) =>
     [...groups.values()].reduce(
@@ -88,26 +95,22 @@ function rounds(workDir: string, maxLines: number, maxBytes: number): Round[] {
     round: 1,
     units: m1.shards.length,
     lines: m1.shards.reduce((a, s) => a + s.lines, 0),
-    bytes: m1.shards.reduce((a, s) => a + fs.statSync(path.join(workDir, 'round-1', s.file)).size, 0),
+    bytes: m1.shards.reduce((a, s) => a + fs.statSync(unitFile(workDir, 1, s.index)).size, 0),
     minUnits: minOf(g1),
     perShardUnits: m1.shards.length,
   });
-  for (let r = 2; fs.existsSync(path.join(workDir, `round-${r}`)); r++) {
-    const dir = path.join(workDir, `round-${r}`);
-    const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
-      units: { index: number; lines: number; bytes: number; group: string }[];
-    };
+  for (let r = 2; fs.existsSync(roundDir(workDir, r)); r++) {
+    const m = roundManifestSchema.parse(JSON.parse(fs.readFileSync(roundManifestFile(workDir, r), 'utf8')));
     const groups = new Map<string, { lines: number; bytes: number }>();
     const shards = new Set<number>();
     let bytes = 0;
     for (const u of m.units) {
-      const name = `shard-${String(u.index).padStart(5, '0')}`;
-      bytes += fs.statSync(path.join(dir, `${name}.jsonl`)).size;
+      bytes += fs.statSync(unitFile(workDir, r, u.index)).size;
       const g = groups.get(u.group) ?? { lines: 0, bytes: 0 };
       g.lines += u.lines;
       g.bytes += u.bytes;
       groups.set(u.group, g);
-      const origin = fs.readFileSync(path.join(dir, `${name}.origin`));
+      const origin = fs.readFileSync(originFile(workDir, r, u.index));
       for (let k = 0; k < origin.length; k += 8) shards.add(origin.readUInt32LE(k));
     }
     out.push({
@@ -126,28 +129,26 @@ function rounds(workDir: string, maxLines: number, maxBytes: number): Round[] {
  * Bytes the retried lines weigh in round 1: each retry round must upload at least these. Read from
  * the outcome files of the previous round (lines classified `retry`) and the round-1 shard files.
  */
-function retryBytesMinimum(
+async function retryBytesMinimum(
   workDir: string,
+  shards: number,
   round: number,
   maxAttempts: number,
-): { lines: number; bytes: number } {
-  const outcomes = path.join(workDir, 'outcomes');
+): Promise<{ lines: number; bytes: number }> {
   let lines = 0;
   let bytes = 0;
-  for (const d of fs.readdirSync(outcomes)) {
-    const shard = Number(d.replace('shard-', ''));
+  for (let shard = 0; shard < shards; shard++) {
     const wanted = new Set<number>();
-    for (const f of fs.readdirSync(path.join(outcomes, d))) {
-      if (!f.startsWith(`r${round - 1}-`)) continue;
-      for (const line of fs.readFileSync(path.join(outcomes, d, f), 'utf8').split('\n')) {
-        const m = /^\{"i":(\d+),"k":"retry","a":(\d+)/.exec(line);
-        if (m && Number(m[2]) < maxAttempts) wanted.add(Number(m[1]));
+    for (const f of await outcomeFilesOf(workDir, shard)) {
+      if (f.round !== round - 1) continue;
+      for (const line of fs.readFileSync(f.file, 'utf8').split('\n')) {
+        if (!line) continue;
+        const { record } = decodeOutcome(line);
+        if (record.kind === 'retry' && record.attempt < maxAttempts) wanted.add(record.line);
       }
     }
     if (wanted.size === 0) continue;
-    const text = fs.readFileSync(
-      path.join(workDir, 'round-1', `shard-${String(shard).padStart(5, '0')}.jsonl`),
-    );
+    const text = fs.readFileSync(unitFile(workDir, 1, shard));
     for (let i = 0, at = 0; at < text.length; i++) {
       const nl = text.indexOf(10, at);
       if (wanted.has(i)) {
@@ -181,9 +182,10 @@ async function main(): Promise<void> {
   const clean = values['no-baseline'] ? undefined : await runOnce('clean', inputName, maxLines, 0);
   if (clean && !values.keep) fs.rmSync(clean.outDir, { recursive: true, force: true });
   const faulty = await runOnce('faulty', inputName, maxLines, rate);
-  const workDir = path.join(faulty.outDir, '.batchpilot');
+  const workDir = workDirOf(faulty.outDir);
   const rs = rounds(workDir, maxLines, maxBytes);
-  const mins = rs.slice(1).map((r) => retryBytesMinimum(workDir, r.round, 3));
+  const mins: { lines: number; bytes: number }[] = [];
+  for (const r of rs.slice(1)) mins.push(await retryBytesMinimum(workDir, rs[0]!.units, r.round, 3));
   if (!values.keep) fs.rmSync(ROOT, { recursive: true, force: true });
 
   const r1 = rs[0]!;

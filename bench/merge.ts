@@ -1,6 +1,6 @@
 // Merge benchmark: the real merge activity (activities/merge.ts, mergeJob run inside
 // MockActivityEnvironment) over generated outcome files in the exact layout collection leaves
-// them (activities/work-dir.ts): per shard a round-1 outcome file (result lines first, then the
+// them (storage/layout.ts): per shard a round-1 outcome file (result lines first, then the
 // error lines, as collection reads output then error file), retryable lines packed across shards
 // into round-2 units as retry-round.ts packs them, the planner's `.lines` sidecars (Uint32LE input
 // line numbers), round-1 manifest.json and rejected.jsonl. Baseline in the same run: `cat` of the
@@ -17,6 +17,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { MergeSummary } from '../common/job-types.ts';
+import {
+  finalDir,
+  lineNumbersFile,
+  outcomeDir,
+  outcomeFile,
+  outputFile,
+  rejectedFile,
+  roundDir,
+  roundManifestFile,
+  shardFileName,
+  workDirOf,
+} from '../storage/layout.ts';
+import type { PlanManifest } from '../storage/manifest.ts';
+import { encodeOutcome, encodeOutcomeHead } from '../storage/outcome-record.ts';
 import { rng } from './gen-chat.ts';
 import { DATA, int, mb, median, peakRssMB, printTable, runJsonChild, secs } from './util.ts';
 
@@ -50,8 +64,8 @@ interface Dataset {
 
 function digestOf(ds: Dataset, summary: MergeSummary): string {
   const h = createHash('sha256');
-  for (const f of ['results.jsonl', 'errors.jsonl', 'rejected.jsonl', 'manifest.json']) {
-    const fd = fs.openSync(path.join(ds.outDir, f), 'r');
+  for (const f of ['results', 'errors', 'rejected', 'manifest'] as const) {
+    const fd = fs.openSync(outputFile(ds.outDir, f), 'r');
     const buf = Buffer.allocUnsafe(1 << 22);
     for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
     fs.closeSync(fd);
@@ -194,15 +208,11 @@ class Appender {
   }
 }
 
-const pad = (n: number): string => `shard-${String(n).padStart(5, '0')}`;
-
 function generate(dir: string, lines: number, shardCap: number, retryRate: number): Dataset {
   fs.rmSync(dir, { recursive: true, force: true });
   const outDir = path.join(dir, 'out');
-  const workDir = path.join(outDir, '.batchpilot');
-  const round1 = path.join(workDir, 'round-1');
-  const outcomes = path.join(workDir, 'outcomes');
-  fs.mkdirSync(round1, { recursive: true });
+  const workDir = workDirOf(outDir);
+  fs.mkdirSync(roundDir(workDir, 1), { recursive: true });
   const rand = rng(7);
   const app = new Appender();
   const rejected: string[] = [];
@@ -215,10 +225,10 @@ function generate(dir: string, lines: number, shardCap: number, retryRate: numbe
   const pendingErrors: string[][] = [];
   let valid = 0;
   const closeShard = (s: number) => {
-    for (const rec of pendingErrors[s]!) app.write(path.join(outcomes, pad(s), `r1-u${s}.jsonl`), rec);
+    for (const rec of pendingErrors[s]!) app.write(outcomeFile(workDir, s, 1, s), rec);
     pendingErrors[s] = [];
-    app.close(path.join(outcomes, pad(s), `r1-u${s}.jsonl`));
-    fs.writeFileSync(path.join(round1, `${pad(s)}.lines`), numbers[s]!.subarray(0, shardLines[s]! * 4));
+    app.close(outcomeFile(workDir, s, 1, s));
+    fs.writeFileSync(lineNumbersFile(workDir, s), numbers[s]!.subarray(0, shardLines[s]! * 4));
   };
   for (let i = 0; i < lines; i++) {
     const cid = `req-${i}`;
@@ -245,18 +255,21 @@ function generate(dir: string, lines: number, shardCap: number, retryRate: numbe
     shardLines[s] = sh.lines;
     numbers[s]!.writeUInt32LE(i + 1, idx * 4);
     valid++;
-    const file = path.join(outcomes, pad(s), `r1-u${s}.jsonl`);
+    const file = outcomeFile(workDir, s, 1, s);
     if (rand() < retryRate) {
       const status = [429, 500, 503][Math.floor(rand() * 3)]!;
       const e = { code: 'Throttling', message: 'Requests rate limit exceeded.', status_code: status };
       pendingErrors[s]!.push(
-        `${JSON.stringify({ i: idx, k: 'retry', a: 1, cid, e })}\t${errorLine(cid, status, e.code, e.message)}\n`,
+        `${encodeOutcome({ line: idx, kind: 'retry', attempt: 1, customId: cid, error: e }, errorLine(cid, status, e.code, e.message))}\n`,
       );
       retryOf[s]!.push(idx);
     } else {
       const { model, thinking } = GROUPS[g]!;
       const r = successLine(cid, model, thinking === true, rand);
-      app.write(file, `{"i":${idx},"k":"ok","a":1,"cid":"${cid}","u":[${r.usage.join(',')}]}\t${r.json}\n`);
+      app.write(
+        file,
+        `${encodeOutcomeHead({ line: idx, kind: 'ok', attempt: 1, customId: cid, usage: r.usage })}${r.json}\n`,
+      );
     }
   }
   for (const sh of open) if (sh) closeShard(sh.index);
@@ -280,33 +293,36 @@ function generate(dir: string, lines: number, shardCap: number, retryRate: numbe
       retried++;
       const inputLine = numbers[s]!.readUInt32LE(idx * 4);
       const cid = `req-${inputLine - 1}`;
-      const file = path.join(outcomes, pad(s), `r2-u${u.index}.jsonl`);
+      const file = outcomeFile(workDir, s, 2, u.index);
       touched.add(file);
       if (rand() < 0.01) {
         permanent++;
         const e = { code: 'DataInspectionFailed', message: 'Input data may contain inappropriate content.' };
         errors.push(
           file,
-          `${JSON.stringify({ i: idx, k: 'permanent', a: 2, cid, e: { ...e, status_code: 400 } })}\t${errorLine(cid, 400, e.code, e.message)}\n`,
+          `${encodeOutcome({ line: idx, kind: 'permanent', attempt: 2, customId: cid, error: { ...e, status_code: 400 } }, errorLine(cid, 400, e.code, e.message))}\n`,
         );
       } else {
         const { model, thinking } = GROUPS[g]!;
         const r = successLine(cid, model, thinking === true, rand);
-        app.write(file, `{"i":${idx},"k":"ok","a":2,"cid":"${cid}","u":[${r.usage.join(',')}]}\t${r.json}\n`);
+        app.write(
+          file,
+          `${encodeOutcomeHead({ line: idx, kind: 'ok', attempt: 2, customId: cid, usage: r.usage })}${r.json}\n`,
+        );
       }
     }
     for (let k = 0; k < errors.length; k += 2) app.write(errors[k]!, errors[k + 1]!);
     for (const f of touched) app.close(f);
   }
   app.close();
-  fs.writeFileSync(path.join(round1, 'rejected.jsonl'), rejected.join(''));
+  fs.writeFileSync(rejectedFile(workDir), rejected.join(''));
   fs.writeFileSync(
-    path.join(round1, 'manifest.json'),
+    roundManifestFile(workDir, 1),
     JSON.stringify(
       {
         shards: shardLines.map((n, index) => ({
           index,
-          file: `${pad(index)}.jsonl`,
+          file: shardFileName(index),
           model: GROUPS[shardGroup[index]!]!.model,
           thinking: GROUPS[shardGroup[index]!]!.thinking,
           lines: n,
@@ -316,20 +332,17 @@ function generate(dir: string, lines: number, shardCap: number, retryRate: numbe
         limits: { maxLines: shardCap, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
         endpoint: '/v1/chat/completions',
         input: 'input.jsonl',
-      },
+      } satisfies PlanManifest,
       null,
       2,
     ),
   );
-  const outcomeFiles = fs
-    .readdirSync(outcomes)
-    .sort()
-    .flatMap((d) =>
-      fs
-        .readdirSync(path.join(outcomes, d))
-        .sort()
-        .map((f) => path.join(outcomes, d, f)),
-    );
+  const outcomeFiles = shardLines.flatMap((_, s) =>
+    fs
+      .readdirSync(outcomeDir(workDir, s))
+      .sort()
+      .map((f) => path.join(outcomeDir(workDir, s), f)),
+  );
   return {
     dir,
     outDir,
@@ -363,9 +376,9 @@ function catBaseline(ds: Dataset, sync: boolean): number {
 }
 
 function resetOutputs(ds: Dataset): void {
-  fs.rmSync(path.join(ds.workDir, 'final'), { recursive: true, force: true });
-  for (const f of ['results.jsonl', 'errors.jsonl', 'rejected.jsonl', 'manifest.json'])
-    fs.rmSync(path.join(ds.outDir, f), { force: true });
+  fs.rmSync(finalDir(ds.workDir), { recursive: true, force: true });
+  for (const f of ['results', 'errors', 'rejected', 'manifest'] as const)
+    fs.rmSync(outputFile(ds.outDir, f), { force: true });
 }
 
 /** results.jsonl must hold every successful line, in input order (read in chunks). */

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fingerprintDiff, jobFingerprint, readJobRecord, type JobRecord } from '../common/job-record.ts';
+import { outputFile } from '../storage/layout.ts';
 import type { JobInput, JobSummary } from '../common/job-types.ts';
 import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
 import { UsageError } from './command.ts';
@@ -77,7 +78,7 @@ export type JobDecision =
 
 function readSummary(out: string): JobSummary | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as JobSummary;
+    return JSON.parse(fs.readFileSync(outputFile(out, 'summary'), 'utf8')) as JobSummary;
   } catch {
     return undefined;
   }

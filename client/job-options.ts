@@ -8,7 +8,7 @@ import { JOB_FLAGS, jobOptionsFromFlags } from './commands/job-flags.ts';
 export const JOB_COMMAND_FLAGS: FlagSchema = JOB_FLAGS;
 
 /** The price table is small: the client reads it and passes it with the job (checked by the spec). */
-function readPrices(file: string): unknown {
+export function readPrices(file: string): unknown {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {

@@ -50,8 +50,13 @@ export function renderProgress(p: JobProgress, now = Date.now()): string {
       ? `nothing to send: ${counts}`
       : `${progressBar(f)}  ${counts}${e !== undefined ? `  ETA ${formatDuration(e)}` : ''}`,
     `shards: ${shardText}   batches created: ${p.batchesCreated}${inFlight ? `   ${inFlight} answered in running batches` : ''}`,
+    ...(p.tokenLimitWaits ? [`${tokenLimitText(p.tokenLimitWaits)} so far`] : []),
   ].join('\n');
 }
+
+/** Batches refused for the provider's enqueued-token limit, in words. */
+const tokenLimitText = (n: number): string =>
+  `${n} batch${n === 1 ? '' : 'es'} refused for the enqueued-token limit waited and went again (no retry round spent)`;
 
 /**
  * The job's end in words for people: `completed` only when every line got an answer,
@@ -115,6 +120,7 @@ export function renderSummary(s: JobSummary): string {
             .join(', ')}`,
         ]
       : []),
+    ...(s.tokenLimitWaits ? [`  ${tokenLimitText(s.tokenLimitWaits)}`] : []),
     ...(s.providerLookups ? s.providerLookups.meaning.map((m) => `  note: ${m}`) : []),
     ...failures.slice(0, FAILURES_SHOWN).map((f) => `  failure: ${renderFailure(f)}`),
     ...(failures.length > FAILURES_SHOWN

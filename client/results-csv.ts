@@ -1,5 +1,6 @@
 // results.jsonl → results.csv (custom_id,status_code,content,usage), streamed, RFC 4180 quoting.
-import { AtomicWriter, readLines } from '../activities/lines.ts';
+import { readLines } from '../activities/lines.ts';
+import { AtomicWriter } from '../storage/atomic-file.ts';
 
 export function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;

@@ -31,9 +31,9 @@ export interface RunLock {
   release(): void;
 }
 
-export function acquireRunLock(runDir: string, outLabel: string): RunLock {
-  fs.mkdirSync(runDir, { recursive: true });
-  const file = path.join(runDir, 'lock');
+/** `file` is the folder's lock (storage/layout.ts runLockFile). */
+export function acquireRunLock(file: string, outLabel: string): RunLock {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   let content: LockContent = { pid: process.pid, startedAt: new Date().toISOString() };
   for (let tries = 0; ; tries++) {
     try {

@@ -3,13 +3,8 @@
 // command or the Web UI may start a job); `run` and `start` read it first so that the same command
 // twice resumes or reports the finished job instead of buying its batches again.
 import fs from 'node:fs';
-import path from 'node:path';
+import { jobRecordFile } from '../storage/layout.ts';
 import type { JobInput } from './job-types.ts';
-
-export const WORK_DIR_NAME = '.batchpilot';
-/** Kept when the rest of the work directory is cleared: what `run` needs across interruptions. */
-export const RUN_DIR_NAME = 'run';
-const RECORD_NAME = 'job.json';
 
 /** What makes two starts the same job: the input file as it is, and the options that shape requests. */
 export interface JobFingerprint {
@@ -24,19 +19,6 @@ export interface JobRecord {
   jobId: string;
   fingerprint: JobFingerprint;
   createdAt: string;
-}
-
-export function workDirOf(outDir: string): string {
-  return path.join(outDir, WORK_DIR_NAME);
-}
-
-export function jobRecordFile(outDir: string): string {
-  return path.join(workDirOf(outDir), RECORD_NAME);
-}
-
-/** Where `run` keeps its lock and the embedded Temporal server's database. */
-export function runDirOf(outDir: string): string {
-  return path.join(workDirOf(outDir), RUN_DIR_NAME);
 }
 
 function sortedJson(value: unknown): string {

@@ -64,6 +64,7 @@ const optionsSchema = z.strictObject(
     pollIntervalMs: count('milliseconds').optional(),
     maxAttempts: count('attempts').default(JOB_DEFAULTS.maxAttempts),
     maxInFlight: count('batches').default(JOB_DEFAULTS.maxInFlight),
+    maxEnqueuedTokens: count('tokens').optional(),
     name: z
       .string()
       .max(
@@ -172,6 +173,8 @@ export function resolveJobOptions(raw: unknown, profile: Profile, input: string)
     keepRemoteFiles: o.keepRemoteFiles,
   };
   if (o.pollIntervalMs !== undefined) options.pollIntervalMs = o.pollIntervalMs;
+  const maxEnqueuedTokens = o.maxEnqueuedTokens ?? profile.maxEnqueuedTokens;
+  if (maxEnqueuedTokens !== undefined) options.maxEnqueuedTokens = maxEnqueuedTokens;
   if (o.name !== undefined) options.name = o.name;
   if (o.description !== undefined) options.description = o.description;
   if (o.thinking !== undefined && o.thinking !== 'keep') options.thinking = o.thinking;

@@ -2,6 +2,7 @@
 // counts), never request lines or results: Temporal payloads must stay far below 2 MiB.
 import type { Cost, PriceTable, Usage } from './pricing.ts';
 import type { Limits } from './profiles.ts';
+import type { UnitTokens } from './tokens.ts';
 
 export interface JobOptions {
   endpoint: string;
@@ -11,6 +12,11 @@ export interface JobOptions {
   pollIntervalMs?: number;
   maxAttempts: number;
   maxInFlight: number;
+  /**
+   * Estimated input tokens a model may have in this job's batches at once (the provider's
+   * enqueued-token limit, or less); unset: no limit. A unit larger than it still goes alone.
+   */
+  maxEnqueuedTokens?: number;
   name?: string;
   description?: string;
   dryRun: boolean;
@@ -117,6 +123,8 @@ export interface PlanSummary {
   rejected: number;
   /** Lines per round-1 shard, by shard index. */
   shardLines: number[];
+  /** Model and estimated input tokens per round-1 shard (absent in plans made before they were). */
+  shardTokens?: UnitTokens[];
   /** Models in the plan, for the Web UI summary. */
   models: string[];
   /** A resumed job's last packed round (2 or later) and the lines settled before it. */
@@ -143,6 +151,8 @@ export interface Unit {
 export type UnitStatus =
   | 'pending'
   | 'uploading'
+  /** The provider refused the batch for its enqueued-token limit: waiting to send it again. */
+  | 'waiting'
   | 'validating'
   | 'in_progress'
   | 'finalizing'
@@ -212,6 +222,8 @@ export interface UnitResult extends UnitCounts {
   unattributed?: UnattributedError[];
   /** Lookups this unit could not make. */
   unavailableLookups?: ProviderLookup[];
+  /** Batches the provider refused for its enqueued-token limit that the unit waited out and resent. */
+  tokenLimitWaits?: number;
 }
 
 /** Live state of a unit, sent by the shard workflow to the job as a signal. */
@@ -259,6 +271,11 @@ export interface JobSummary {
   batchFailures?: Record<string, number>;
   /** Provider lookups that were unavailable and what that meant for exactly-once. */
   providerLookups?: { unavailable: ProviderLookup[]; meaning: string[] };
+  /**
+   * Batches the provider refused for its enqueued-token limit (`token_limit_exceeded`) that waited
+   * and were sent again: not line failures, and no retry round was spent on them.
+   */
+  tokenLimitWaits?: number;
 }
 
 export interface ShardProgress {
@@ -272,6 +289,9 @@ export interface ShardProgress {
   failed: number;
   retry: number;
   unreachable?: ProviderUnreachable;
+  /** The unit's model and estimated input tokens, for admission by enqueued tokens. */
+  model?: string;
+  tokens?: number;
 }
 
 /** What the `progress` query returns. */
@@ -298,4 +318,6 @@ export interface JobProgress {
   failures?: FailureInfo[];
   /** Set while some unit's provider calls keep failing past the worker's threshold. */
   providerUnreachable?: ProviderUnreachable;
+  /** Refused batches waited out and sent again so far (see JobSummary.tokenLimitWaits). */
+  tokenLimitWaits?: number;
 }

@@ -14,7 +14,3 @@ export function unitWorkflowId(jobId: string, round: number, index: number): str
 export function unitFileName(key: string): string {
   return `bp_${key.replace(/[^A-Za-z0-9._-]+/g, '_')}.jsonl`;
 }
-
-export function shardFileName(index: number): string {
-  return `shard-${String(index).padStart(5, '0')}.jsonl`;
-}

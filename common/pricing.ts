@@ -1,6 +1,7 @@
 // Cost of a job from its token usage and a user's price table (`--prices prices.json`): prices are
 // per million tokens at the provider's list price; the batch discount (50% for DashScope and
-// OpenAI batches) applies on top. Pure: the job workflow computes the summary's cost with it.
+// OpenAI batches) applies on top. Pure: the job workflow computes the summary's cost with it, and
+// `plan --prices` the estimate before anything is sent.
 
 export interface Usage {
   prompt_tokens: number;
@@ -72,4 +73,44 @@ export function costOf(usageByModel: Record<string, Usage>, prices: PriceTable):
     total += cost;
   }
   return { currency: prices.currency, total: Math.round(total * 1e6) / 1e6, byModel, unpriced };
+}
+
+/** Tokens a plan expects per model: estimated input tokens and the request lines that carry them. */
+export interface PlannedTokens {
+  inputTokens: number;
+  lines: number;
+}
+
+export interface CostEstimate {
+  /** Completion tokens assumed per line (0: input only; answers are billed on top). */
+  outputTokensPerLine: number;
+  /** At the batch price (the table's batchDiscount). */
+  batch: Cost;
+  /** Worst case: every request sent synchronously at the list price, no batch discount. */
+  synchronous: Cost;
+}
+
+/**
+ * The cost of a plan before anything is sent: its estimated input tokens, plus `outputTokensPerLine`
+ * for each line's answer when the user says how long answers run (output is otherwise unknown then).
+ */
+export function estimateCost(
+  planned: Record<string, PlannedTokens>,
+  prices: PriceTable,
+  outputTokensPerLine = 0,
+): CostEstimate {
+  const usage: Record<string, Usage> = {};
+  for (const [model, p] of Object.entries(planned)) {
+    const completion = p.lines * outputTokensPerLine;
+    usage[model] = {
+      prompt_tokens: p.inputTokens,
+      completion_tokens: completion,
+      total_tokens: p.inputTokens + completion,
+    };
+  }
+  return {
+    outputTokensPerLine,
+    batch: costOf(usage, prices),
+    synchronous: costOf(usage, { ...prices, batchDiscount: 1 }),
+  };
 }

@@ -26,6 +26,12 @@ export interface Profile {
   keyFallback: 'DASHSCOPE_API_KEY' | 'OPENAI_API_KEY' | undefined;
   /** Base URL of the synchronous Batch Chat API, where the provider has one. */
   batchChatBaseUrl?: string;
+  /**
+   * Input tokens a model may have enqueued in batches at once. OpenAI's depends on the account's
+   * usage tier and the model, and DashScope publishes none, so no profile sets it: the job's
+   * `maxEnqueuedTokens` says it for the account at hand.
+   */
+  maxEnqueuedTokens?: number;
 }
 
 const MB = 1_000_000;

@@ -22,6 +22,21 @@ function contentText(content: unknown): string {
   return '';
 }
 
+/**
+ * Input tokens of one request as the emulator counts them (usage.prompt_tokens): the messages' text
+ * for chat, the input texts for embeddings, DashScope's fixed 20 for its test model.
+ */
+export function promptTokensOf(endpoint: string, body: Body): number {
+  if (endpoint === '/v1/chat/ds-test' || body.model === TEST_MODEL) return 20;
+  if (endpoint === '/v1/embeddings') return tokens(embeddingTexts(body).reduce((n, t) => n + t.length, 0));
+  return tokens(messagesOf(body).reduce((n, m) => n + m.text.length, 0));
+}
+
+function embeddingTexts(body: Body): string[] {
+  const inputs = Array.isArray(body.input) ? (body.input as unknown[]) : [body.input];
+  return inputs.map((i) => (typeof i === 'string' ? i : JSON.stringify(i)));
+}
+
 function messagesOf(body: Body): { role: string; text: string }[] {
   const messages = Array.isArray(body.messages) ? (body.messages as unknown[]) : [];
   return messages.map((m) => {
@@ -130,8 +145,7 @@ export function embeddingVector(text: string, dimensions = DEFAULT_DIMENSIONS): 
 }
 
 export function embeddings(body: Body): Body {
-  const inputs = Array.isArray(body.input) ? (body.input as unknown[]) : [body.input];
-  const texts = inputs.map((i) => (typeof i === 'string' ? i : JSON.stringify(i)));
+  const texts = embeddingTexts(body);
   const dims =
     typeof body.dimensions === 'number' && Number.isInteger(body.dimensions) && body.dimensions > 0
       ? Math.min(body.dimensions, 4096)

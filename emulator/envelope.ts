@@ -49,3 +49,13 @@ export function resultLine(
   }
   return `${JSON.stringify({ id, custom_id: customId, response, error })}\n`;
 }
+
+/**
+ * The `malformed-output-line` quirk, as a result file damaged on its way: a batch's first processed
+ * line is cut off after its custom_id (not JSON, the id still legible), its second before it.
+ */
+export function damagedResultLine(line: string, processed: number): string {
+  const at =
+    processed === 0 ? line.indexOf('"response"') : processed === 1 ? line.indexOf('"custom_id"') : -1;
+  return at === -1 ? line : `${line.slice(0, at)}\n`;
+}

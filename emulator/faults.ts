@@ -9,6 +9,7 @@ export const QUIRKS = [
   'error-code-fields',
   'no-list-routes',
   'batch-error-line',
+  'malformed-output-line',
 ] as const;
 export type Quirk = (typeof QUIRKS)[number];
 
@@ -35,6 +36,11 @@ export interface FaultSettings {
   chatDelayMs?: number;
   /** Requests a minute per route, enforced with 429s; `published`: the profile's published limits. */
   rateLimits?: 'published' | Partial<Record<RouteName, number>>;
+  /**
+   * OpenAI's enqueued-token limit: input tokens a model may have in batches not yet finished, for
+   * every model (a number) or per model; a batch that would pass it fails validation.
+   */
+  enqueuedTokenLimit?: number | Record<string, number>;
 }
 
 export interface ResolvedFaults {
@@ -51,6 +57,7 @@ export interface ResolvedFaults {
   quirks: Quirk[];
   chatDelayMs: number;
   rateLimits: 'published' | Partial<Record<RouteName, number>>;
+  enqueuedTokenLimit: number | Record<string, number> | null;
 }
 
 const rate = z.number().min(0).max(1);
@@ -78,6 +85,9 @@ export const faultSettingsSchema = z.strictObject({
   chatDelayMs: ms.optional(),
   rateLimits: z
     .union([z.literal('published'), z.partialRecord(z.enum(ROUTE_NAMES), z.number().positive())])
+    .optional(),
+  enqueuedTokenLimit: z
+    .union([z.number().int().positive(), z.record(z.string(), z.number().int().positive())])
     .optional(),
 }) satisfies z.ZodType<FaultSettings>;
 
@@ -123,5 +133,13 @@ export function resolveFaults(s: FaultSettings = {}): ResolvedFaults {
     quirks: s.quirks ?? [],
     chatDelayMs: s.chatDelayMs ?? 100,
     rateLimits: s.rateLimits ?? {},
+    enqueuedTokenLimit: s.enqueuedTokenLimit ?? null,
   };
+}
+
+/** The enqueued-token limit in force for `model`, or undefined when it has none. */
+export function enqueuedTokenLimitFor(f: ResolvedFaults, model: string): number | undefined {
+  const limit = f.enqueuedTokenLimit;
+  if (limit === null) return undefined;
+  return typeof limit === 'number' ? limit : limit[model];
 }

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { orderKey, requestDigest, resultLine } from './envelope.ts';
-import type { ResolvedFaults } from './faults.ts';
+import { damagedResultLine, orderKey, requestDigest, resultLine } from './envelope.ts';
+import { enqueuedTokenLimitFor, type ResolvedFaults } from './faults.ts';
 import type { EmulatorLimits } from './limits.ts';
 import { readLines, type Line } from './lines.ts';
 import { decideLine } from './line-outcome.ts';
@@ -149,6 +149,7 @@ export class Processor {
     if (this.#stopped || sb.batch.status !== 'validating') return;
     const f = this.#deps.faults();
     if (result.errors.length > 0) return this.#failValidation(sb, result.errors);
+    if (result.model !== undefined && this.#overTokenLimit(sb, f, result.model, result.inputTokens)) return;
     if (draw(f.seed, 'fail-batch', sb.run.inputSha256, sb.run.contentAttempt) < f.failBatchRate) {
       if (f.quirks.includes('batch-error-line')) return this.#failAsErrorLine(sb, result.lines);
       return this.#failValidation(sb, [
@@ -163,7 +164,34 @@ export class Processor {
     sb.batch.status = 'in_progress';
     sb.batch.in_progress_at = nowSeconds();
     sb.batch.request_counts = { total: result.lines, completed: 0, failed: 0 };
+    if (result.model !== undefined) {
+      sb.run.model = result.model;
+      sb.run.inputTokens = result.inputTokens;
+    }
     this.#save(sb);
+    if (result.model !== undefined) this.#deps.store.noteEnqueued(result.model);
+  }
+
+  /**
+   * OpenAI's enqueued-token limit: a batch whose input tokens would take its model's enqueued total
+   * (batches past validation and not ended) over the limit fails validation as OpenAI's does.
+   * Checked and admitted without an await in between, so two batches cannot both take the room.
+   */
+  #overTokenLimit(sb: StoredBatch, f: ResolvedFaults, model: string, tokens: number): boolean {
+    const limit = enqueuedTokenLimitFor(f, model);
+    if (limit === undefined) return false;
+    const enqueued = this.#deps.store.enqueuedTokens(model);
+    if (enqueued + tokens <= limit) return false;
+    sb.run.refusedForTokens = true;
+    this.#failValidation(sb, [
+      {
+        code: 'token_limit_exceeded',
+        message: `Enqueued token limit reached for ${model}. Limit: ${limit} enqueued tokens; ${enqueued} are enqueued and this batch has ${tokens}. Please try again once some in_progress batches have been completed.`,
+        param: null,
+        line: null,
+      },
+    ]);
+    return true;
   }
 
   /**
@@ -255,6 +283,7 @@ export class Processor {
     const { submissions } = this.#deps.store;
     const inOutput = f.quirks.includes('failed-lines-in-output');
     const codeFields = f.quirks.includes('error-code-fields');
+    const malformed = f.quirks.includes('malformed-output-line');
     for (let i = 0; i < n; i++) {
       const next = await lines.next();
       if (next.done) break;
@@ -266,7 +295,8 @@ export class Processor {
       const attempt = submissions.attemptThenRecord(row.custom_id, sb.seq);
       const digest = requestDigest(sb.batch.id, row.custom_id);
       const outcome = decideLine(f, sb.batch.endpoint, row.custom_id, attempt, row.body, digest);
-      const text = resultLine(digest, row.custom_id, outcome, codeFields);
+      const whole = resultLine(digest, row.custom_id, outcome, codeFields);
+      const text = malformed ? damagedResultLine(whole, sb.run.processedLines) : whole;
       const key = orderKey(digest);
       if (outcome.kind === 'success') {
         out.add(text, key);

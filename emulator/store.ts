@@ -7,6 +7,9 @@ import type { BatchObject, FileObject } from './objects.ts';
 import { TERMINAL_STATUSES } from './objects.ts';
 import { SubmissionLog } from './submissions.ts';
 
+/** Statuses in which a batch's tokens count against its model's enqueued-token limit. */
+const ENQUEUED_STATUSES = new Set(['in_progress', 'finalizing', 'cancelling']);
+
 export interface StoredFile {
   file: FileObject;
   /** Creation order; lists are newest first and seconds are too coarse to order by. */
@@ -33,6 +36,11 @@ export interface RunState {
   failedInOutput: number;
   /** Expiry decided: the rest of the input goes to the error file as batch_expired. */
   expiring: boolean;
+  /** Set once validation passed: the model and input tokens the batch holds enqueued until it ends. */
+  model?: string;
+  inputTokens?: number;
+  /** Validation refused the batch for the model's enqueued-token limit. */
+  refusedForTokens?: boolean;
 }
 
 /** `GET /_emulator/stats` (docs/emulator.md): batches are never deleted, so the counts derive from them. */
@@ -45,6 +53,10 @@ export interface EmulatorStats {
   /** Files stored now (inputs and results), and their bytes. */
   files: number;
   bytesStored: number;
+  /** Batches refused for the enqueued-token limit (`enqueuedTokenLimit`). */
+  tokenLimitRefusals: number;
+  /** The most input tokens each model had enqueued at once since the emulator started. */
+  peakEnqueuedTokens: Record<string, number>;
 }
 
 export interface StoredBatch {
@@ -73,6 +85,8 @@ export class Store {
   readonly requests: Record<string, number> = {};
   readonly throttled: Record<string, number> = {};
   readonly #dir: string;
+  /** In memory only: a statistic for tests, not state a restart must keep. */
+  readonly #peakEnqueued: Record<string, number> = {};
   #fileSeq = 0;
   #batchSeq = 0;
   #requestsTimer: NodeJS.Timeout | undefined;
@@ -186,10 +200,25 @@ export class Store {
     writeJsonAtomic(path.join(this.#dir, 'requests.json'), this.requests);
   }
 
+  /** Input tokens of `model` in batches that passed validation and have not ended. */
+  enqueuedTokens(model: string): number {
+    let n = 0;
+    for (const b of this.batches.values())
+      if (b.run.model === model && ENQUEUED_STATUSES.has(b.batch.status)) n += b.run.inputTokens ?? 0;
+    return n;
+  }
+
+  /** Notes the model's enqueued total after a batch was admitted, for `peakEnqueuedTokens`. */
+  noteEnqueued(model: string): void {
+    this.#peakEnqueued[model] = Math.max(this.#peakEnqueued[model] ?? 0, this.enqueuedTokens(model));
+  }
+
   stats(): EmulatorStats {
     const batchesByInputFile: Record<string, number> = {};
+    let tokenLimitRefusals = 0;
     for (const b of this.batches.values()) {
       batchesByInputFile[b.batch.input_file_id] = (batchesByInputFile[b.batch.input_file_id] ?? 0) + 1;
+      if (b.run.refusedForTokens) tokenLimitRefusals++;
     }
     let files = 0;
     let bytesStored = 0;
@@ -205,6 +234,8 @@ export class Store {
       batchesByInputFile,
       files,
       bytesStored,
+      tokenLimitRefusals,
+      peakEnqueuedTokens: { ...this.#peakEnqueued },
     };
   }
 }

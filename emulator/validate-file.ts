@@ -1,6 +1,7 @@
 // File-level validation as the provider does it before a batch runs (docs/providers.md, Batches):
 // every bad line is reported, one entry each, with its 1-based line number. The emulator's
 // own rules, on purpose not the planner's: a mistake shared by both would never be caught.
+import { promptTokensOf } from './answers.ts';
 import type { EmulatorLimits } from './limits.ts';
 import { TEST_ENDPOINT, TEST_MODEL, modelExists, thinksByDefault } from './limits.ts';
 import { readLines } from './lines.ts';
@@ -15,6 +16,10 @@ export interface ValidationContext {
 export interface ValidationResult {
   lines: number;
   errors: BatchError[];
+  /** The file's model (of its first valid line), for the enqueued-token limit. */
+  model?: string;
+  /** Input tokens of the valid lines, counted as usage counts them. */
+  inputTokens: number;
 }
 
 const MAX_CUSTOM_ID = 256;
@@ -43,6 +48,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
  */
 export function createLineChecker(
   ctx: ValidationContext,
+  onValid: (body: Record<string, unknown>) => void = () => undefined,
 ): (lineNo: number, text: Buffer | null) => BatchError | null {
   const seen = new Set<string>();
   let fileModel: { model: string; thinking: boolean } | undefined;
@@ -124,6 +130,7 @@ export function createLineChecker(
     }
     if (duplicate)
       return problem(lineNo, 'duplicate_custom_id', `custom_id ${id} is used twice`, 'custom_id');
+    onValid(body);
     return null;
   };
 }
@@ -136,7 +143,12 @@ export async function validateInputFile(
 ): Promise<ValidationResult | null> {
   const isTest = ctx.endpoint === TEST_ENDPOINT;
   const maxLines = isTest ? ctx.limits.testMaxLines : ctx.limits.maxLines;
-  const check = createLineChecker(ctx);
+  let model: string | undefined;
+  let inputTokens = 0;
+  const check = createLineChecker(ctx, (body) => {
+    model ??= String(body.model);
+    inputTokens += promptTokensOf(ctx.endpoint, body);
+  });
   const errors: BatchError[] = [];
   let lines = 0;
   let nonBlank = 0;
@@ -153,7 +165,7 @@ export async function validateInputFile(
     if (err) errors.push(err);
   }
   if (nonBlank === 0)
-    return { lines, errors: [problem(null, 'empty_file', 'the input file has no requests')] };
+    return { lines, errors: [problem(null, 'empty_file', 'the input file has no requests')], inputTokens };
   if (lines > maxLines) {
     errors.push(
       problem(null, 'too_many_tasks', `the file has ${lines} lines; at most ${maxLines} per batch`),
@@ -168,5 +180,5 @@ export async function validateInputFile(
       ),
     );
   }
-  return { lines, errors };
+  return { lines, errors, inputTokens, ...(model !== undefined ? { model } : {}) };
 }

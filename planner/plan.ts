@@ -39,7 +39,7 @@ import { ChunkSlots, type ChunkMeta, type ChunkSource, type ReadChunk } from './
 import { CsvSource } from './source-csv.ts';
 import { JsonlSource } from './source-jsonl.ts';
 import type { PlanOptions, PlanReport, PlanTuning } from './types.ts';
-import { ShardFiles } from './writer.ts';
+import { ShardFiles, syncInBackground } from './writer.ts';
 
 const MiB = 1024 * 1024;
 
@@ -96,6 +96,8 @@ class Planner {
   private readonly packer: ShardPacker;
   private readonly files: ShardFiles | undefined;
   private readonly hashes = new Map<number, Promise<string>>();
+  /** fsyncs of finished shards and sidecars, run on the thread pool while planning goes on. */
+  private readonly syncs: Promise<void>[] = [];
   private readonly rejected: RejectedSink;
   private readonly progress: ProgressThrottle;
   private readonly cpuReport: PlanTuning['cpuReport'];
@@ -142,7 +144,10 @@ class Planner {
       this.files = new ShardFiles(
         opts.outDir,
         { u8, base: mem.slots * mem.slotBytes, copy: scanFnsFor(memory, module).copy },
-        (index, file) => this.hashes.set(index, this.pool.hash(index, file)),
+        (index, file, lineNumbers) => {
+          this.hashes.set(index, this.pool.hash(index, file));
+          this.syncs.push(...[file, lineNumbers].map(syncInBackground));
+        },
         mem.maxOpen,
       );
     }
@@ -278,6 +283,7 @@ class Planner {
     }
     const shas = new Map<number, string>();
     for (const [index, p] of this.hashes) shas.set(index, await p);
+    await Promise.all(this.syncs);
     const shardList = shardInfos(this.packer.shards, this.groups.list, shas);
     const problems = this.rejected.problems;
     if (this.requests === 0) {
@@ -292,6 +298,8 @@ class Planner {
     }
     const warnings = this.groups.warnings();
     if (this.opts.outDir) {
+      // Shards and sidecars are fsynced (awaited above) and rejected.jsonl is committed before the
+      // manifest, which is written last and durably: it marks the folder complete.
       this.rejected.commit();
       writeManifest(this.opts.outDir, shardList, this.opts);
     }

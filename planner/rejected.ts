@@ -1,7 +1,7 @@
 // Where refused lines go: every one into rejected.jsonl (written to rejected.jsonl.tmp in ~1 MiB
 // writes and renamed when the plan completes), the first `maxProblems` also into the report.
 import fs from 'node:fs';
-import path from 'node:path';
+import { roundFiles } from '../storage/layout.ts';
 import type { Problem } from './chunk.ts';
 import type { PlanProblem } from './types.ts';
 
@@ -41,7 +41,7 @@ export class RejectedSink {
   constructor(maxProblems: number, outDir: string | undefined) {
     this.maxProblems = maxProblems;
     this.outDir = outDir;
-    if (outDir) this.fd = fs.openSync(path.join(outDir, 'rejected.jsonl.tmp'), 'w');
+    if (outDir) this.fd = fs.openSync(`${roundFiles(outDir).rejected()}.tmp`, 'w');
   }
 
   /** Refuses `line` for `problem`, or as a duplicate of line `dupOf` (> 0), or both. */
@@ -64,13 +64,18 @@ export class RejectedSink {
     this.bytes = 0;
   }
 
-  /** Writes what is left and renames rejected.jsonl into place. */
+  /**
+   * Writes what is left, fsyncs it and renames rejected.jsonl into place (before the manifest, whose
+   * folder fsync keeps the new name).
+   */
   commit(): void {
     if (this.fd === undefined) return;
     this.flush();
+    fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.fd = undefined;
-    fs.renameSync(path.join(this.outDir!, 'rejected.jsonl.tmp'), path.join(this.outDir!, 'rejected.jsonl'));
+    const rejected = roundFiles(this.outDir!).rejected();
+    fs.renameSync(`${rejected}.tmp`, rejected);
   }
 
   /** Closes the file without completing it (on error). */

@@ -1,4 +1,5 @@
 // The planner's public shapes (the job's plan activity and the CLI both use them).
+import type { ShardEntry } from '../storage/manifest.ts';
 
 export interface PlanOptions {
   /** Absolute path (.jsonl, or .csv with `csv`). */
@@ -18,17 +19,8 @@ export interface PlanOptions {
   maxProblems?: number;
 }
 
-export interface ShardInfo {
-  index: number;
-  /** Basename, e.g. shard-00000.jsonl; its sidecar is shard-00000.lines. */
-  file: string;
-  model: string;
-  thinking: boolean | null;
-  lines: number;
-  bytes: number;
-  /** sha256 of the shard file; '' when validating only (no files written). */
-  sha256: string;
-}
+/** One shard of the plan, as round 1's manifest lists it (storage/manifest.ts). */
+export type ShardInfo = ShardEntry;
 
 export interface PlanProblem {
   line: number;

@@ -15,17 +15,20 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fsyncPath } from '../storage/atomic-file.ts';
+import { isPlanOutputName, roundFiles } from '../storage/layout.ts';
 import type { CopyFn } from './simd.ts';
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
-export const shardName = (index: number): string => `shard-${String(index).padStart(5, '0')}`;
-
-/** Writes `text` to `file` through a temporary name, so a crash never leaves half a file. */
-export function writeFileAtomic(file: string, text: string | Uint8Array): void {
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+/**
+ * Starts an fsync of a finished shard or sidecar (on the thread pool, while planning goes on); its
+ * failure is kept for whoever awaits it, never left unhandled meanwhile.
+ */
+export function syncInBackground(file: string): Promise<void> {
+  const p = fsyncPath(file);
+  p.catch(() => undefined);
+  return p;
 }
 
 let hashBuffer: Buffer | undefined;
@@ -72,7 +75,7 @@ export class ShardFiles {
   /** Open shards by index; at most maxOpen, the least recently used is released first. */
   private readonly open = new Map<number, OpenShard>();
   private readonly started = new Set<number>();
-  private readonly onClosed: (index: number, file: string) => void;
+  private readonly onClosed: (index: number, file: string, lineNumbers: string) => void;
   private last: OpenShard | undefined;
   private tick = 0;
   private readonly arena: ShardArena;
@@ -80,7 +83,12 @@ export class ShardFiles {
   private readonly spare: number[] = [];
 
   /** `arena` has room for `maxOpen` buffers (ShardFiles.arenaBytes). */
-  constructor(dir: string, arena: ShardArena, onClosed: (index: number, file: string) => void, maxOpen = 16) {
+  constructor(
+    dir: string,
+    arena: ShardArena,
+    onClosed: (index: number, file: string, lineNumbers: string) => void,
+    maxOpen = 16,
+  ) {
     this.dir = dir;
     this.arena = arena;
     this.onClosed = onClosed;
@@ -98,12 +106,7 @@ export class ShardFiles {
    */
   static clean(dir: string): void {
     for (const f of fs.readdirSync(dir)) {
-      if (
-        /^shard-\d{5,}\.(jsonl|lines)(\.tmp)?$/.test(f) ||
-        /^(manifest\.json|rejected\.jsonl)(\.tmp)?$/.test(f)
-      ) {
-        fs.rmSync(path.join(dir, f), { force: true });
-      }
+      if (isPlanOutputName(f.replace(/\.tmp(-[\w-]+)?$/, ''))) fs.rmSync(path.join(dir, f), { force: true });
     }
   }
 
@@ -117,13 +120,12 @@ export class ShardFiles {
         for (const o of this.open.values()) if (!lru || o.tick < lru.tick) lru = o;
         this.release(lru!);
       }
-      const base = path.join(this.dir, shardName(index));
       const flag = this.started.has(index) ? 'a' : 'w';
       this.started.add(index);
       s = {
         index,
-        fd: fs.openSync(`${base}.jsonl.tmp`, flag),
-        linesFd: fs.openSync(`${base}.lines.tmp`, flag),
+        fd: fs.openSync(`${this.shardFile(index)}.tmp`, flag),
+        linesFd: fs.openSync(`${this.linesFile(index)}.tmp`, flag),
         buf: this.spare.pop()!,
         used: 0,
         nums: new Uint32Array(16384),
@@ -185,14 +187,23 @@ export class ShardFiles {
     s.nums[s.numsUsed++] = line;
   }
 
+  private shardFile(index: number): string {
+    return roundFiles(this.dir).unit(index);
+  }
+
+  private linesFile(index: number): string {
+    return roundFiles(this.dir).lineNumbers(index);
+  }
+
   /** Completes shard `index`: flush, close, rename into place, then `onClosed`. */
   close(index: number): void {
     const s = this.get(index);
     this.release(s);
-    const base = path.join(this.dir, shardName(index));
-    fs.renameSync(`${base}.lines.tmp`, `${base}.lines`);
-    fs.renameSync(`${base}.jsonl.tmp`, `${base}.jsonl`);
-    this.onClosed(index, `${base}.jsonl`);
+    const lines = this.linesFile(index);
+    const shard = this.shardFile(index);
+    fs.renameSync(`${lines}.tmp`, lines);
+    fs.renameSync(`${shard}.tmp`, shard);
+    this.onClosed(index, shard, lines);
   }
 
   /** Closes every descriptor without completing anything (on error). */

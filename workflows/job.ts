@@ -35,6 +35,7 @@ import { costOf } from '../common/pricing.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
 import { DRY_RUN } from '../common/profiles.ts';
 import { hasTemplate, resolveTemplate } from '../common/templates.ts';
+import type { UnitTokens } from '../common/tokens.ts';
 import { batchFailureCodes, batchFailureInfos, failureFromError, unitName } from './failures.ts';
 import { progressQuery, unitUpdateSignal } from './messages.ts';
 import { progressTable } from './progress.ts';
@@ -68,6 +69,8 @@ export interface JobState {
   /** Round-1 shards that failed, by index: the reason their unsubmitted lines carry. */
   shardFailures?: Record<string, FailureInfo>;
   unavailableLookups?: ProviderLookup[];
+  /** Batches refused for the enqueued-token limit that units waited out and sent again. */
+  tokenLimitWaits?: number;
 }
 
 /** Failures kept in state and the summary: enough to act on, bounded for history's sake. */
@@ -78,18 +81,23 @@ function addFailure(state: JobState, f: FailureInfo): void {
   if (state.failures.length < MAX_FAILURES) state.failures.push(f);
 }
 
-function freshUnits(round: number, lines: number[]): ShardProgress[] {
-  return lines.map((n, index) => ({
-    round,
-    index,
-    status: 'pending',
-    batchId: null,
-    lines: n,
-    completed: 0,
-    succeeded: 0,
-    failed: 0,
-    retry: 0,
-  }));
+/** A round's units, all pending; `tokens` (model and estimate per unit) where known. */
+function freshUnits(round: number, lines: number[], tokens?: UnitTokens[]): ShardProgress[] {
+  return lines.map((n, index) => {
+    const t = tokens?.[index];
+    return {
+      round,
+      index,
+      status: 'pending',
+      batchId: null,
+      lines: n,
+      completed: 0,
+      succeeded: 0,
+      failed: 0,
+      retry: 0,
+      ...(t?.model ? { model: t.model, tokens: t.tokens } : {}),
+    };
+  });
 }
 
 const scheduledStartTime = defineSearchAttributeKey(
@@ -157,6 +165,7 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
       startedAt: state.startedAt,
       ...(state.failures?.length ? { failures: state.failures } : {}),
       ...providerOutage(state.units),
+      ...(state.tokenLimitWaits ? { tokenLimitWaits: state.tokenLimitWaits } : {}),
     };
   };
   const showProgress = () => setCurrentDetails(progressTable(progress()));
@@ -164,7 +173,8 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
   setHandler(unitUpdateSignal, (u) => {
     const unit = state.units[u.unit.index];
     if (!unit || unit.round !== u.unit.round || unit.status === 'done') return;
-    if (u.batchId && !unit.batchId) state.batches++;
+    // A unit whose batch was refused for the token limit sends another: each one is a batch created.
+    if (u.batchId && u.batchId !== unit.batchId) state.batches++;
     unit.status = u.status;
     unit.batchId = u.batchId ?? unit.batchId;
     if (u.requestCounts) unit.completed = u.requestCounts.completed + u.requestCounts.failed;
@@ -191,7 +201,10 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
       // A resumed job picks up at the last round it packed; collected units are skipped.
       const resumeAt = state.plan.resumeAt;
       state.round = resumeAt?.round ?? 1;
-      state.units = freshUnits(state.round, resumeAt?.unitLines ?? state.plan.shardLines);
+      // A resumed retry round's units carry no token estimates: admission lets them through.
+      state.units = resumeAt
+        ? freshUnits(state.round, resumeAt.unitLines)
+        : freshUnits(state.round, state.plan.shardLines, state.plan.shardTokens);
       if (resumeAt) state.settled = { ...resumeAt.settled };
       if (useSearchAttributes) {
         upsertSearchAttributes({
@@ -217,7 +230,7 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
         state.settled.failed += u.failed;
       }
       const nextRound = state.round + 1;
-      const lines = await longLocal.prepareRetryRound.executeWithOptions(
+      const packed = await longLocal.prepareRetryRound.executeWithOptions(
         { ...planOptions, summary: `pack ${retry} retry lines for round ${nextRound}` },
         [
           {
@@ -226,11 +239,14 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
             maxAttempts: input.options.maxAttempts,
             limits: input.options.limits,
             shardCount: state.plan.shardLines.length,
+            withTokens: true,
           },
         ],
       );
+      // Histories recorded before rounds carried their tokens hold the bare list of lines.
+      const round = Array.isArray(packed) ? { lines: packed } : packed;
       state.round = nextRound;
-      state.units = freshUnits(nextRound, lines);
+      state.units = freshUnits(nextRound, round.lines, 'tokens' in round ? round.tokens : undefined);
       showProgress();
     }
   } catch (err) {
@@ -258,6 +274,8 @@ async function runWindow(
   const pending = state.units
     .filter((u) => u.status !== 'done' && u.status !== 'failed' && u.status !== 'cancelled')
     .map((u) => u.index);
+  // The enqueued-token limit bounds batches; Batch Chat requests are bounded by their own caps.
+  const tokens = new EnqueuedTokens(o.mode === 'chat' ? undefined : o.maxEnqueuedTokens);
   const metadata: Record<string, string> = {};
   // The job spec has held both to the provider's metadata lengths.
   if (o.name) metadata.ds_name = o.name;
@@ -280,6 +298,7 @@ async function runWindow(
       ...(o.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
       ...(plan.resumed ? {} : { freshKey: true }),
     };
+    tokens.add(unit);
     const p = executeChild(shardBatch, {
       workflowId: unitWorkflowId(jobId, unit.round, index),
       args: [args],
@@ -297,6 +316,7 @@ async function runWindow(
       index,
       p.finally(() => {
         running.delete(index);
+        tokens.remove(unit);
         showProgress();
       }),
     );
@@ -308,12 +328,44 @@ async function runWindow(
       !state.cancelled
     ) {
       if (workflowInfo().continueAsNewSuggested) break;
-      launch(pending.shift()!);
+      // The first pending unit whose model has room: one model at its limit does not hold up others.
+      const next = pending.findIndex((i) => tokens.admits(state.units[i]!));
+      if (next < 0) break;
+      launch(pending.splice(next, 1)[0]!);
     }
     if (running.size === 0) return state.cancelled || pending.length === 0;
     await Promise.race(running.values());
   }
   return true;
+}
+
+/**
+ * Estimated input tokens per model in the units running now, against the job's limit: a unit is
+ * admitted when its model's total stays within the limit, or when that model has nothing running
+ * (so a unit larger than the limit still goes, alone). Units without an estimate always go.
+ */
+class EnqueuedTokens {
+  private readonly byModel = new Map<string, number>();
+  private readonly limit: number | undefined;
+  constructor(limit: number | undefined) {
+    this.limit = limit;
+  }
+
+  admits(u: ShardProgress): boolean {
+    if (this.limit === undefined || !u.model || u.tokens === undefined) return true;
+    const held = this.byModel.get(u.model) ?? 0;
+    return held === 0 || held + u.tokens <= this.limit;
+  }
+
+  add(u: ShardProgress): void {
+    if (u.model && u.tokens !== undefined)
+      this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) + u.tokens);
+  }
+
+  remove(u: ShardProgress): void {
+    if (u.model && u.tokens !== undefined)
+      this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) - u.tokens);
+  }
 }
 
 /** A failed child: what the provider said, unwrapped from the child and activity wrappers. */
@@ -346,6 +398,7 @@ function applyResult(state: JobState, r: UnitResult): void {
   unit.retry = r.retry;
   unit.completed = r.succeeded + r.failed + r.retry;
   delete unit.unreachable;
+  if (r.tokenLimitWaits) state.tokenLimitWaits = (state.tokenLimitWaits ?? 0) + r.tokenLimitWaits;
   const codes = batchFailureCodes(r);
   if (codes.length > 0) {
     state.batchFailures.push({ round: r.unit.round, shard: r.unit.index, batchId: r.batchId, codes });
@@ -436,6 +489,7 @@ async function finishJob(
     ...(lookups.length
       ? { providerLookups: { unavailable: lookups, meaning: lookups.map(lookupMeaning) } }
       : {}),
+    ...(state.tokenLimitWaits ? { tokenLimitWaits: state.tokenLimitWaits } : {}),
   };
   await longLocal.writeSummary({
     outDir: plan.paths.outDir,

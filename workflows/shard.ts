@@ -28,6 +28,12 @@ import type {
 } from '../common/job-types.ts';
 import { unitUpdateSignal } from './messages.ts';
 import { TERMINAL_STATUSES, nextPollDelay } from './poll.ts';
+import {
+  MAX_TOKEN_LIMIT_WAITS,
+  createRefusedForTokens,
+  refusedForTokens,
+  tokenLimitDelay,
+} from './token-limit.ts';
 
 export interface ShardInput {
   jobId: string;
@@ -58,6 +64,10 @@ export interface ShardState {
   polls: number;
   /** Provider lookups found unavailable (list routes missing). */
   unavailableLookups?: ProviderLookup[];
+  /** Batches refused for the enqueued-token limit: not this unit's batch, whatever their key. */
+  refusedBatchIds?: string[];
+  /** Refusals waited out in a row (create answered token_limit_exceeded, or validation failed so). */
+  tokenLimitWaits?: number;
 }
 
 /** Failure type an activity gives when the provider has been unreachable past the threshold. */
@@ -203,39 +213,52 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
       state.fileCreatedAt = f.createdAt;
       addLookups(state, f.unavailableLookups);
     }
-    if (!state.batch) {
-      const fileId = state.fileId;
-      state.batch = await persist<BatchView>(() =>
-        provider.createBatch.executeWithOptions({ ...providerOptions, summary: `create batch ${key}` }, [
-          {
-            key,
-            jobId: input.jobId,
-            fileId,
-            fileCreatedAt: state.fileCreatedAt ?? input.notBefore,
-            endpoint: input.endpoint,
-            completionWindow: input.completionWindow,
-            metadata: input.metadata,
-            ...(input.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
-            workDir: input.workDir,
-            ...(firstCall('create') ? { fresh: true } : {}),
-          },
-        ]),
-      );
-      addLookups(state, state.batch.unavailableLookups);
-    }
-    await report(state.batch.status as UnitStatus);
-    while (!TERMINAL_STATUSES.has(state.batch.status)) {
-      const delay = nextPollDelay(input.pollIntervalMs, Math.random);
-      await sleep(delay, { summary: `poll ${state.batch.id} in ${Math.round(delay / 1000)}s` });
-      const batchId: string = state.batch.id;
-      state.batch = await persist<BatchView>(() =>
-        provider.getBatch.executeWithOptions({ ...providerOptions, summary: `poll ${batchId}` }, [batchId]),
-      );
-      state.polls++;
-      await report(state.batch.status as UnitStatus);
-      if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
-        await continueAsNew<typeof shardBatch>({ ...input, state });
+    // Sends the unit's batch and polls it to its end; a batch the provider refuses for its
+    // enqueued-token limit is waited out and sent again (workflows/token-limit.ts).
+    for (;;) {
+      if (!state.batch) {
+        const fileId = state.fileId;
+        try {
+          state.batch = await persist<BatchView>(() =>
+            provider.createBatch.executeWithOptions({ ...providerOptions, summary: `create batch ${key}` }, [
+              {
+                key,
+                jobId: input.jobId,
+                fileId,
+                fileCreatedAt: state.fileCreatedAt ?? input.notBefore,
+                endpoint: input.endpoint,
+                completionWindow: input.completionWindow,
+                metadata: input.metadata,
+                ...(input.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
+                workDir: input.workDir,
+                ...(firstCall('create') ? { fresh: true } : {}),
+                ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
+              },
+            ]),
+          );
+        } catch (err) {
+          if (!createRefusedForTokens(err) || !canWaitForTokens(state)) throw err;
+          await waitForTokens(input, state, undefined, report);
+          continue;
+        }
+        addLookups(state, state.batch.unavailableLookups);
       }
+      await report(state.batch.status as UnitStatus);
+      while (!TERMINAL_STATUSES.has(state.batch.status)) {
+        const delay = nextPollDelay(input.pollIntervalMs, Math.random);
+        await sleep(delay, { summary: `poll ${state.batch.id} in ${Math.round(delay / 1000)}s` });
+        const batchId: string = state.batch.id;
+        state.batch = await persist<BatchView>(() =>
+          provider.getBatch.executeWithOptions({ ...providerOptions, summary: `poll ${batchId}` }, [batchId]),
+        );
+        state.polls++;
+        await report(state.batch.status as UnitStatus);
+        if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
+          await continueAsNew<typeof shardBatch>({ ...input, state });
+        }
+      }
+      if (!refusedForTokens(state.batch) || !canWaitForTokens(state)) break;
+      await waitForTokens(input, state, state.batch.id, report);
     }
     return await finish(input, state, false, report, persist);
   } catch (err) {
@@ -245,6 +268,33 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     }
     return await CancellationScope.nonCancellable(() => cancelAndCollect(input, key, state, report, persist));
   }
+}
+
+const TOKEN_LIMIT_WAIT = 'token-limit-wait';
+
+/**
+ * Whether a refusal for the enqueued-token limit is waited out: not past MAX_TOKEN_LIMIT_WAITS in a
+ * row, and not in a run recorded before units waited (those failed the batch, and replay must too).
+ */
+function canWaitForTokens(state: ShardState): boolean {
+  return (state.tokenLimitWaits ?? 0) < MAX_TOKEN_LIMIT_WAITS && patched(TOKEN_LIMIT_WAIT);
+}
+
+/** Notes the refused batch (if one was made), tells the job, and sleeps before sending again. */
+async function waitForTokens(
+  input: ShardInput,
+  state: ShardState,
+  refusedBatchId: string | undefined,
+  report: (s: UnitStatus) => Promise<void>,
+): Promise<void> {
+  if (refusedBatchId) state.refusedBatchIds = [...(state.refusedBatchIds ?? []), refusedBatchId];
+  state.tokenLimitWaits = (state.tokenLimitWaits ?? 0) + 1;
+  delete state.batch;
+  await report('waiting');
+  const delay = tokenLimitDelay(nextPollDelay(input.pollIntervalMs, Math.random), state.tokenLimitWaits);
+  await sleep(delay, {
+    summary: `enqueued-token limit: send again in ${Math.round(delay / 1000)}s (wait ${state.tokenLimitWaits} of at most ${MAX_TOKEN_LIMIT_WAITS})`,
+  });
 }
 
 /**
@@ -315,6 +365,7 @@ async function cancelAndCollect(
       key,
       fileId: state.fileId,
       notBefore: state.fileCreatedAt ?? input.notBefore,
+      ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
     });
     if (found) state.batch = found;
   }
@@ -380,5 +431,6 @@ async function finish(
     ...counts,
     fileErrors: batch.status === 'failed' ? batch.errors : [],
     ...(state.unavailableLookups?.length ? { unavailableLookups: state.unavailableLookups } : {}),
+    ...(state.tokenLimitWaits ? { tokenLimitWaits: state.tokenLimitWaits } : {}),
   };
 }

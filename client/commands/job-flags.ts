@@ -138,6 +138,13 @@ export const JOB_FLAGS: FlagSchema = {
     description: 'provider batches at once',
     default: String(JOB_DEFAULTS.maxInFlight),
   },
+  'max-enqueued-tokens': {
+    type: 'string',
+    arg: '<n>',
+    description:
+      "estimated input tokens a model may have in this job's unfinished batches at once (OpenAI's enqueued-token limit, or less); a shard larger than it still goes alone",
+    default: "the profile's, none",
+  },
   name: {
     type: 'string',
     arg: '<text>',
@@ -204,6 +211,7 @@ const FLAG_OF: Record<string, string> = {
   pollIntervalMs: 'poll-interval',
   maxAttempts: 'max-attempts',
   maxInFlight: 'max-in-flight',
+  maxEnqueuedTokens: 'max-enqueued-tokens',
   name: 'name',
   description: 'description',
   dryRun: 'dry-run',
@@ -249,6 +257,7 @@ export function optionsFromFlags(input: string, flags: ParsedFlags): Record<stri
   set('pollIntervalMs', parsedFlag(flags, 'poll-interval', parseDuration));
   set('maxAttempts', intFlag(flags, 'max-attempts'));
   set('maxInFlight', intFlag(flags, 'max-in-flight'));
+  set('maxEnqueuedTokens', intFlag(flags, 'max-enqueued-tokens'));
   set('name', stringFlag(flags, 'name'));
   set('description', stringFlag(flags, 'description'));
   if (boolFlag(flags, 'dry-run')) raw.dryRun = true;

@@ -1,6 +1,5 @@
 // `status`, `watch`, `cancel` and `results`: reading and steering a job by its workflow id.
 import fs from 'node:fs';
-import path from 'node:path';
 import { loadConfig } from '../../common/config.ts';
 import { resolveInDataRoot } from '../../common/paths.ts';
 import { boolFlag, stringFlag, UsageError, type Command } from '../command.ts';
@@ -8,6 +7,7 @@ import { jobOutcome, noWorkerNote, queryProgress, watchJob } from '../job-handle
 import { exitCodeOf, renderAlerts, renderProgress, renderSummary } from '../progress-view.ts';
 import { connectClient } from '../temporal.ts';
 import { writeResultsCsv } from '../results-csv.ts';
+import { JOB_OUTPUTS, outputFile } from '../../storage/layout.ts';
 
 export const statusCommand: Command = {
   name: 'status',
@@ -105,13 +105,13 @@ export const resultsCommand: Command = {
       return 1;
     }
     const outDir = resolveInDataRoot(config.dataDir, outcome.summary.outDir);
-    for (const name of ['results.jsonl', 'errors.jsonl', 'rejected.jsonl', 'summary.json', 'manifest.json']) {
-      const file = path.join(outDir, name);
+    for (const name of JOB_OUTPUTS) {
+      const file = outputFile(outDir, name);
       if (fs.existsSync(file)) stdout.write(`${file}\n`);
     }
     if (format === 'csv') {
-      const csv = path.join(outDir, 'results.csv');
-      const rows = await writeResultsCsv(path.join(outDir, 'results.jsonl'), csv);
+      const csv = outputFile(outDir, 'resultsCsv');
+      const rows = await writeResultsCsv(outputFile(outDir, 'results'), csv);
       stdout.write(`${csv} (${rows} rows)\n`);
     }
     return 0;

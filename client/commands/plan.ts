@@ -1,9 +1,68 @@
 // `batchpilot plan <input> --out <dir>`: writes the shard files (with their .lines sidecars),
-// manifest.json and rejected.jsonl into <dir>, without any network call.
+// manifest.json and rejected.jsonl into <dir>, without any network call; with --prices, what the
+// plan would cost.
 import path from 'node:path';
-import { UsageError, boolFlag, stringFlag, type Command } from '../command.ts';
+import {
+  estimateCost,
+  parsePriceTable,
+  type CostEstimate,
+  type PlannedTokens,
+  type PriceTable,
+} from '../../common/pricing.ts';
+import { estimateTokens } from '../../common/tokens.ts';
+import type { PlanReport } from '../../planner/index.ts';
+import { UsageError, boolFlag, intFlag, stringFlag, type Command, type ParsedFlags } from '../command.ts';
+import { readPrices } from '../job-options.ts';
 import { PLAN_FLAGS } from './job-flags.ts';
 import { exitCodeOf, inputLabel, planForCommand, renderReport } from './validate.ts';
+
+/** Estimated input tokens and lines per model, from the plan's groups. */
+export function plannedTokens(groups: PlanReport['groups']): Record<string, PlannedTokens> {
+  const byModel: Record<string, PlannedTokens> = {};
+  for (const g of groups) {
+    const p = (byModel[g.model] ??= { inputTokens: 0, lines: 0 });
+    p.inputTokens += estimateTokens(g.bytes);
+    p.lines += g.lines;
+  }
+  return byModel;
+}
+
+/** The price table --prices names, or undefined without it; a bad table is a usage error. */
+function pricesOf(flags: ParsedFlags): PriceTable | undefined {
+  const file = stringFlag(flags, 'prices');
+  if (file === undefined) {
+    if (stringFlag(flags, 'output-tokens') !== undefined)
+      throw new UsageError('--output-tokens prices the answers: give --prices <prices.json> with it');
+    return undefined;
+  }
+  try {
+    return parsePriceTable(readPrices(file));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--prices ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Cents for sums of a unit or more; small sums to six places, trailing zeros dropped. */
+const money = (n: number): string => (n >= 1 ? n.toFixed(2) : n.toFixed(6).replace(/\.?0+$/, ''));
+
+/** The estimate as people read it: per model at the batch price and the synchronous worst case. */
+export function renderCost(e: CostEstimate): string {
+  const { batch, synchronous: sync } = e;
+  const what =
+    e.outputTokensPerLine > 0
+      ? `input tokens and ${e.outputTokensPerLine} output tokens a line`
+      : 'input tokens only; answers are billed as output on top, --output-tokens <n> assumes a length';
+  const out = [`estimated cost in ${batch.currency}, ${what}:`];
+  for (const model of Object.keys(batch.byModel))
+    out.push(
+      `  ${model}: ${money(batch.byModel[model]!)} at the batch price, ${money(sync.byModel[model]!)} if sent synchronously`,
+    );
+  out.push(`  total: ${money(batch.total)} at the batch price, ${money(sync.total)} if sent synchronously`);
+  if (batch.unpriced.length > 0)
+    out.push(`  not priced (add them to the prices file): ${batch.unpriced.join(', ')}`);
+  return out.join('\n') + '\n';
+}
 
 export const planCommand: Command = {
   name: 'plan',
@@ -12,6 +71,17 @@ export const planCommand: Command = {
   flags: {
     out: { type: 'string', arg: '<dir>', description: 'output directory (created if missing)' },
     ...PLAN_FLAGS,
+    prices: {
+      type: 'string',
+      arg: '<prices.json>',
+      description:
+        'price table JSON ({"currency","batchDiscount","models":{"<model>":{"input","output"}}}, per million tokens): print the estimated cost per model at the batch price and if sent synchronously',
+    },
+    'output-tokens': {
+      type: 'string',
+      arg: '<n>',
+      description: 'with --prices: output tokens to assume per line (default: price the input only)',
+    },
     json: { type: 'boolean', description: 'print the plan report (with the shard list) as JSON' },
   },
   details:
@@ -20,12 +90,19 @@ export const planCommand: Command = {
     const out = stringFlag(ctx.flags, 'out');
     if (!out)
       throw new UsageError('--out <dir> is required: where the shards, manifest.json and rejected.jsonl go');
+    // The prices are checked before planning, so a typo in them costs no shard writing.
+    const prices = pricesOf(ctx.flags);
+    const outputTokens = intFlag(ctx.flags, 'output-tokens') ?? 0;
     const outDir = path.resolve(out);
     const report = await planForCommand(ctx, { outDir });
+    const cost = prices ? estimateCost(plannedTokens(report.groups), prices, outputTokens) : undefined;
     if (boolFlag(ctx.flags, 'json')) {
-      ctx.stdout.write(`${JSON.stringify({ outDir, ...report })}\n`);
+      ctx.stdout.write(
+        `${JSON.stringify({ outDir, ...report, ...(cost ? { estimatedCost: cost } : {}) })}\n`,
+      );
     } else {
       ctx.stdout.write(renderReport(inputLabel(ctx.args[0]!), report));
+      if (cost) ctx.stdout.write(renderCost(cost));
       ctx.stdout.write(
         `wrote ${report.shards} shard file${report.shards === 1 ? '' : 's'}, manifest.json and rejected.jsonl (${report.rejected} lines) to ${outDir}\n`,
       );

@@ -1,9 +1,7 @@
 // `batchpilot run` and `batchpilot start`: the whole job in one command, or started on a server.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { loadConfig, type Config } from '../../common/config.ts';
-import { runDirOf } from '../../common/job-record.ts';
 import type { JobInput } from '../../common/job-types.ts';
 import { createLogger } from '../../common/logger.ts';
 import { boolFlag, stringFlag, UsageError, type Command, type ParsedFlags } from '../command.ts';
@@ -16,6 +14,7 @@ import { renderSummary } from '../progress-view.ts';
 import { writeResultsCsv } from '../results-csv.ts';
 import { acquireRunLock } from '../run-lock.ts';
 import { connectClient } from '../temporal.ts';
+import { embeddedServerDb, outputFile, runLockFile } from '../../storage/layout.ts';
 
 const outFlag = {
   out: { type: 'string', description: 'output folder (under BATCHPILOT_DATA_DIR)', arg: '<dir>' },
@@ -59,9 +58,10 @@ function csvWanted(flags: ParsedFlags): boolean {
 }
 
 async function writeCsvIfWanted(wanted: boolean, out: string, stdout: NodeJS.WritableStream): Promise<void> {
-  if (!wanted || !fs.existsSync(path.join(out, 'results.jsonl'))) return;
-  const csv = path.join(out, 'results.csv');
-  const rows = await writeResultsCsv(path.join(out, 'results.jsonl'), csv);
+  const results = outputFile(out, 'results');
+  if (!wanted || !fs.existsSync(results)) return;
+  const csv = outputFile(out, 'resultsCsv');
+  const rows = await writeResultsCsv(results, csv);
   stdout.write(`${csv} (${rows} rows)\n`);
 }
 
@@ -78,7 +78,7 @@ export const runCommand: Command = {
   positionals: ['<input>'],
   flags: { ...outFlag, ...forceFlag, ...formatFlag, ...JOB_COMMAND_FLAGS },
   details:
-    'Uses TEMPORAL_ADDRESS when set, else starts an embedded Temporal dev server (its state kept in\n<out>/.batchpilot/run/); uses the configured provider, else the local emulator (when no API key is set).\nRuns an in-process worker, shows progress, prints the summary. Without BATCHPILOT_DATA_DIR, paths are relative\nto the current folder. The same command again resumes an interrupted job, or reports a finished one without\nsending anything. Ctrl-C (or SIGTERM) cancels the job and writes the outputs (exit 130); a second Ctrl-C\ndetaches at once and the job can be resumed later.',
+    'Uses the Temporal server TEMPORAL_ADDRESS or the Temporal profile file (TEMPORAL_CONFIG_FILE, else\n~/.config/temporalio/temporal.toml) names, else starts an embedded Temporal dev server (its state kept in\n<out>/.batchpilot/run/); uses the configured provider, else the local emulator (when no API key is set).\nRuns an in-process worker, shows progress, prints the summary. Without BATCHPILOT_DATA_DIR, paths are relative\nto the current folder. The same command again resumes an interrupted job, or reports a finished one without\nsending anything. Ctrl-C (or SIGTERM) cancels the job and writes the outputs (exit 130); a second Ctrl-C\ndetaches at once and the job can be resumed later.',
   async run({ args, flags, stdout, stderr, env }) {
     const out = requireOut(flags);
     ignoreBrokenPipe(stdout);
@@ -96,7 +96,7 @@ export const runCommand: Command = {
     // The local emulator answers in seconds and polling it costs nothing: poll every 2 s, not 60–120.
     if (config.provider.implicitEmulator && job.options.pollIntervalMs === undefined)
       job.options.pollIntervalMs = 2000;
-    const lock = acquireRunLock(runDirOf(local.out), out);
+    const lock = acquireRunLock(runLockFile(local.out), out);
     try {
       const decision = decideJob({
         local,
@@ -115,7 +115,7 @@ export const runCommand: Command = {
       }
       const logger = createLogger({ level: env.LOG_LEVEL ? config.logLevel : 'warn' });
       const up = await bringUp(config, logger, {
-        dbFilename: path.join(runDirOf(local.out), 'temporal.db'),
+        dbFilename: embeddedServerDb(local.out),
         onServerStarted: (pid) => lock.setServerPid(pid),
       });
       try {

@@ -1,16 +1,13 @@
 // `batchpilot validate <input>`: reads the input without any network call and reports every problem
 // with its line number, the groups (model, thinking) and how many shards it would make.
+import { estimateTokens } from '../../common/tokens.ts';
 import { formatBytes } from '../../common/units.ts';
 import { InputError, planInput, type PlanOptions, type PlanReport } from '../../planner/index.ts';
 import { UsageError, boolFlag, intFlag, type Command, type CommandContext } from '../command.ts';
 import { STDIN_ARG, withInputFile } from '../stdin-input.ts';
 import { PLAN_FLAGS, planOptionsFromFlags, profileFromFlags } from './job-flags.ts';
 
-/**
- * Input tokens before anything is sent, the way the providers' rule of thumb counts them
- * (about 4 characters a token), from the bytes of each group's valid lines. An upper bound: it
- * counts the JSON envelope too (roughly 25 tokens a line).
- */
+/** Input tokens before anything is sent, by model, from the bytes of each group's valid lines. */
 export function estimateInputTokens(groups: PlanReport['groups']): {
   total: number;
   byModel: Record<string, number>;
@@ -18,7 +15,7 @@ export function estimateInputTokens(groups: PlanReport['groups']): {
   const byModel: Record<string, number> = {};
   let total = 0;
   for (const g of groups) {
-    const tokens = Math.ceil(g.bytes / 4);
+    const tokens = estimateTokens(g.bytes);
     byModel[g.model] = (byModel[g.model] ?? 0) + tokens;
     total += tokens;
   }

@@ -5,6 +5,7 @@ import type { FaultSettings } from '../../emulator/index.ts';
 import {
   FAST,
   chatFile,
+  chatLine,
   clientFor,
   createBatch,
   download,
@@ -210,6 +211,66 @@ describe('batch faults', () => {
     expect(b.errors!.data).toEqual([
       { code: 'token_limit_exceeded', message: expect.any(String), param: null, line: null },
     ]);
+  });
+});
+
+describe('enqueued-token limit', () => {
+  // Ten lines of "question number n" are 5 tokens each as usage counts them: 50 a file.
+  const tenLines = (prefix: string, model = 'qwen-plus') =>
+    Array.from({ length: 10 }, (_, i) =>
+      chatLine(`${prefix}-${i + 1}`, `question number ${i + 1}`, { model }),
+    ).join('\n') + '\n';
+
+  it("refuses a batch that would take its model's enqueued tokens over the limit, as OpenAI does", async () => {
+    // Slow lines keep the first batches in progress while the third is validated.
+    const h = await emulator({ perLineMs: 100, enqueuedTokenLimit: { 'qwen-plus': 120 } });
+    const a = await createBatch(h.client, tenLines('a'));
+    await waitFor(h.client, a.id, ['in_progress']);
+    const b = await createBatch(h.client, tenLines('b'));
+    await waitFor(h.client, b.id, ['in_progress']);
+    const other = await createBatch(h.client, tenLines('m', 'qwen-max'));
+    const c = await createBatch(h.client, tenLines('c'));
+    const refused = await waitFor(h.client, c.id);
+    expect(refused.status).toBe('failed');
+    expect(refused.errors!.data).toEqual([
+      { code: 'token_limit_exceeded', message: expect.any(String), param: null, line: null },
+    ]);
+    expect(refused.errors!.data![0]!.message).toMatch(
+      /^Enqueued token limit reached for qwen-plus\. Limit: 120 enqueued tokens; 100 are enqueued and this batch has 50\./,
+    );
+    // A model without a limit is not held back by another's.
+    expect((await waitFor(h.client, other.id)).status).toBe('completed');
+    expect((await waitFor(h.client, a.id)).status).toBe('completed');
+    expect((await waitFor(h.client, b.id)).status).toBe('completed');
+    // Once the enqueued batches have ended, the same file is accepted.
+    const again = await h.client.batches.create({
+      input_file_id: c.input_file_id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    expect((await waitFor(h.client, again.id)).status).toBe('completed');
+    const s = await stats(h.emu);
+    expect(s.tokenLimitRefusals).toBe(1);
+    expect(s.peakEnqueuedTokens['qwen-plus']).toBe(100);
+    expect(s.batchesByInputFile[c.input_file_id]).toBe(2);
+  });
+
+  it('refuses a batch larger than the limit even with nothing enqueued; a number limits every model', async () => {
+    const h = await emulator({ enqueuedTokenLimit: 40 });
+    const b = await waitFor(h.client, (await createBatch(h.client, tenLines('big', 'qwen-max'))).id);
+    expect(b.status).toBe('failed');
+    expect(b.errors!.data![0]!.code).toBe('token_limit_exceeded');
+    expect(b.errors!.data![0]!.message).toMatch(/for qwen-max\. Limit: 40 enqueued tokens; 0 are enqueued/);
+    const small = await waitFor(h.client, (await createBatch(h.client, chatFile(8))).id);
+    expect(small.status).toBe('completed');
+    expect((await stats(h.emu)).tokenLimitRefusals).toBe(1);
+  });
+
+  it('refuses a malformed limit with the field named', async () => {
+    const h = await emulator({});
+    const r = await raw(h.emu, 'POST', '/_emulator/faults', { enqueuedTokenLimit: { 'qwen-plus': -1 } });
+    expect(r.status).toBe(400);
+    expect(JSON.stringify(r.json)).toContain('enqueuedTokenLimit');
   });
 });
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { createActivities } from '../../activities/index.ts';
 import { createProviderClient } from '../../activities/provider-client.ts';
-import { unitFile } from '../../activities/work-dir.ts';
+import { unitFile } from '../../storage/layout.ts';
 import { PROFILES, type Profile } from '../../common/profiles.ts';
 import { startEmulator, type RunningEmulator } from '../../emulator/index.ts';
 import { FAST_FAULTS } from '../support/harness.ts';

@@ -70,9 +70,21 @@ describe('job under provider faults', () => {
     for (const r of results) expect(r.response.status_code).toBe(200);
   });
 
-  it("surfaces a failed batch's errors.data in the summary and retries its lines", async () => {
-    const { summary } = await run({ seed: 2, failBatchRate: 0.5 }, 100, { maxAttempts: 2 });
-    expect(summary.batchFailures?.token_limit_exceeded ?? 0).toBeGreaterThan(0);
+  it('waits out batches refused for the enqueued-token limit and sends them again, failing no line', async () => {
+    const { summary, h } = await run({ seed: 2, failBatchRate: 0.5 }, 100, { maxAttempts: 2 });
+    expect(summary.tokenLimitWaits ?? 0).toBeGreaterThan(0);
+    expect(summary.batchFailures).toBeUndefined();
+    expect(summary.lines.succeeded).toBe(100);
+    expect(summary.rounds).toBe(1);
+    expect((await h.stats()).batchesCreated).toBe(4 + summary.tokenLimitWaits!);
+  });
+
+  it("surfaces a failed batch's errors.data in the summary once a refusal lasts", async () => {
+    const { summary } = await run({ seed: 2, failBatchRate: 1 }, 100, { maxAttempts: 1 });
+    // Each shard waited out five refusals, then its sixth batch failed as any failed batch does.
+    expect(summary.tokenLimitWaits).toBe(4 * 5);
+    expect(summary.batchFailures).toEqual({ token_limit_exceeded: 4 });
+    expect(summary.lines.failed).toBe(100);
     const failure = summary.failures?.find((f) => f.code === 'token_limit_exceeded');
     expect(failure?.message).toMatch(/Enqueued token limit reached/);
     expect(failure?.unit).toMatch(/^shard-\d+\/round-\d+$/);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { JobOptions, JobProgress, JobSummary } from '../../common/job-types.ts';
+import { unitWorkflowId } from '../../common/keys.ts';
 import type { FaultSettings } from '../../emulator/index.ts';
 import { FAST_FAULTS, readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
@@ -149,6 +150,43 @@ describe('strangers', () => {
       expect(e.error.message).toMatch(/Enqueued token limit reached/);
     }
     expect((await h.stats()).files).toBe(0);
+  });
+
+  it('collects around malformed result lines: their requests fail once, quoting the damage, and the job ends', async () => {
+    // Each batch's first processed line comes cut off after its custom_id, its second before it.
+    const h = await harness({ quirks: ['malformed-output-line'] });
+    const input = writeChatInput(h.dataDir, 'in.jsonl', 30);
+    const jobId = `malformed-${Date.now()}`;
+    const summary = await h.runJob(input, 'out', { limits: LIMITS }, jobId);
+    const out = path.join(h.dataDir, 'out');
+    await expectInvariant(h, out, 30);
+    expect(summary.status).toBe('completed');
+    expect(summary.lines).toMatchObject({ succeeded: 24, failed: 6 });
+    // Malformed output is final: sending those requests again would pay for them twice.
+    expect(summary.rounds).toBe(1);
+    const errors = readJsonl<ErrorLine>(path.join(out, 'errors.jsonl'));
+    expect(errors).toHaveLength(6);
+    for (const e of errors) expect(e.error.code, e.custom_id).toBe('malformed_output');
+    const legible = errors.filter((e) => /for this line: "\{\\"id\\":\\"batch_req_/.test(e.error.message));
+    const unreadable = errors.filter((e) =>
+      /1 malformed output line\(s\) whose custom_id could not be read \(the first: "\{\\"id\\":\\"batch_req_\w+\\",".*no result for this line/.test(
+        e.error.message,
+      ),
+    );
+    expect(legible, JSON.stringify(errors)).toHaveLength(3);
+    expect(unreadable, JSON.stringify(errors)).toHaveLength(3);
+    // Each shard collected on its first attempt: a malformed line is not an error to retry.
+    for (let shard = 0; shard < 3; shard++) {
+      const { events } = await h.client.workflow.getHandle(unitWorkflowId(jobId, 1, shard)).fetchHistory();
+      const scheduled = events!.find(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'collectUnit',
+      );
+      expect(scheduled, `collectUnit of shard ${shard}`).toBeDefined();
+      const started = events!.find(
+        (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled!.eventId),
+      );
+      expect(started?.activityTaskStartedEventAttributes?.attempt, `shard ${shard}`).toBe(1);
+    }
   });
 
   it("deletes a failed batch's files and gives its lines the batch's errors.data reason", async () => {

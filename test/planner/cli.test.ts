@@ -141,3 +141,89 @@ describe('batchpilot plan', () => {
     expect(r.stderr).toContain('--out');
   });
 });
+
+describe('batchpilot plan --prices', () => {
+  const mixed = path.join(work, 'mixed-models.jsonl');
+  fs.writeFileSync(
+    mixed,
+    [
+      ['a', 'qwen-plus'],
+      ['b', 'qwen-plus'],
+      ['c', 'qwen-max'],
+      ['d', 'qwen-flash'],
+    ]
+      .map(([id, model]) =>
+        JSON.stringify({
+          custom_id: id,
+          method: 'POST',
+          url: ENDPOINT,
+          body: { model, messages: [{ role: 'user', content: `say something about ${id}` }] },
+        }),
+      )
+      .join('\n') + '\n',
+  );
+  const prices = path.join(work, 'prices.json');
+  fs.writeFileSync(
+    prices,
+    JSON.stringify({
+      currency: 'USD',
+      batchDiscount: 0.5,
+      models: {
+        'qwen-plus': { input: 400_000, output: 1_200_000 },
+        'qwen-max': { input: 1_600_000, output: 0 },
+      },
+    }),
+  );
+
+  it('prints the cost per model at the batch price and the synchronous worst case, from the shards it wrote', () => {
+    const out = path.join(work, 'priced');
+    const r = cli('plan', mixed, '--out', out, '--prices', prices, '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      estimatedCost: {
+        batch: { total: number; byModel: Record<string, number>; unpriced: string[] };
+        synchronous: { total: number; byModel: Record<string, number> };
+      };
+    };
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as {
+      shards: { model: string; bytes: number; inputTokens: number }[];
+    };
+    const tokens = (model: string) =>
+      manifest.shards.filter((s) => s.model === model).reduce((n, s) => n + s.inputTokens, 0);
+    for (const s of manifest.shards) expect(s.inputTokens).toBe(Math.ceil(s.bytes / 4));
+    // Prices are per million tokens: 400,000 per million is 0.4 a token, half of it at the batch price.
+    const { batch, synchronous } = report.estimatedCost;
+    expect(batch.byModel['qwen-plus']).toBeCloseTo(tokens('qwen-plus') * 0.4 * 0.5, 6);
+    expect(batch.byModel['qwen-max']).toBeCloseTo(tokens('qwen-max') * 1.6 * 0.5, 6);
+    expect(synchronous.byModel['qwen-plus']).toBeCloseTo(tokens('qwen-plus') * 0.4, 6);
+    expect(synchronous.total).toBeCloseTo(2 * batch.total, 6);
+    expect(batch.unpriced).toEqual(['qwen-flash']);
+
+    const text = cli('plan', mixed, '--out', out, '--prices', prices, '--output-tokens', '10');
+    expect(text.code).toBe(0);
+    const plusBatch = (tokens('qwen-plus') * 0.4 + 2 * 10 * 1.2) * 0.5;
+    expect(text.stdout).toContain('estimated cost in USD, input tokens and 10 output tokens a line:');
+    expect(text.stdout).toContain(
+      `qwen-plus: ${plusBatch.toFixed(2)} at the batch price, ${(2 * plusBatch).toFixed(2)} if sent synchronously`,
+    );
+    expect(text.stdout).toContain('not priced (add them to the prices file): qwen-flash');
+  });
+
+  it('refuses a malformed or missing prices file before writing anything', () => {
+    const bad = path.join(work, 'bad-prices.json');
+    fs.writeFileSync(bad, JSON.stringify({ currency: 'USD', models: { 'qwen-plus': { input: 'cheap' } } }));
+    const out = path.join(work, 'never');
+    const r = cli('plan', mixed, '--out', out, '--prices', bad);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--prices .*bad-prices\.json: .*"models\.qwen-plus" needs non-negative numbers/);
+    expect(fs.existsSync(out)).toBe(false);
+    const missing = cli('plan', mixed, '--out', out, '--prices', path.join(work, 'nope.json'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--prices: cannot read .*nope\.json/);
+    const orphan = cli('plan', mixed, '--out', out, '--output-tokens', '10');
+    expect(orphan.code).toBe(2);
+    expect(orphan.stderr).toContain(
+      '--output-tokens prices the answers: give --prices <prices.json> with it',
+    );
+  });
+});

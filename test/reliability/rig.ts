@@ -3,7 +3,7 @@
 // restarted in place), workers are separate `batchpilot worker` processes (so they can be
 // SIGKILLed), the Temporal server may be the shared one or the scenario's own, and an optional
 // proxy between workers and emulator slows answers down. Nothing is mocked.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -192,76 +192,7 @@ async function startSlowProxy(target: () => string, opts: SlowProxyOptions): Pro
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// A folder that cannot be written
-
-export interface Unwritable {
-  how: string;
-  restore(): void;
-}
-
-/** True when nothing can be created in `dir` (checked by trying). */
-function refusesWrites(dir: string): boolean {
-  const probe = path.join(dir, `.probe-${process.pid}`);
-  try {
-    fs.writeFileSync(probe, 'x');
-    fs.rmSync(probe, { force: true });
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-/**
- * Makes `dir` refuse new entries, renames and removals, for root too. Tests run as root here, and
- * root ignores permission bits (CAP_DAC_OVERRIDE): chmod 0555 changes nothing. So, in order:
- *  1. the immutable attribute (`chattr +i`, ext4/xfs/btrfs/tmpfs, CAP_LINUX_IMMUTABLE): binds root
- *     as well; creating `results.jsonl.tmp-…` in the folder fails with EPERM, while its
- *     subfolders (the work dir `.batchpilot/`) stay writable, so the merge fails exactly where it
- *     first writes into the output folder;
- *  2. a read-only bind mount of the folder onto itself (CAP_SYS_ADMIN): EROFS, subfolders too;
- *  3. for a non-root user, chmod 0555: EACCES.
- * Each is checked by trying to write; `restore()` undoes it.
- */
-export function makeUnwritable(dir: string): Unwritable {
-  const attempts: { how: string; apply: () => void; restore: () => void }[] = [
-    {
-      how: 'chattr +i (immutable folder)',
-      apply: () => execFileSync('chattr', ['+i', dir], { stdio: 'pipe' }),
-      restore: () => execFileSync('chattr', ['-i', dir], { stdio: 'pipe' }),
-    },
-    {
-      how: 'read-only bind mount',
-      apply: () => {
-        execFileSync('mount', ['--bind', dir, dir], { stdio: 'pipe' });
-        execFileSync('mount', ['-o', 'remount,bind,ro', dir], { stdio: 'pipe' });
-      },
-      restore: () => execFileSync('umount', [dir], { stdio: 'pipe' }),
-    },
-    {
-      how: 'chmod 0555',
-      apply: () => fs.chmodSync(dir, 0o555),
-      restore: () => fs.chmodSync(dir, 0o755),
-    },
-  ];
-  const tried: string[] = [];
-  for (const a of attempts) {
-    try {
-      a.apply();
-    } catch (err) {
-      tried.push(`${a.how}: ${(err as Error).message.split('\n')[0]}`);
-      continue;
-    }
-    if (refusesWrites(dir)) return { how: a.how, restore: a.restore };
-    tried.push(`${a.how}: writes still succeed`);
-    try {
-      a.restore();
-    } catch {
-      // It did nothing; nothing to undo.
-    }
-  }
-  throw new Error(`cannot make ${dir} unwritable here (${tried.join('; ')})`);
-}
+export { makeUnwritable, type Unwritable } from '../support/unwritable.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Worker processes
@@ -662,8 +593,14 @@ export async function expectSurvived(
   expect(summary.rounds).toBe(baseline.summary.rounds);
 
   const stats = await rig.stats();
-  for (const [fileId, n] of Object.entries(stats.batchesByInputFile))
-    expect(n, `batches made from input file ${fileId}`).toBe(1);
+  // One batch per input file, plus one for each batch refused for the enqueued-token limit that
+  // its unit waited out and sent again from the same file.
+  let resent = 0;
+  for (const [fileId, n] of Object.entries(stats.batchesByInputFile)) {
+    expect(n, `batches made from input file ${fileId}`).toBeGreaterThanOrEqual(1);
+    resent += n - 1;
+  }
+  expect(resent, 'batches sent again after a token-limit refusal').toBe(summary.tokenLimitWaits ?? 0);
   expect(stats.batchesCreated, 'batches: one per (shard, round), as many as undisturbed').toBe(
     baseline.stats.batchesCreated,
   );

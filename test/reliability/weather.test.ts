@@ -128,7 +128,9 @@ describe('provider weather', () => {
     const summary = await jobResult(handle);
     const seconds = (Date.now() - t0) / 1000;
     expect(summary.status).toBe('completed');
-    expect(pollsWhileStuck).toBeGreaterThan(STUCK_MS / OPTIONS.pollIntervalMs! / 2);
+    // The shards kept polling the stuck batch: a count well above a few polls, not a rate (a loaded
+    // machine polls less often than the interval says).
+    expect(pollsWhileStuck).toBeGreaterThanOrEqual(STUCK_MS / OPTIONS.pollIntervalMs! / 6);
 
     // The weather really happened.
     await rig.setFaults({});
@@ -151,7 +153,8 @@ describe('provider weather', () => {
     expect(byStatus.failed ?? 0, 'a failed batch').toBeGreaterThan(0);
     expect(withoutOutput, 'a completed batch without an output file').toBeGreaterThan(0);
     expect(hiddenFailures, 'completed batches reporting failed = 0').toBeGreaterThan(0);
-    expect(summary.batchFailures?.token_limit_exceeded ?? 0).toBeGreaterThan(0);
+    // Batches refused for the enqueued-token limit were waited out and sent again, not failed.
+    expect(summary.tokenLimitWaits ?? 0, 'a batch refused for the token limit').toBeGreaterThan(0);
     expect(proxy.throttledWithRetryAfter, '429 with Retry-After').toBeGreaterThan(0);
     expect(proxy.throttled - proxy.throttledWithRetryAfter, '429 without Retry-After').toBeGreaterThan(0);
     // The create answer held past the activity's 30 s start-to-close: that attempt timed out, and

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ByteWriter } from '../../activities/byte-writer.ts';
-import { AtomicWriter } from '../../activities/lines.ts';
+import { AtomicWriter } from '../../storage/atomic-file.ts';
 
 describe('AtomicWriter when the temporary file cannot be opened', () => {
   it('rejects the commit and leaves nothing under the final name', async () => {
@@ -31,7 +31,7 @@ describe('ByteWriter', () => {
   it('writes lines across its buffers, longer than a buffer too, and only on commit', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-bytes-'));
     const target = path.join(dir, 'out.jsonl');
-    const w = new ByteWriter(target);
+    const w = new ByteWriter(target, 'durable');
     const expected: string[] = [];
     const src = Buffer.from('0123456789'.repeat(300_000)); // 3 MB: longer than one 1 MiB buffer
     for (let n = 0; n < 5000; n++) {
@@ -55,7 +55,7 @@ describe('ByteWriter', () => {
   it('writes headed lines (a string, then bytes) across its buffers, multi-byte heads too', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-bytes-'));
     const target = path.join(dir, 'out.jsonl');
-    const w = new ByteWriter(target);
+    const w = new ByteWriter(target, 'durable');
     const expected: Buffer[] = [];
     const body = Buffer.from('{"x":"日本"}'.repeat(40_000)); // ~560 KB: two of them fill a buffer
     for (let n = 0; n < 3000; n++) {
@@ -74,7 +74,7 @@ describe('ByteWriter', () => {
   it('rejects on a folder that went away and leaves nothing behind after abort', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-bytes-'));
     const folder = path.join(dir, 'out');
-    const w = new ByteWriter(path.join(folder, 'results.jsonl'));
+    const w = new ByteWriter(path.join(folder, 'results.jsonl'), 'durable');
     fs.rmSync(folder, { recursive: true });
     await expect(w.raw(Buffer.from('x\n'))).rejects.toThrow(/ENOENT/);
     await w.abort();

@@ -154,6 +154,13 @@ describe('words that fit', () => {
     expect(text).toContain('failure: shard-0/round-1, create batch: [not_found 404] no route');
     expect(text).toContain('failed batches by code: token_limit_exceeded 2');
   });
+  it('says how many batches refused for the enqueued-token limit waited and went again', () => {
+    const lines = { total: 3, succeeded: 3, failed: 0, rejected: 0 };
+    expect(renderSummary(summary({ lines, tokenLimitWaits: 3 }))).toContain(
+      '3 batches refused for the enqueued-token limit waited and went again (no retry round spent)',
+    );
+    expect(renderSummary(summary({ lines }))).not.toContain('enqueued-token limit');
+  });
   it('says for how long a provider has been unreachable', () => {
     const p = {
       providerUnreachable: { url: 'http://h/v1', since: 1_000, message: 'cannot reach the provider' },

@@ -195,6 +195,33 @@ describe('job flags, the same for every command', () => {
     ).toBe(60_000);
   });
 
+  it('--max-enqueued-tokens on run, start and schedule create; else the profile says, else no limit', () => {
+    for (const cmd of [runCommand, startCommand, scheduleCommand]) {
+      const argv = cmd === scheduleCommand ? ['create', 'id', 'in.jsonl'] : ['in.jsonl'];
+      const flags = flagsOf(cmd, [...argv, '--max-enqueued-tokens', '90000']);
+      expect(jobInputFromFlags('in.jsonl', 'out', flags, config).options.maxEnqueuedTokens).toBe(90_000);
+    }
+    expect(
+      jobInputFromFlags('in.jsonl', 'out', flagsOf(runCommand, ['in.jsonl']), config).options,
+    ).not.toHaveProperty('maxEnqueuedTokens');
+    const tiered = { ...PROFILES.openai, maxEnqueuedTokens: 2_000_000 };
+    expect(resolveJobOptions({}, tiered, 'in.jsonl').maxEnqueuedTokens).toBe(2_000_000);
+    expect(resolveJobOptions({ maxEnqueuedTokens: 500 }, tiered, 'in.jsonl').maxEnqueuedTokens).toBe(500);
+    expect(
+      usageError(() =>
+        jobInputFromFlags(
+          'in.jsonl',
+          'out',
+          flagsOf(runCommand, ['in.jsonl', '--max-enqueued-tokens', '0']),
+          config,
+        ),
+      ),
+    ).toMatch(/^--max-enqueued-tokens: /);
+    expect(
+      specError(() => resolveJobOptions({ maxEnqueuedTokens: 1.5 }, dashscope, 'in.jsonl')).problem,
+    ).toBe('must be a positive whole number of tokens');
+  });
+
   it("--no-header reads 1-based positions, defaulting to the providers' layout", () => {
     const flags = flagsOf(runCommand, [
       'x.csv',

@@ -1,24 +1,28 @@
 // The merge activity on a small work directory built by hand in the layout collection leaves
-// (activities/work-dir.ts): input order across shards, each line's last outcome winning, lines
+// (storage/layout.ts): input order across shards, each line's last outcome winning, lines
 // with no outcome, usage per model, the hard-link path for complete in-order shards, the
 // over-budget path, and reuse or rebuild of `final/` files left by an earlier attempt.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mergeActivities, type MergeInput } from '../../activities/merge.ts';
 import type { MergeSummary } from '../../common/job-types.ts';
-import { encodeOutcome, type OutcomeHeader } from '../../activities/outcome.ts';
+import type { PlanManifest } from '../../storage/manifest.ts';
 import {
   finalFile,
   lineNumbersFile,
   outcomeFile,
+  rejectedFile,
   roundDir,
+  roundManifestFile,
   unitFile,
   workDirOf,
-} from '../../activities/work-dir.ts';
+} from '../../storage/layout.ts';
+import { encodeOutcome, type OutcomeRecord } from '../../storage/outcome-record.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -37,20 +41,35 @@ const result = (cid: string, content: string) =>
     custom_id: cid,
     response: { status_code: 200, body: { choices: [{ message: { content } }] } },
   });
-const ok = (i: number, cid: string, a = 1, u: [number, number, number] = [3, 4, 7]) =>
-  encodeOutcome({ i, k: 'ok', a, cid, u }, result(cid, `answer ${cid} round ${a}`));
-const failed = (i: number, cid: string, a: number) => {
-  const header: OutcomeHeader = {
-    i,
-    k: 'permanent',
-    a,
-    cid,
-    e: { code: 'invalid_request', message: 'bad request', status_code: 400 },
+const ok = (line: number, customId: string, attempt = 1, usage: [number, number, number] = [3, 4, 7]) =>
+  encodeOutcome(
+    { line, kind: 'ok', attempt, customId, usage },
+    result(customId, `answer ${customId} round ${attempt}`),
+  );
+const failed = (line: number, customId: string, attempt: number) => {
+  const record: OutcomeRecord = {
+    line,
+    kind: 'permanent',
+    attempt,
+    customId,
+    error: { code: 'invalid_request', message: 'bad request', status_code: 400 },
   };
-  return encodeOutcome(header, JSON.stringify({ custom_id: cid, response: { status_code: 400, body: {} } }));
+  return encodeOutcome(
+    record,
+    JSON.stringify({ custom_id: customId, response: { status_code: 400, body: {} } }),
+  );
 };
-const retry = (i: number, cid: string, a: number) =>
-  encodeOutcome({ i, k: 'retry', a, cid, e: { code: 'rate_limited', message: '429', status_code: 429 } }, '');
+const retry = (line: number, customId: string, attempt: number) =>
+  encodeOutcome(
+    {
+      line,
+      kind: 'retry',
+      attempt,
+      customId,
+      error: { code: 'rate_limited', message: '429', status_code: 429 },
+    },
+    '',
+  );
 
 /** Writes a job's work dir: round-1 units and sidecars, manifest, rejected lines. */
 function layout(shards: ShardSpec[], rejected: string[] = []) {
@@ -65,11 +84,22 @@ function layout(shards: ShardSpec[], rejected: string[] = []) {
     s.inputLines.forEach((ln, i) => nums.writeUInt32LE(ln, 4 * i));
     fs.writeFileSync(lineNumbersFile(workDir, n), nums);
   });
-  fs.writeFileSync(
-    path.join(roundDir(workDir, 1), 'manifest.json'),
-    JSON.stringify({ shards: shards.map((s, index) => ({ index, model: s.model })) }),
-  );
-  fs.writeFileSync(path.join(roundDir(workDir, 1), 'rejected.jsonl'), rejected.map((r) => r + '\n').join(''));
+  const manifest: PlanManifest = {
+    shards: shards.map((s, index) => ({
+      index,
+      file: path.basename(unitFile(workDir, 1, index)),
+      model: s.model,
+      thinking: null,
+      lines: s.inputLines.length,
+      bytes: fs.statSync(unitFile(workDir, 1, index)).size,
+      sha256: '',
+    })),
+    limits: { maxLines: 50_000, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
+    endpoint: '/v1/chat/completions',
+    input: 'in.jsonl',
+  };
+  fs.writeFileSync(roundManifestFile(workDir, 1), JSON.stringify(manifest));
+  fs.writeFileSync(rejectedFile(workDir), rejected.map((r) => r + '\n').join(''));
   const outcomes = (shard: number, round: number, unit: number, lines: string[]) => {
     const f = outcomeFile(workDir, shard, round, unit);
     fs.mkdirSync(path.dirname(f), { recursive: true });
@@ -203,5 +233,15 @@ describe('mergeJob', () => {
     const job = layout([{ model: 'qwen-plus', inputLines: [1] }]);
     job.outcomes(0, 1, 0, ['not an outcome']);
     await expect(runMerge(job.input())).rejects.toThrow(/malformed outcome record: not an outcome/);
+  });
+
+  it('fails the job at once, naming the file, when the plan manifest does not parse', async () => {
+    const job = interleaved();
+    const file = roundManifestFile(job.workDir, 1);
+    fs.writeFileSync(file, JSON.stringify({ shards: [{ index: 0 }] }));
+    const err = await runMerge(job.input()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toContain(`${file} is not a batchpilot manifest`);
   });
 });

@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AtomicWriter, customIdOf, readLines } from '../../activities/lines.ts';
-import { decodeOutcome, encodeOutcome, outcomeIndexAt } from '../../activities/outcome.ts';
+import { customIdOf, readLines } from '../../activities/lines.ts';
+import { AtomicWriter } from '../../storage/atomic-file.ts';
+import { decodeOutcome, encodeOutcome, outcomeLineAt } from '../../storage/outcome-record.ts';
 import { retryAfterMs } from '../../activities/provider-errors.ts';
 import { nextPollDelay } from '../../workflows/poll.ts';
 import { unitKey, unitWorkflowId } from '../../common/keys.ts';
@@ -24,10 +25,11 @@ describe('customIdOf', () => {
 describe('outcome records', () => {
   it('round-trip a header and a result holding tabs and newlines in strings', () => {
     const result = JSON.stringify({ custom_id: 'x', response: { body: { content: 'a\tb\nc' } } });
-    const line = encodeOutcome({ i: 42, k: 'ok', a: 2, cid: 'x', u: [1, 2, 3] }, result);
+    const record = { line: 42, kind: 'ok', attempt: 2, customId: 'x', usage: [1, 2, 3] } as const;
+    const line = encodeOutcome({ ...record, usage: [1, 2, 3] }, result);
     expect(line.split('\n')).toHaveLength(1);
-    expect(outcomeIndexAt(Buffer.from(line), 0, Buffer.byteLength(line))).toBe(42);
-    expect(decodeOutcome(line)).toEqual({ header: { i: 42, k: 'ok', a: 2, cid: 'x', u: [1, 2, 3] }, result });
+    expect(outcomeLineAt(Buffer.from(line), 0, Buffer.byteLength(line))).toBe(42);
+    expect(decodeOutcome(line)).toEqual({ record, result });
   });
 });
 

@@ -1,5 +1,5 @@
 // Packing a retry round on a work directory built by hand in the layout collection leaves
-// (activities/work-dir.ts): only the lines whose last outcome asks for another attempt are packed,
+// (storage/layout.ts): only the lines whose last outcome asks for another attempt are packed,
 // lines of several shards share units by (model, thinking), units close at the line and byte
 // limits, and each unit's `.origin` sidecar points every line back to its round-1 shard and index.
 import fs from 'node:fs';
@@ -7,10 +7,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeOutcome, type OutcomeHeader } from '../../activities/outcome.ts';
-import { retryRoundActivities, type RetryRoundInput } from '../../activities/retry-round.ts';
-import { originFile, outcomeFile, roundDir, unitFile, workDirOf } from '../../activities/work-dir.ts';
+import { retryRoundActivities, type RetryRound, type RetryRoundInput } from '../../activities/retry-round.ts';
 import type { Limits } from '../../common/profiles.ts';
+import {
+  originFile,
+  outcomeFile,
+  roundDir,
+  roundManifestFile,
+  unitFile,
+  workDirOf,
+} from '../../storage/layout.ts';
+import { encodeOutcome, type OutcomeRecord } from '../../storage/outcome-record.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -22,7 +29,7 @@ interface ShardSpec {
   thinking: boolean | null;
   lines: number;
   /** Last outcome of each line index in round 1 (lines not named got `ok`). */
-  outcomes: Record<number, OutcomeHeader['k'] | 'cancelled' | 'exhausted'>;
+  outcomes: Record<number, OutcomeRecord['kind'] | 'cancelled' | 'exhausted'>;
 }
 
 /** Every shard line is 40 bytes plus its newline, so byte limits fall on known lines. */
@@ -41,51 +48,76 @@ function layout(shards: ShardSpec[]) {
     fs.writeFileSync(unitFile(workDir, 1, n), lines.join('\n') + '\n');
     const records = lines.map((_, i) => {
       const k = s.outcomes[i] ?? 'ok';
-      const header: OutcomeHeader =
+      const record: OutcomeRecord =
         k === 'cancelled'
           ? {
-              i,
-              k: 'permanent',
-              a: 1,
-              cid: `s${n}-${i}`,
-              e: { code: 'batch_cancelled', message: 'cancelled', status_code: null },
+              line: i,
+              kind: 'permanent',
+              attempt: 1,
+              customId: `s${n}-${i}`,
+              error: { code: 'batch_cancelled', message: 'cancelled', status_code: null },
             }
           : k === 'exhausted'
-            ? { i, k: 'retry', a: 3, cid: `s${n}-${i}`, e: { code: 'x', message: 'x', status_code: 500 } }
-            : { i, k, a: 1, cid: `s${n}-${i}` };
-      return encodeOutcome(header, '{}');
+            ? {
+                line: i,
+                kind: 'retry',
+                attempt: 3,
+                customId: `s${n}-${i}`,
+                error: { code: 'x', message: 'x', status_code: 500 },
+              }
+            : { line: i, kind: k, attempt: 1, customId: `s${n}-${i}` };
+      return encodeOutcome(record, '{}');
     });
     const f = outcomeFile(workDir, n, 1, n);
     fs.mkdirSync(path.dirname(f), { recursive: true });
     fs.writeFileSync(f, records.map((r) => r + '\n').join(''));
   });
   fs.writeFileSync(
-    path.join(roundDir(workDir, 1), 'manifest.json'),
+    roundManifestFile(workDir, 1),
     JSON.stringify({
-      shards: shards.map((s, index) => ({ index, model: s.model, thinking: s.thinking })),
+      shards: shards.map((s, index) => ({
+        index,
+        file: `shard-${String(index).padStart(5, '0')}.jsonl`,
+        model: s.model,
+        thinking: s.thinking,
+        lines: s.lines,
+        bytes: s.lines * 41,
+        sha256: '',
+      })),
+      limits: { maxLines: 1000, maxBytes: 1_000_000, maxLineBytes: 1000 },
+      endpoint: '/v1/chat/completions',
+      input: path.join(outDir, 'in.jsonl'),
     }),
   );
-  const input = (limits: Limits): RetryRoundInput => ({
+  const input = (limits: Limits, withTokens?: boolean): RetryRoundInput => ({
     paths: { input: path.join(outDir, 'in.jsonl'), outDir, workDir },
     round: 2,
     maxAttempts: 3,
     limits,
     shardCount: shards.length,
+    ...(withTokens ? { withTokens } : {}),
   });
   return { workDir, input };
 }
 
-async function prepare(input: RetryRoundInput): Promise<number[]> {
+async function prepareAny(input: RetryRoundInput): Promise<number[] | RetryRound> {
   const { prepareRetryRound } = retryRoundActivities();
-  return new MockActivityEnvironment().run<[RetryRoundInput], number[], typeof prepareRetryRound>(
-    prepareRetryRound,
-    input,
-  );
+  return new MockActivityEnvironment().run<
+    [RetryRoundInput],
+    number[] | RetryRound,
+    typeof prepareRetryRound
+  >(prepareRetryRound, input);
+}
+
+async function prepare(input: RetryRoundInput): Promise<number[]> {
+  const out = await prepareAny(input);
+  if (!Array.isArray(out)) throw new Error('prepareRetryRound returned tokens without withTokens');
+  return out;
 }
 
 /** What round 2 holds: the manifest's units, each unit's lines and its origins as [shard, index]. */
 function readRound(workDir: string) {
-  const manifest = JSON.parse(fs.readFileSync(path.join(roundDir(workDir, 2), 'manifest.json'), 'utf8')) as {
+  const manifest = JSON.parse(fs.readFileSync(roundManifestFile(workDir, 2), 'utf8')) as {
     round: number;
     units: { index: number; lines: number; bytes: number; group: string }[];
   };
@@ -172,6 +204,20 @@ describe('prepareRetryRound', () => {
         [2, 1],
       ],
     ]);
+  });
+
+  it("returns each unit's model and estimated input tokens when asked (withTokens)", async () => {
+    const { input } = layout(shards);
+    const round = await prepareAny(input({ maxLines: 3, maxBytes: 1_000_000, maxLineBytes: 1000 }, true));
+    // 123 bytes of three 41-byte lines, 41 of one: about four bytes a token, rounded up.
+    expect(round).toEqual({
+      lines: [3, 3, 1],
+      tokens: [
+        { model: 'qwen-plus', tokens: 31 },
+        { model: 'qwen-plus', tokens: 31 },
+        { model: 'qwen3.6-plus', tokens: 11 },
+      ],
+    });
   });
 
   it('writes a round with no units when nothing asks for another attempt', async () => {
