@@ -21,8 +21,8 @@ import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { ensureRoom } from './in-flight-cap.ts';
 import { Semaphore } from './semaphore.ts';
+import { Spacer } from './spacer.ts';
 import { count } from './metrics.ts';
-import { IDEMPOTENT } from './provider-client.ts';
 import { uploadBatchFile } from './upload.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import { sendingMarker, unitFile } from '../storage/layout.ts';
@@ -161,7 +161,7 @@ async function findUploaded(
   bytes: number,
   notBefore: number,
 ): Promise<UploadedFile | undefined> {
-  for await (const f of openai.files.list({ limit: 100 }, { ...IDEMPOTENT, signal: signal() })) {
+  for await (const f of openai.files.list({ limit: 100 }, { signal: signal() })) {
     if (f.created_at < notBefore - SKEW_SECONDS) return undefined;
     if (f.filename === name && f.bytes === bytes && f.purpose === 'batch')
       return { fileId: f.id, createdAt: f.created_at };
@@ -182,11 +182,10 @@ export async function findBatch(
   if (deps.profile.listFilters) {
     // DashScope filters go in the query itself (docs/providers.md, Traps in the openai Node SDK).
     const query = { input_file_ids: fileId, limit: 100 } as OpenAI.Batches.BatchListParams;
-    for await (const b of deps.openai.batches.list(query, { ...IDEMPOTENT, signal: signal() }))
-      if (matches(b)) return b;
+    for await (const b of deps.openai.batches.list(query, { signal: signal() })) if (matches(b)) return b;
     return undefined;
   }
-  for await (const b of deps.openai.batches.list({ limit: 100 }, { ...IDEMPOTENT, signal: signal() })) {
+  for await (const b of deps.openai.batches.list({ limit: 100 }, { signal: signal() })) {
     if (b.created_at < notBefore - SKEW_SECONDS) return undefined;
     if (matches(b)) return b;
   }
@@ -247,6 +246,7 @@ export function batchActivities(deps: ActivityDeps) {
   // An upload holds read buffers and socket buffers while it is sent, and several at once only
   // share the same link: a worker sends a few at a time rather than one per activity slot.
   const uploads = new Semaphore(UPLOADS_AT_ONCE);
+  const uploadTurns = new Spacer(deps.uploadsPerSecond);
   return {
     /** Uploads a unit's file, or returns the one an earlier attempt uploaded. */
     async uploadUnit(input: UploadInput): Promise<UploadedFile> {
@@ -266,9 +266,10 @@ export function batchActivities(deps: ActivityDeps) {
       // Without a files list a retried upload is simply sent again: the worst case is an orphan
       // copy in the provider's storage, which costs no tokens.
       const f = await withHeartbeat(() =>
-        uploads.run(() =>
-          call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal())),
-        ),
+        uploads.run(async () => {
+          await uploadTurns.turn(signal());
+          return call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal()));
+        }),
       );
       logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
       return {
@@ -346,9 +347,7 @@ export function batchActivities(deps: ActivityDeps) {
     async getBatch(batchId: string): Promise<BatchView> {
       count('polls');
       return toView(
-        await call('read batch', () =>
-          deps.openai.batches.retrieve(batchId, { ...IDEMPOTENT, signal: signal() }),
-        ),
+        await call('read batch', () => deps.openai.batches.retrieve(batchId, { signal: signal() })),
       );
     },
 
@@ -374,7 +373,7 @@ export function batchActivities(deps: ActivityDeps) {
         return toView(await deps.openai.batches.cancel(batchId));
       } catch (err) {
         if (statusOf(err) === 409) {
-          return toView(await call('read batch', () => deps.openai.batches.retrieve(batchId, IDEMPOTENT)));
+          return toView(await call('read batch', () => deps.openai.batches.retrieve(batchId)));
         }
         throw failureOf(deps, err, 'cancel batch');
       }
@@ -382,16 +381,18 @@ export function batchActivities(deps: ActivityDeps) {
 
     /**
      * Deletes the job's provider files; a missing file is fine, and a file that cannot be deleted is
-     * logged and left (it costs storage, never a job): this never fails.
+     * logged and left (it costs storage, never a job). Only throttling fails it, to be retried when
+     * Retry-After says (the files already deleted then answer 404): a 429 says nothing is wrong.
      */
     async deleteRemoteFiles(fileIds: string[]): Promise<number> {
       let deleted = 0;
       for (const id of fileIds) {
         try {
-          await deps.openai.files.delete(id, IDEMPOTENT);
+          await deps.openai.files.delete(id);
           deleted++;
         } catch (err) {
           if (statusOf(err) === 404) continue;
+          if (statusOf(err) === 429) throw failureOf(deps, err, `delete file ${id}`);
           count('remoteDeleteFailures');
           const f = failureOf(deps, err, `delete file ${id}`);
           logFor(deps).warn(

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import type { UnattributedError, Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
-import { toView } from './batches.ts';
+import { toView, type BatchView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
 import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -18,7 +18,6 @@ import { ByteWriter } from './byte-writer.ts';
 import { customIdOf, readByteLines, readJson, splitByteLines, type ByteLine } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
-import { IDEMPOTENT } from './provider-client.ts';
 import { providerCaller } from './provider-calls.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
 import { collectedMarker, originFile, outcomeFile, unitFile } from '../storage/layout.ts';
@@ -45,6 +44,12 @@ export interface CollectInput {
   unit: Unit;
   /** The provider batch whose output and error files hold the results (file mode)… */
   batchId?: string;
+  /**
+   * The batch as the workflow last read it, when it had ended: its file ids are final, so it is not
+   * read again (one retrieve fewer per batch). A failed batch is read all the same, for every entry
+   * of its `errors.data` (the view keeps only the first few).
+   */
+  ended?: Pick<BatchView, 'status' | 'outputFileId' | 'errorFileId'>;
   /** …or the unit's local Batch Chat results file, in the same envelope (chat mode). */
   chat?: boolean;
   /** The user cancelled the job: unfinished lines fail as cancelled instead of being retried. */
@@ -106,18 +111,32 @@ export function collectActivities(deps: ActivityDeps) {
     return ids.map(
       (fileId) =>
         async function* () {
-          const res = await call('download results', () => deps.openai.files.content(fileId, IDEMPOTENT));
+          const res = await call('download results', () => deps.openai.files.content(fileId));
           if (res.body) yield* splitByteLines(Readable.fromWeb(res.body));
         },
     );
   }
 
+  /** The batch to collect, read from the provider unless the workflow's view of it is enough. */
+  async function batchOf(input: CollectInput): Promise<OpenAI.Batches.Batch | undefined> {
+    const id = input.batchId;
+    if (!id) return undefined;
+    const v = input.ended;
+    if (v && v.status !== 'failed') {
+      return {
+        id,
+        status: v.status as OpenAI.Batches.Batch['status'],
+        output_file_id: v.outputFileId,
+        error_file_id: v.errorFileId,
+      } as OpenAI.Batches.Batch;
+    }
+    return call('read batch', () => deps.openai.batches.retrieve(id));
+  }
+
   async function collect(input: CollectInput): Promise<CollectedCounts> {
     const { workDir, unit, maxAttempts } = input;
     const ctx = Context.current();
-    const batch = input.batchId
-      ? await call('read batch', () => deps.openai.batches.retrieve(input.batchId!, IDEMPOTENT))
-      : undefined;
+    const batch = await batchOf(input);
     const unattributed: UnattributedError[] = [];
     const status = batch?.status ?? 'completed';
     const origins = await loadOrigins(workDir, unit);

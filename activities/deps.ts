@@ -18,4 +18,6 @@ export interface ActivityDeps {
   maxInFlight?: number;
   /** BATCHPILOT_UNREACHABLE_AFTER in ms: failing provider calls become loud after this long. */
   unreachableAfterMs?: number;
+  /** Uploads a second this process sends at most, evenly spaced (its call queue's rate); none when unset. */
+  uploadsPerSecond?: number;
 }

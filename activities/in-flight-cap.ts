@@ -8,7 +8,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type OpenAI from 'openai';
 import type { Profile } from '../common/profiles.ts';
-import { IDEMPOTENT } from './provider-client.ts';
 
 export const IN_FLIGHT_STATUSES = ['validating', 'in_progress', 'finalizing', 'cancelling'] as const;
 const RECHECK_MS = 5000;
@@ -21,13 +20,13 @@ export async function countInFlight(openai: OpenAI, profile: Profile, stopAt: nu
   const inFlight = new Set<string>(IN_FLIGHT_STATUSES);
   if (profile.listFilters) {
     const query = { status: IN_FLIGHT_STATUSES.join(','), limit: 100 } as OpenAI.Batches.BatchListParams;
-    for await (const b of openai.batches.list(query, IDEMPOTENT)) {
+    for await (const b of openai.batches.list(query)) {
       if (inFlight.has(b.status) && ++n >= stopAt) break;
     }
     return n;
   }
   const oldest = Date.now() / 1000 - OLDEST_IN_FLIGHT_S;
-  for await (const b of openai.batches.list({ limit: 100 }, IDEMPOTENT)) {
+  for await (const b of openai.batches.list({ limit: 100 })) {
     if (b.created_at < oldest) break;
     if (inFlight.has(b.status) && ++n >= stopAt) break;
   }

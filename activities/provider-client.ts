@@ -12,13 +12,12 @@ export interface ProviderClientOptions {
   traced?: boolean;
 }
 
-/**
- * Request options for calls that are safe to repeat (reads, lists, deletes): the SDK retries them
- * itself, so one 429 does not restart a whole multi-call activity. Creates keep maxRetries 0
- * (a retried create can make a second billable batch) and rely on lookup-before-create instead.
- */
-export const IDEMPOTENT = { maxRetries: 2 } as const;
-
+// The SDK never retries (maxRetries 0): Temporal's retry policy is the one retry loop. SDK retries
+// nested inside it would multiply attempts (3 SDK tries for every Temporal attempt), would spend the
+// account's quota behind the fleet's pacing (a retried activity goes back through its rate-limited
+// task queue, an SDK retry does not), and would hide each 429 from the failure that carries its
+// Retry-After to Temporal. A retried create could also make a second billable batch. The price: a
+// throttled multi-call activity (collection, deletes) starts over, which pacing makes rare.
 export function createProviderClient(opts: ProviderClientOptions): OpenAI {
   return new OpenAI({
     baseURL: opts.baseUrl,

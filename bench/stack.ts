@@ -15,6 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import { JOB_WORKFLOW } from '../common/definitions.ts';
 import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../common/job-types.ts';
 import { PROFILES } from '../common/profiles.ts';
+import type { RateLimits } from '../common/rate-limits.ts';
 import type { EmulatorStats, FaultSettings } from '../emulator/index.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { peakRssMB } from './util.ts';
@@ -31,6 +32,8 @@ interface WorkerChildOptions {
   dataDir: string;
   baseUrl: string;
   maxConcurrentActivities?: number;
+  /** The limits the worker paces by; the emulator profile's (DashScope's published) when absent. */
+  rateLimits?: RateLimits | 'off';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,7 +148,10 @@ async function workerChild(o: WorkerChildOptions): Promise<void> {
     namespace: 'default',
     taskQueue: o.taskQueue,
     dataDir: o.dataDir,
-    profile: PROFILES.emulator,
+    profile:
+      o.rateLimits === undefined
+        ? PROFILES.emulator
+        : { ...PROFILES.emulator, rateLimits: o.rateLimits === 'off' ? undefined : o.rateLimits },
     baseUrl: o.baseUrl,
     apiKey: undefined,
     logger,
@@ -209,6 +215,9 @@ export async function startStack(opts: {
   faults: FaultSettings;
   dynamicConfig?: string[];
   maxConcurrentActivities?: number;
+  rateLimits?: RateLimits | 'off';
+  /** Task queue of the worker; `bench-<pid>` when absent. */
+  taskQueue?: string;
 }): Promise<Stack> {
   const server = await startDevServer({
     headless: true,
@@ -216,7 +225,7 @@ export async function startStack(opts: {
   });
   const emulatorDir = path.join(opts.dataDir, 'emulator-state');
   const bundlePath = path.join(opts.dataDir, 'workflow-bundle.js');
-  const taskQueue = `bench-${process.pid}`;
+  const taskQueue = opts.taskQueue ?? `bench-${process.pid}`;
   let em: { child: ChildProcess; ready: { url: string } } | undefined;
   let worker: { child: ChildProcess; ready: { readyRssMB: number } };
   try {
@@ -231,6 +240,7 @@ export async function startStack(opts: {
       dataDir: opts.dataDir,
       baseUrl: em.ready.url,
       ...(opts.maxConcurrentActivities ? { maxConcurrentActivities: opts.maxConcurrentActivities } : {}),
+      ...(opts.rateLimits ? { rateLimits: opts.rateLimits } : {}),
     } satisfies WorkerChildOptions);
   } catch (err) {
     if (em) await stopChild(em.child);

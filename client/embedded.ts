@@ -2,13 +2,12 @@
 // configured, the local emulator when no API key is set, and an in-process worker.
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.ts';
 import { startEmulator, type RunningEmulator } from '../emulator/index.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { installRuntime } from '../worker/runtime.ts';
-import { createWorker } from '../worker/worker.ts';
+import { createWorker, type WorkerGroup } from '../worker/worker.ts';
 import { connectClient, connectWorker } from './temporal.ts';
 
 export interface Embedded {
@@ -63,7 +62,7 @@ export async function bringUp(config: Config, logger: Logger, opts: BringUpOptio
     }
     const connection = await connectWorker(config, address);
     closers.push(() => connection.close());
-    const worker: Worker = await createWorker({
+    const worker: WorkerGroup = await createWorker({
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from './definitions.ts';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
+import { parseRateLimits, type RateLimits } from './rate-limits.ts';
 import { parseDuration } from './units.ts';
 import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection.ts';
 import { tracingSettings, type TracingSettings } from './tracing.ts';
@@ -51,6 +52,17 @@ const schema = z.object({
       }
       ctx.addIssue({ code: 'custom', message: 'must be a duration of at least 1s, e.g. 3m or 90s' });
       return z.NEVER;
+    })
+    .optional(),
+  BATCHPILOT_RATE_LIMITS: z
+    .string()
+    .transform((text, ctx): RateLimits | 'off' => {
+      try {
+        return parseRateLimits(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
     })
     .optional(),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
@@ -132,7 +144,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const anyKey = e.BATCHPILOT_API_KEY ?? e.DASHSCOPE_API_KEY ?? e.OPENAI_API_KEY;
   const profileName: ProfileName = e.BATCHPILOT_PROVIDER ?? (anyKey ? 'dashscope-intl' : 'emulator');
-  const profile = PROFILES[profileName];
+  const limits = e.BATCHPILOT_RATE_LIMITS;
+  // BATCHPILOT_RATE_LIMITS replaces the profile's figures: `off`, or what the account really has.
+  const profile: Profile =
+    limits === undefined
+      ? PROFILES[profileName]
+      : { ...PROFILES[profileName], rateLimits: limits === 'off' ? undefined : limits };
   const apiKey = e.BATCHPILOT_API_KEY ?? (profile.keyFallback ? e[profile.keyFallback] : undefined);
   const baseUrl = e.BATCHPILOT_BASE_URL ?? profile.baseUrl;
   if (profileName === 'custom' && !baseUrl) {

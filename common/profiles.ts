@@ -1,6 +1,7 @@
 // The one table of provider facts (docs/providers.md): base URLs, per-file limits, accepted
 // completion windows, which key variable a profile falls back to, the Batch Chat API's caps and the
-// batch metadata lengths. Everything else reads them here.
+// batch metadata lengths, and the request rate limits per call class. Everything else reads them here.
+import { DASHSCOPE_RATE_LIMITS, type RateLimits } from './rate-limits.ts';
 
 export const PROFILE_NAMES = ['dashscope-intl', 'dashscope-cn', 'openai', 'custom', 'emulator'] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
@@ -32,6 +33,11 @@ export interface Profile {
    * `maxEnqueuedTokens` says it for the account at hand.
    */
   maxEnqueuedTokens?: number;
+  /**
+   * Requests a minute per call class the provider publishes; undefined when it publishes none (then
+   * the fleet does not pace itself unless BATCHPILOT_RATE_LIMITS gives figures).
+   */
+  rateLimits: RateLimits | undefined;
 }
 
 const MB = 1_000_000;
@@ -45,6 +51,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 336 },
     listFilters: true,
     keyFallback: 'DASHSCOPE_API_KEY',
+    rateLimits: DASHSCOPE_RATE_LIMITS,
   },
   'dashscope-cn': {
     name: 'dashscope-cn',
@@ -54,6 +61,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     listFilters: true,
     keyFallback: 'DASHSCOPE_API_KEY',
     batchChatBaseUrl: 'https://batch.dashscope.aliyuncs.com/compatible-mode/v1',
+    rateLimits: DASHSCOPE_RATE_LIMITS,
   },
   openai: {
     name: 'openai',
@@ -62,6 +70,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 24 },
     listFilters: false,
     keyFallback: 'OPENAI_API_KEY',
+    // OpenAI publishes batch limits in enqueued tokens per model, not requests per route.
+    rateLimits: undefined,
   },
   custom: {
     name: 'custom',
@@ -70,6 +80,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 336 },
     listFilters: false,
     keyFallback: 'OPENAI_API_KEY',
+    rateLimits: undefined,
   },
   emulator: {
     name: 'emulator',
@@ -78,6 +89,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     windowHours: { min: 24, max: 336 },
     listFilters: true,
     keyFallback: undefined,
+    // It plays DashScope, and enforces DashScope's limits when asked to (`rateLimits: "published"`).
+    rateLimits: DASHSCOPE_RATE_LIMITS,
   },
 };
 

@@ -1,4 +1,6 @@
-// Builds a batchpilot worker: the provider client, the activities and the workflow bundle.
+// Builds a batchpilot worker: the provider client, the activities and the workflow bundle, on the
+// fleet's task queue and on one task queue per provider call class (common/rate-limits.ts), where
+// Temporal's server paces the whole fleet's calls of that class.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
@@ -8,6 +10,7 @@ import { createActivities } from '../activities/index.ts';
 import { createBatchChatClient, createProviderClient } from '../activities/provider-client.ts';
 import { dataConverterFor } from '../common/codec.ts';
 import type { Profile } from '../common/profiles.ts';
+import { PACED_CLASSES, callQueueName, queueRate, type CallClass } from '../common/rate-limits.ts';
 import { startTracing, type TracingSettings } from '../common/tracing.ts';
 import { workerTracing } from './tracing.ts';
 
@@ -66,7 +69,53 @@ export const WORKFLOW_TRACING_INTERCEPTORS = createRequire(import.meta.url).reso
 const noop = () => undefined;
 const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
 
-export async function createWorker(opts: WorkerOptions): Promise<Worker> {
+export interface CallWorker {
+  cls: CallClass;
+  worker: Worker;
+  rate: number | undefined;
+}
+
+/**
+ * The Temporal workers of one `batchpilot worker` process, run and stopped together: the main one
+ * (workflows and local activities) and one per call-class queue (provider calls, paced).
+ */
+export class WorkerGroup {
+  readonly main: Worker;
+  /** The call-class workers and the fleet-wide rate each sets (activities a second; undefined: none). */
+  readonly callWorkers: CallWorker[];
+
+  constructor(main: Worker, callWorkers: CallWorker[]) {
+    this.main = main;
+    this.callWorkers = callWorkers;
+  }
+
+  get options(): Worker['options'] {
+    return this.main.options;
+  }
+
+  #all(): Worker[] {
+    return [this.main, ...this.callWorkers.map((c) => c.worker)];
+  }
+
+  /** Runs every worker until shutdown; one failing stops the others, then its error is thrown. */
+  async run(): Promise<void> {
+    const runs = this.#all().map((w) => w.run());
+    try {
+      await Promise.all(runs);
+    } catch (err) {
+      this.shutdown();
+      await Promise.allSettled(runs);
+      throw err;
+    }
+  }
+
+  /** Starts a graceful shutdown of every worker still running. */
+  shutdown(): void {
+    for (const w of this.#all()) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+}
+
+export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
   const tracing = startTracing(opts.tracing);
   const traced = tracing !== undefined;
   const openai = createProviderClient({ baseUrl: opts.baseUrl, apiKey: opts.apiKey, traced });
@@ -74,6 +123,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const chatBaseUrl =
     opts.baseUrl === opts.profile.baseUrl ? (opts.profile.batchChatBaseUrl ?? opts.baseUrl) : opts.baseUrl;
   const chatOpenai = createBatchChatClient({ baseUrl: chatBaseUrl, apiKey: opts.apiKey, traced });
+  const uploadsPerSecond = queueRate('upload', opts.profile.rateLimits);
   const activities = createActivities({
     openai,
     chatOpenai,
@@ -83,13 +133,12 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     ...(opts.mergeShardBudgetBytes ? { mergeShardBudgetBytes: opts.mergeShardBudgetBytes } : {}),
     ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
     ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
+    ...(uploadsPerSecond !== undefined ? { uploadsPerSecond } : {}),
   });
-  return Worker.create({
+  const common = {
     connection: opts.connection,
     namespace: opts.namespace,
-    taskQueue: opts.taskQueue,
     activities,
-    workflowBundle: opts.workflowBundle ?? (await bundleWorkflows()),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 20,
     ...(opts.codecKey ? { dataConverter: dataConverterFor(opts.codecKey) } : {}),
     ...workerTracing(tracing),
@@ -97,9 +146,33 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       ? {
           workerDeploymentOptions: {
             version: { deploymentName: opts.taskQueue, buildId: opts.buildId },
-            useWorkerVersioning: false,
+            useWorkerVersioning: false as const,
           },
         }
       : {}),
+  };
+  const main = await Worker.create({
+    ...common,
+    taskQueue: opts.taskQueue,
+    workflowBundle: opts.workflowBundle ?? (await bundleWorkflows()),
   });
+  // With the in-flight cap on, each create first lists the account's unfinished batches.
+  const extra = opts.maxInFlight !== undefined ? { createBatch: { list: 1 } } : {};
+  const callWorkers = await Promise.all(
+    PACED_CLASSES.map(async (cls) => {
+      const rate = queueRate(cls, opts.profile.rateLimits, extra);
+      const worker = await Worker.create({
+        ...common,
+        taskQueue: callQueueName(opts.taskQueue, cls),
+        // Server-side: every worker polling this queue gets its tasks at this rate in total. The
+        // server may hand out a second's worth at once; the same rate on this worker alone spaces
+        // the tasks it takes evenly, so that burst does not reach the provider as one.
+        ...(rate !== undefined
+          ? { maxTaskQueueActivitiesPerSecond: rate, maxActivitiesPerSecond: rate }
+          : {}),
+      });
+      return { cls, worker, rate };
+    }),
+  );
+  return new WorkerGroup(main, callWorkers);
 }

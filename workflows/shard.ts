@@ -17,6 +17,7 @@ import {
 import type { Activities } from '../activities/index.ts';
 import type { BatchView } from '../activities/batches.ts';
 import { unitKey } from '../common/keys.ts';
+import { CALL_QUEUES, callQueueName, type PacedActivity } from '../common/rate-limits.ts';
 import type {
   ProviderFailureDetails,
   ProviderLookup,
@@ -113,6 +114,17 @@ const upload = proxyActivities<Activities>(uploadOptions);
 const local = proxyActivities<Activities>(collectOptions);
 
 const PROGRESS_QUARTERS = 'progress-quarters';
+const CALL_CLASS_QUEUES = 'call-class-queues';
+
+/**
+ * The task queue of an activity's provider calls: `<queue>-calls-<class>`, whose workers set a
+ * fleet-wide rate from the provider's published limit for that class (common/rate-limits.ts).
+ * Runs recorded before these queues existed keep the workflow's own queue.
+ */
+function paced(activity: PacedActivity): { taskQueue?: string } {
+  if (!patched(CALL_CLASS_QUEUES)) return {};
+  return { taskQueue: callQueueName(workflowInfo().taskQueue, CALL_QUEUES[activity].queue) };
+}
 
 /** How many quarters of the batch's lines the provider reports answered (0-4). */
 function answeredQuarter(b: BatchView): number {
@@ -198,16 +210,19 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     if (!state.fileId) {
       await report('uploading');
       const f = await persist(() =>
-        upload.uploadUnit.executeWithOptions({ ...uploadOptions, summary: `upload ${key}` }, [
-          {
-            key,
-            workDir: input.workDir,
-            round: unit.round,
-            index: unit.index,
-            notBefore: input.notBefore,
-            ...(firstCall('upload') ? { fresh: true } : {}),
-          },
-        ]),
+        upload.uploadUnit.executeWithOptions(
+          { ...uploadOptions, ...paced('uploadUnit'), summary: `upload ${key}` },
+          [
+            {
+              key,
+              workDir: input.workDir,
+              round: unit.round,
+              index: unit.index,
+              notBefore: input.notBefore,
+              ...(firstCall('upload') ? { fresh: true } : {}),
+            },
+          ],
+        ),
       );
       state.fileId = f.fileId;
       state.fileCreatedAt = f.createdAt;
@@ -220,21 +235,24 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
         const fileId = state.fileId;
         try {
           state.batch = await persist<BatchView>(() =>
-            provider.createBatch.executeWithOptions({ ...providerOptions, summary: `create batch ${key}` }, [
-              {
-                key,
-                jobId: input.jobId,
-                fileId,
-                fileCreatedAt: state.fileCreatedAt ?? input.notBefore,
-                endpoint: input.endpoint,
-                completionWindow: input.completionWindow,
-                metadata: input.metadata,
-                ...(input.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
-                workDir: input.workDir,
-                ...(firstCall('create') ? { fresh: true } : {}),
-                ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
-              },
-            ]),
+            provider.createBatch.executeWithOptions(
+              { ...providerOptions, ...paced('createBatch'), summary: `create batch ${key}` },
+              [
+                {
+                  key,
+                  jobId: input.jobId,
+                  fileId,
+                  fileCreatedAt: state.fileCreatedAt ?? input.notBefore,
+                  endpoint: input.endpoint,
+                  completionWindow: input.completionWindow,
+                  metadata: input.metadata,
+                  ...(input.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
+                  workDir: input.workDir,
+                  ...(firstCall('create') ? { fresh: true } : {}),
+                  ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
+                },
+              ],
+            ),
           );
         } catch (err) {
           if (!createRefusedForTokens(err) || !canWaitForTokens(state)) throw err;
@@ -249,7 +267,10 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
         await sleep(delay, { summary: `poll ${state.batch.id} in ${Math.round(delay / 1000)}s` });
         const batchId: string = state.batch.id;
         state.batch = await persist<BatchView>(() =>
-          provider.getBatch.executeWithOptions({ ...providerOptions, summary: `poll ${batchId}` }, [batchId]),
+          provider.getBatch.executeWithOptions(
+            { ...providerOptions, ...paced('getBatch'), summary: `poll ${batchId}` },
+            [batchId],
+          ),
         );
         state.polls++;
         await report(state.batch.status as UnitStatus);
@@ -309,7 +330,15 @@ async function deleteAfterFailure(input: ShardInput, state: ShardState): Promise
     (x): x is string => !!x,
   );
   // Deleting never fails the activity; a broken worker here must not hide the shard's own failure.
-  if (ids.length > 0) await provider.deleteRemoteFiles(ids).catch(() => 0);
+  if (ids.length > 0) await deleteFiles(ids).catch(() => 0);
+}
+
+/** Deletes provider files (never fails but for throttling, which it retries). */
+function deleteFiles(ids: string[]): Promise<number> {
+  return provider.deleteRemoteFiles.executeWithOptions(
+    { ...providerOptions, ...paced('deleteRemoteFiles') },
+    [ids],
+  );
 }
 
 type Persist = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -361,17 +390,22 @@ async function cancelAndCollect(
   persist: Persist,
 ): Promise<UnitResult> {
   if (!state.batch && state.fileId) {
-    const found = await provider.findUnitBatch({
-      key,
-      fileId: state.fileId,
-      notBefore: state.fileCreatedAt ?? input.notBefore,
-      ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
-    });
+    const found = await provider.findUnitBatch.executeWithOptions(
+      { ...providerOptions, ...paced('findUnitBatch') },
+      [
+        {
+          key,
+          fileId: state.fileId,
+          notBefore: state.fileCreatedAt ?? input.notBefore,
+          ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
+        },
+      ],
+    );
     if (found) state.batch = found;
   }
   if (!state.batch) {
     await report('cancelled');
-    if (state.fileId && !input.keepRemoteFiles) await provider.deleteRemoteFiles([state.fileId]);
+    if (state.fileId && !input.keepRemoteFiles) await deleteFiles([state.fileId]);
     return {
       unit: input.unit,
       batchId: null,
@@ -384,7 +418,7 @@ async function cancelAndCollect(
   }
   if (!TERMINAL_STATUSES.has(state.batch.status)) {
     state.batch = await provider.cancelBatch.executeWithOptions(
-      { ...providerOptions, summary: `cancel ${state.batch.id}` },
+      { ...providerOptions, ...paced('cancelBatch'), summary: `cancel ${state.batch.id}` },
       [state.batch.id],
     );
   }
@@ -393,7 +427,9 @@ async function cancelAndCollect(
       summary: `wait for ${state.batch.id} to cancel`,
     });
     const batchId: string = state.batch.id;
-    state.batch = await persist<BatchView>(() => provider.getBatch(batchId));
+    state.batch = await persist<BatchView>(() =>
+      provider.getBatch.executeWithOptions({ ...providerOptions, ...paced('getBatch') }, [batchId]),
+    );
   }
   return finish(input, state, true, report, persist);
 }
@@ -408,20 +444,24 @@ async function finish(
   const batch = state.batch!;
   await report('collecting');
   const counts = await persist(() =>
-    local.collectUnit.executeWithOptions({ ...collectOptions, summary: `collect ${batch.id}` }, [
-      {
-        workDir: input.workDir,
-        jobId: input.jobId,
-        unit: input.unit,
-        batchId: batch.id,
-        cancelledByUs,
-        maxAttempts: input.maxAttempts,
-      },
-    ]),
+    local.collectUnit.executeWithOptions(
+      { ...collectOptions, ...paced('collectUnit'), summary: `collect ${batch.id}` },
+      [
+        {
+          workDir: input.workDir,
+          jobId: input.jobId,
+          unit: input.unit,
+          batchId: batch.id,
+          ended: { status: batch.status, outputFileId: batch.outputFileId, errorFileId: batch.errorFileId },
+          cancelledByUs,
+          maxAttempts: input.maxAttempts,
+        },
+      ],
+    ),
   );
   if (!input.keepRemoteFiles) {
     const ids = [state.fileId, batch.outputFileId, batch.errorFileId].filter((x): x is string => !!x);
-    await provider.deleteRemoteFiles(ids);
+    await deleteFiles(ids);
   }
   await report(batch.status === 'completed' ? 'done' : (batch.status as UnitStatus));
   return {

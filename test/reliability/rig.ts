@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { pino } from 'pino';
 import { expect, inject } from 'vitest';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
@@ -20,7 +20,7 @@ import { PROFILES } from '../../common/profiles.ts';
 import { startEmulator, type FaultSettings, type RunningEmulator } from '../../emulator/index.ts';
 import { freePort } from '../../worker/dev-server.ts';
 import { installRuntime } from '../../worker/runtime.ts';
-import { createWorker } from '../../worker/worker.ts';
+import { createWorker, type WorkerGroup } from '../../worker/worker.ts';
 import { jobOptions, readJsonl, type EmulatorStats } from '../support/harness.ts';
 import { spawnWorkerProcess } from '../support/worker-process.ts';
 
@@ -296,7 +296,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const processes: WorkerProcess[] = [];
-  let inProcess: { worker: Worker; running: Promise<void>; connection: NativeConnection } | undefined;
+  let inProcess: { worker: WorkerGroup; running: Promise<void>; connection: NativeConnection } | undefined;
   const admin = (p: string) => emulatorUrl.replace(/\/v1$/, p);
 
   const rig: Rig = {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { pino } from 'pino';
 import {
@@ -17,8 +17,9 @@ import {
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
 import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../../common/job-types.ts';
 import { PROFILES } from '../../common/profiles.ts';
+import type { RateLimits } from '../../common/rate-limits.ts';
 import { installRuntime } from '../../worker/runtime.ts';
-import { createWorker } from '../../worker/worker.ts';
+import { createWorker, type WorkerGroup } from '../../worker/worker.ts';
 import { spawnWorkerProcess } from './worker-process.ts';
 
 export interface Harness {
@@ -68,6 +69,8 @@ export interface HarnessOptions {
   baseUrl?: string;
   /** BATCHPILOT_UNREACHABLE_AFTER of the in-process worker, in ms. */
   unreachableAfterMs?: number;
+  /** Limits the in-process worker paces the fleet by (common/rate-limits.ts); none when absent. */
+  rateLimits?: RateLimits;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -86,7 +89,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const client = new Client({ connection });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   installRuntime(logger);
-  let worker: Worker | undefined;
+  let worker: WorkerGroup | undefined;
   let running: Promise<void> | undefined;
   let nativeConnection: NativeConnection | undefined;
 
@@ -102,7 +105,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         namespace: 'default',
         taskQueue,
         dataDir,
-        profile: opts.profile === 'openai' ? { ...PROFILES.openai, listFilters: false } : PROFILES.emulator,
+        profile: {
+          ...(opts.profile === 'openai' ? { ...PROFILES.openai, listFilters: false } : PROFILES.emulator),
+          rateLimits: opts.rateLimits,
+        },
         baseUrl: baseUrl ?? opts.baseUrl ?? emulator.url,
         apiKey: opts.apiKey,
         logger,
