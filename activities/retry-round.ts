@@ -1,18 +1,20 @@
 // Builds the next round from the lines that failed retryably: lines of many shards are packed
 // together by (model, thinking) into as few units as the limits allow, rather than one tiny batch
-// per shard. Each retry line keeps a pointer to its origin (shard, line index) in a sidecar.
+// per shard, by the same packer the planner uses for round 1. Each retry line keeps a pointer to its
+// origin (shard, line index) in a sidecar.
 import fsp from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import type { JobPaths } from '../common/job-types.ts';
 import type { Limits } from '../common/profiles.ts';
 import { estimateTokens, type UnitTokens } from '../common/tokens.ts';
+import { ShardPacker } from '../planner/shards.ts';
 import { AtomicWriter, fsyncPath, writeFileAtomic } from '../storage/atomic-file.ts';
 import { outcomeFilesOf, roundBuildDir, roundDir, roundFiles, unitFile } from '../storage/layout.ts';
 import { readPlanManifest, writeRoundManifest } from '../storage/manifest.ts';
 import { decodeOutcome } from '../storage/outcome-record.ts';
 import { failIfDamaged } from './disk-errors.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { readLines } from './lines.ts';
+import { readLines, type Line } from './lines.ts';
 import { isCancelledByUser } from './classify.ts';
 
 export interface RetryRoundInput {
@@ -33,9 +35,16 @@ export interface RetryRound {
 }
 
 interface OpenUnit {
-  index: number;
   writer: AtomicWriter;
+  /** (round-1 shard, line index) of each line written so far. */
   origins: number[];
+}
+
+/** One retry unit as round-<r>/manifest.json lists it. */
+interface RetryUnit {
+  index: number;
+  lines: number;
+  bytes: number;
   group: string;
 }
 
@@ -76,9 +85,7 @@ export function retryRoundActivities() {
   };
 }
 
-async function packRetryRound(
-  input: RetryRoundInput,
-): Promise<{ lines: number; bytes: number; group: string }[]> {
+async function packRetryRound(input: RetryRoundInput): Promise<RetryUnit[]> {
   const { workDir } = input.paths;
   const ctx = Context.current();
   const manifest = await readPlanManifest(workDir);
@@ -87,56 +94,82 @@ async function packRetryRound(
   const tmpDir = roundBuildDir(workDir, input.round);
   await fsp.rm(tmpDir, { recursive: true, force: true });
   await fsp.mkdir(tmpDir, { recursive: true });
-  const building = roundFiles(tmpDir);
-  const open = new Map<string, OpenUnit>();
-  const done: { index: number; lines: number; bytes: number; group: string }[] = [];
-  let next = 0;
-  const close = async (u: OpenUnit) => {
-    await u.writer.commit();
-    await writeFileAtomic(
-      building.origin(u.index),
-      Buffer.from(new Uint32Array(u.origins).buffer),
-      'durable',
-    );
-    done.push({ index: u.index, lines: u.writer.lines, bytes: u.writer.bytes, group: u.group });
-  };
+  const units = new RetryUnits(tmpDir, input.limits);
   for (let shard = 0; shard < input.shardCount; shard++) {
     const wanted = await retryIndexes(workDir, shard, input.round - 1, input.maxAttempts);
     if (wanted.size === 0) continue;
     const group = groupOf.get(shard) ?? '';
     let i = 0;
     for await (const line of readLines(unitFile(workDir, 1, shard))) {
-      if (wanted.has(i)) {
-        let u = open.get(group);
-        if (
-          u &&
-          (u.writer.lines + 1 > input.limits.maxLines || u.writer.bytes + line.length > input.limits.maxBytes)
-        ) {
-          await close(u);
-          u = undefined;
-        }
-        if (!u) {
-          u = {
-            index: next++,
-            writer: new AtomicWriter(building.unit(next - 1)),
-            origins: [],
-            group,
-          };
-          open.set(group, u);
-        }
-        await u.writer.writeLine(line.text);
-        u.origins.push(shard, i);
-      }
+      if (wanted.has(i)) await units.add(group, line, shard, i);
       i++;
     }
     ctx.heartbeat({ shard });
   }
-  for (const u of open.values()) await close(u);
-  done.sort((a, b) => a.index - b.index);
+  const done = await units.finish();
   // The manifest completes the folder; the folder's rename into place is kept by fsyncing its parent.
-  await writeRoundManifest(building.manifest(), { round: input.round, units: done });
+  await writeRoundManifest(roundFiles(tmpDir).manifest(), { round: input.round, units: done });
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
   await fsyncPath(workDir);
   return done;
+}
+
+/**
+ * Retry lines packed into units by the planner's ShardPacker (one open unit per group, closed when
+ * the next line would pass the limits), each unit written to `dir` as its lines come, with its
+ * `.origin` sidecar written when it closes.
+ */
+class RetryUnits {
+  private readonly files: ReturnType<typeof roundFiles>;
+  private readonly packer: ShardPacker;
+  /** The packer's group number of each group key, in the order the keys first came. */
+  private readonly groupNumbers = new Map<string, number>();
+  private readonly groupKeys: string[] = [];
+  private readonly open = new Map<number, OpenUnit>();
+  private readonly done: RetryUnit[] = [];
+
+  constructor(dir: string, limits: Limits) {
+    this.files = roundFiles(dir);
+    this.packer = new ShardPacker(limits);
+  }
+
+  /** Adds line `index` of round-1 shard `shard`, of `group` (model and thinking mode). */
+  async add(group: string, line: Line, shard: number, index: number): Promise<void> {
+    let g = this.groupNumbers.get(group);
+    if (g === undefined) {
+      g = this.groupKeys.length;
+      this.groupNumbers.set(group, g);
+      this.groupKeys.push(group);
+    }
+    // `line.length` counts the line's newline, as the packer's byte limit does.
+    const packed = this.packer.add(g, line.length);
+    if (this.packer.closed) await this.close(this.packer.closed.index);
+    let u = this.open.get(packed.index);
+    if (!u) {
+      u = { writer: new AtomicWriter(this.files.unit(packed.index)), origins: [] };
+      this.open.set(packed.index, u);
+    }
+    await u.writer.writeLine(line.text);
+    u.origins.push(shard, index);
+  }
+
+  /** Closes the units still open; returns every unit, by index. */
+  async finish(): Promise<RetryUnit[]> {
+    for (const s of this.packer.openShards()) await this.close(s.index);
+    return this.done.sort((a, b) => a.index - b.index);
+  }
+
+  private async close(index: number): Promise<void> {
+    const u = this.open.get(index)!;
+    this.open.delete(index);
+    await u.writer.commit();
+    await writeFileAtomic(
+      this.files.origin(index),
+      Buffer.from(new Uint32Array(u.origins).buffer),
+      'durable',
+    );
+    const group = this.groupKeys[this.packer.shards[index]!.group]!;
+    this.done.push({ index, lines: u.writer.lines, bytes: u.writer.bytes, group });
+  }
 }

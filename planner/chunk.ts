@@ -2,7 +2,7 @@
 // verdicts into a compact record array: what the thread that orders, dedups and writes needs, and
 // nothing it does not (no per-line objects, no strings except for rejected lines).
 import { isUtf8 } from 'node:buffer';
-import { THINK_NULL, makeLineChecker, newVerdict, type LineRules } from './line.ts';
+import { THINK_NULL, makeLineChecker, newVerdict, type LineRules, type LineVerdict } from './line.ts';
 import type { ScanFns } from './simd.ts';
 
 /** Int32 slots per record. */
@@ -54,6 +54,128 @@ export function parseGroupKey(key: string): { model: string; thinking: boolean |
   return { model: key.slice(0, at), thinking: t === THINK_NULL ? null : t === 1 };
 }
 
+/** The records of the part being built, and the groups, problems and rewritten bytes they point to. */
+class PartBuilder {
+  recs: Int32Array;
+  n = 0;
+  /** Physical lines since the last record. */
+  delta = 0;
+  private groups: string[] = [];
+  private groupIndex = new Map<string, number>();
+  // Model and thinking mode of each group of this part, by index.
+  private groupModel: string[] = [];
+  private groupThinking: number[] = [];
+  private problems: Problem[] = [];
+  private out: Uint8Array | undefined;
+  private outLen = 0;
+
+  constructor(recs: Int32Array) {
+    this.recs = recs;
+  }
+
+  /** Records line u8[start, ...) (`start` relative to the chunk's base) with its verdict `v`. */
+  add(v: LineVerdict, rewritten: Uint8Array, start: number, base: number): void {
+    const recs = this.recs;
+    const r = this.n * REC;
+    recs[r + R_START] = start;
+    recs[r + R_LEN] = v.outLen;
+    recs[r + R_DELTA] = this.delta;
+    recs[r + R_HASH] = v.idHash | 0;
+    recs[r + R_HASH2] = v.idHash2 | 0;
+    recs[r + R_ID_START] = v.idStart - base;
+    recs[r + R_ID_END] = v.idEnd - base;
+    this.delta = 0;
+    let flags = v.hasId ? F_HAS_ID : 0;
+    if (v.idEsc) flags |= F_ID_ESC;
+    if (v.ok) {
+      flags |= F_OK;
+      recs[r + R_REF] = this.group(v.model, v.thinking);
+      if (v.rewritten) {
+        flags |= F_REWRITTEN;
+        recs[r + R_OUT] = this.keep(rewritten, v.outLen);
+      }
+    } else {
+      flags |= F_REJECTED;
+      recs[r + R_REF] = this.problems.length;
+      this.problems.push(
+        v.customId !== undefined
+          ? { code: v.code, message: v.message, customId: v.customId }
+          : { code: v.code, message: v.message },
+      );
+    }
+    recs[r + R_FLAGS] = flags;
+    this.n++;
+  }
+
+  /**
+   * The part's group of (model, thinking), found by the model string's identity (the checker
+   * shares one string per model) before falling back to the key.
+   */
+  private group(model: string, thinking: number): number {
+    const known = Math.min(this.groupModel.length, 16);
+    for (let k = 0; k < known; k++) {
+      if (this.groupModel[k] === model && this.groupThinking[k] === thinking) return k;
+    }
+    const key = groupKey(model, thinking);
+    let g = this.groupIndex.get(key) ?? -1;
+    if (g < 0) {
+      g = this.groups.length;
+      this.groups.push(key);
+      this.groupIndex.set(key, g);
+      this.groupModel.push(model);
+      this.groupThinking.push(thinking);
+    }
+    return g;
+  }
+
+  /** Copies a rewritten line into the part's `out`; returns its offset there. */
+  private keep(rewritten: Uint8Array, len: number): number {
+    const outLen = this.outLen;
+    if (!this.out || this.out.length < outLen + len) {
+      const bigger = new Uint8Array(Math.max(1 << 16, (outLen + len) * 2));
+      if (this.out) bigger.set(this.out.subarray(0, outLen));
+      this.out = bigger;
+    }
+    this.out.set(rewritten.subarray(0, len), outLen);
+    this.outLen += len;
+    return outLen;
+  }
+
+  /** The part built so far, as part `seq` of its chunk; the builder starts over with `recs`. */
+  take(seq: number, last: boolean, recs: Int32Array): ChunkPart {
+    const part: ChunkPart = {
+      seq,
+      last,
+      recs: this.recs,
+      n: this.n,
+      trailing: this.delta,
+      groups: this.groups,
+      problems: this.problems,
+      out: this.out?.subarray(0, this.outLen),
+    };
+    this.recs = recs;
+    this.n = 0;
+    this.delta = 0;
+    this.groups = [];
+    this.groupIndex = new Map();
+    this.problems = [];
+    this.out = undefined;
+    this.outLen = 0;
+    this.groupModel = [];
+    this.groupThinking = [];
+    return part;
+  }
+}
+
+/** Whether u8[s, e) holds only spaces, tabs and CRs. */
+function isBlank(u8: Uint8Array, s: number, e: number): boolean {
+  for (let k = s; k < e; k++) {
+    const c = u8[k];
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;
+  }
+  return true;
+}
+
 /** A chunk checker over one memory; `scan` calls `emit` with each full part and the last one. */
 export function makeChunkScanner(
   u8: Uint8Array,
@@ -74,119 +196,22 @@ export function makeChunkScanner(
   function scanChunk(seq: number, base: number, len: number, emit: (part: ChunkPart) => void): void {
     const stop = base + len;
     const utf8Checked = isUtf8(u8.subarray(base, stop));
-    let recs = fresh();
-    let n = 0;
-    let groups: string[] = [];
-    let groupIndex = new Map<string, number>();
-    let problems: Problem[] = [];
-    let out: Uint8Array | undefined;
-    let outLen = 0;
-    let delta = 0;
-    // Model and thinking mode of each group of this part, by index.
-    let groupModel: string[] = [];
-    let groupThinking: number[] = [];
-    const flush = (last: boolean): void => {
-      emit({
-        seq,
-        last,
-        recs,
-        n,
-        trailing: delta,
-        groups,
-        problems,
-        out: out?.subarray(0, outLen),
-      });
-      recs = fresh();
-      n = 0;
-      delta = 0;
-      groups = [];
-      groupIndex = new Map();
-      problems = [];
-      out = undefined;
-      outLen = 0;
-      groupModel = [];
-      groupThinking = [];
-    };
-
+    const part = new PartBuilder(fresh());
     let p = base;
     while (p < stop) {
       const nl = findNl(p, stop);
       let s = p;
       let e = nl;
       p = nl + 1;
-      delta++;
+      part.delta++;
       if (e > s && u8[e - 1] === 0x0d) e--;
       if (e - s >= 3 && u8[s] === 0xef && u8[s + 1] === 0xbb && u8[s + 2] === 0xbf) s += 3;
-      let blank = true;
-      for (let k = s; k < e; k++) {
-        const c = u8[k];
-        if (c !== 0x20 && c !== 0x09 && c !== 0x0d) {
-          blank = false;
-          break;
-        }
-      }
-      if (blank) continue;
-
+      if (isBlank(u8, s, e)) continue;
       const rewritten = check(v, s, e, utf8Checked);
-      const r = n * REC;
-      recs[r + R_START] = s - base;
-      recs[r + R_LEN] = v.outLen;
-      recs[r + R_DELTA] = delta;
-      recs[r + R_HASH] = v.idHash | 0;
-      recs[r + R_HASH2] = v.idHash2 | 0;
-      recs[r + R_ID_START] = v.idStart - base;
-      recs[r + R_ID_END] = v.idEnd - base;
-      delta = 0;
-      let flags = v.hasId ? F_HAS_ID : 0;
-      if (v.idEsc) flags |= F_ID_ESC;
-      if (v.ok) {
-        flags |= F_OK;
-        // The part's groups, found by the model string's identity (the checker shares one string
-        // per model) before falling back to the key.
-        let g = -1;
-        const known = Math.min(groupModel.length, 16);
-        for (let k = 0; k < known; k++) {
-          if (groupModel[k] === v.model && groupThinking[k] === v.thinking) {
-            g = k;
-            break;
-          }
-        }
-        if (g < 0) {
-          const key = groupKey(v.model, v.thinking);
-          g = groupIndex.get(key) ?? -1;
-          if (g < 0) {
-            g = groups.length;
-            groups.push(key);
-            groupIndex.set(key, g);
-            groupModel.push(v.model);
-            groupThinking.push(v.thinking);
-          }
-        }
-        recs[r + R_REF] = g;
-        if (v.rewritten) {
-          flags |= F_REWRITTEN;
-          if (!out || out.length < outLen + v.outLen) {
-            const bigger = new Uint8Array(Math.max(1 << 16, (outLen + v.outLen) * 2));
-            if (out) bigger.set(out.subarray(0, outLen));
-            out = bigger;
-          }
-          out.set(rewritten.subarray(0, v.outLen), outLen);
-          recs[r + R_OUT] = outLen;
-          outLen += v.outLen;
-        }
-      } else {
-        flags |= F_REJECTED;
-        recs[r + R_REF] = problems.length;
-        problems.push(
-          v.customId !== undefined
-            ? { code: v.code, message: v.message, customId: v.customId }
-            : { code: v.code, message: v.message },
-        );
-      }
-      recs[r + R_FLAGS] = flags;
-      if (++n === partRecords) flush(false);
+      part.add(v, rewritten, s - base, base);
+      if (part.n === partRecords) emit(part.take(seq, false, fresh()));
     }
-    flush(true);
+    emit(part.take(seq, true, fresh()));
   }
   return {
     scan: scanChunk,

@@ -1,7 +1,7 @@
 // The streaming validator and shard planner: one pass over an input of any size checks
 // every line, reports each bad one with its line number and the fix, and packs the good ones into
 // shard files the provider accepts. Both the job's plan activity and `batchpilot validate|plan`
-// call planInput. How it is fast and bounded: plan.ts (threads, memory), scan.ts, ids.ts.
+// call planInput. How it is fast and bounded: plan.ts and README.md (threads, memory), scan.ts, ids.ts.
 import { runPlan } from './plan.ts';
 import type { PlanOptions, PlanReport, PlanTuning } from './types.ts';
 

@@ -1,8 +1,8 @@
 // The custom_id of an input line read back from the file (the planner keeps no ids, only hashes):
 // to confirm a hash match against an earlier line, and to report a line too long to scan. Both
-// agree with what the scanner counts for the same line (line.ts): the top-level "custom_id" string
+// agree with what the line rules count for the same line (line-fields.ts): the top-level "custom_id" string
 // of an object line.
-import { MAX_CUSTOM_ID_CHARS } from './line.ts';
+import { MAX_CUSTOM_ID_CHARS } from './line-fields.ts';
 
 const isJsonSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 

@@ -1,6 +1,7 @@
 // Packing accepted lines into shards: one open shard per group (model, thinking mode), closed when
 // the next line would pass max lines or max bytes. Lines keep input order inside a shard, and shard
-// indexes follow each shard's first line, so the same input always gives the same plan.
+// indexes follow each shard's first line, so the same input always gives the same plan. Retry
+// rounds pack their lines with it too (activities/retry-round.ts).
 import type { Limits } from '../common/profiles.ts';
 
 export interface PackedShard {

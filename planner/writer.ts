@@ -15,10 +15,21 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fsyncPath } from '../storage/atomic-file.ts';
 import { isPlanOutputName, roundFiles } from '../storage/layout.ts';
 import type { CopyFn } from './simd.ts';
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/**
+ * Starts an fsync of a finished shard or sidecar (on the thread pool, while planning goes on); its
+ * failure is kept for whoever awaits it, never left unhandled meanwhile.
+ */
+export function syncInBackground(file: string): Promise<void> {
+  const p = fsyncPath(file);
+  p.catch(() => undefined);
+  return p;
+}
 
 let hashBuffer: Buffer | undefined;
 

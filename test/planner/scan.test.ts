@@ -9,10 +9,11 @@ import {
   F_THINK,
   T_FALSE,
   T_TRUE,
-  makeScanner,
   newScan,
-} from '../../planner/scan.ts';
-import { ESCAPED, compileScanModule, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
+} from '../../planner/scan-result.ts';
+import { makeScanner } from '../../planner/scan.ts';
+import { ESCAPED } from '../../planner/escaped.ts';
+import { compileScanModule, copyJs, scanFnsFor, scanFnsJs, scanMemory } from '../../planner/simd.ts';
 
 const memory = scanMemory(1 << 20, false);
 const u8 = new Uint8Array(memory.buffer);
