@@ -7,7 +7,7 @@ import type { NativeConnection } from '@temporalio/worker';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.ts';
-import { createBatchChatClient, createProviderClient } from '../activities/provider-client.ts';
+import { createBatchChatClient, createProviderClient } from './provider-client.ts';
 import { dataConverterFor } from '../common/codec.ts';
 import type { Profile } from '../common/profiles.ts';
 import { PACED_CLASSES, callQueueName, queueRate, type CallClass } from '../common/rate-limits.ts';

@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { createActivities } from '../../activities/index.ts';
-import { createProviderClient } from '../../activities/provider-client.ts';
+import { createProviderClient } from '../../worker/provider-client.ts';
 import { unitFile } from '../../storage/layout.ts';
 import { PROFILES, type Profile } from '../../common/profiles.ts';
 import { startEmulator, type RunningEmulator } from '../../emulator/index.ts';

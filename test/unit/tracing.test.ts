@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../common/config.ts';
 import { tracingSettings } from '../../common/tracing.ts';
-import { providerRoute } from '../../activities/provider-spans.ts';
+import { providerRoute } from '../../worker/provider-spans.ts';
 
 describe('tracing settings', () => {
   it('is off when no OTEL variable is set, or when the exporter is none', () => {
