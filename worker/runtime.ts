@@ -6,6 +6,13 @@ import type { Logger } from 'pino';
 let installed = false;
 
 /**
+ * SDK warnings that describe batchpilot's design, not a problem: the workers of the call-class task
+ * queues (worker/worker.ts) run activities only, and each would warn at start that it polls no
+ * workflow tasks. They stay visible at debug level.
+ */
+const EXPECTED_WARNINGS = new Set(['No workflows registered, not polling for workflow tasks']);
+
+/**
  * @param shutdownSignals signals on which the runtime stops every worker of the process; `run`
  *   passes none, because it handles Ctrl-C itself and needs its worker to carry out the cancel.
  */
@@ -22,8 +29,9 @@ export function installRuntime(
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => {
       const fields = { ...(entry.meta ?? {}) };
-      const method =
-        entry.level === 'TRACE'
+      const method = EXPECTED_WARNINGS.has(entry.message)
+        ? 'debug'
+        : entry.level === 'TRACE'
           ? 'trace'
           : entry.level === 'DEBUG'
             ? 'debug'
