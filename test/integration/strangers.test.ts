@@ -377,4 +377,52 @@ describe('strangers, as the CLI shows them', () => {
     expect(summary.lines.failed).toBe(0);
     expect(summary.rounds).toBe(1);
   });
+
+  it('counts the outage in the batchpilot_provider_unreachable metric a worker process exports', async () => {
+    h = await startHarness({ faults: FAST_FAULTS, inProcessWorker: false });
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const worker = h.spawnWorker({
+      BATCHPILOT_BASE_URL: `http://127.0.0.1:${port}/v1`,
+      BATCHPILOT_UNREACHABLE_AFTER: '1s',
+      BATCHPILOT_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
+      LOG_LEVEL: 'warn',
+    });
+    let log = '';
+    worker.stdout!.on('data', (c: Buffer) => (log += c.toString()));
+    worker.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+    const scrape = async (): Promise<number | undefined> => {
+      const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+        .then((r) => r.text())
+        .catch(() => '');
+      const m = /^batchpilot_provider_unreachable(?:_total)?(?:\{[^}]*\})? (\d+)/m.exec(text);
+      return m ? Number(m[1]) : undefined;
+    };
+    const loudLines = () =>
+      (log.match(/provider unreachable at http:\/\/127\.0\.0\.1:\d+\/v1 for/g) ?? []).length;
+    try {
+      const input = writeChatInput(h.dataDir, 'in.jsonl', 10);
+      const done = h.runJob(input, 'out', { limits: LIMITS }, `unreachable-metric-${Date.now()}`);
+      let during: number | undefined;
+      for (let i = 0; i < 60 && !(during && during >= 2); i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        during = await scrape();
+      }
+      // Counted while the provider is still down, once per call given up on as an outage.
+      expect(during).toBeGreaterThanOrEqual(2);
+      stranger = await startStranger(h.emulator.url, { port });
+      const summary = await done;
+      expect(summary.status).toBe('completed');
+      // Once the job is done nothing counts any more: the metric equals the outages the worker logged.
+      let after: number | undefined;
+      for (let i = 0; i < 20 && after !== loudLines(); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = await scrape();
+      }
+      expect(after).toBe(loudLines());
+      expect(after).toBeGreaterThanOrEqual(during!);
+    } finally {
+      worker.kill();
+    }
+  });
 });
