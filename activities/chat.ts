@@ -13,6 +13,13 @@
 // and collection classifies it by the same map: a retryable one is sent again in the next round, a
 // permanent one goes to errors.jsonl. The SDK client retries nothing itself (maxRetries 0), and
 // Temporal retries the activity only when it fails as a whole (a worker lost): loops never nest.
+//
+// A provider that answers nothing (connection refused, a gateway's 502/503/504) is not one line's
+// problem: while no line has been answered since a line's first such error, that line keeps being
+// retried in place rather than written as failed (an outage must not use up the lines' rounds).
+// Once no call has been answered for BATCHPILOT_UNREACHABLE_AFTER, the activity fails with
+// `ProviderUnreachableLong`, as batch-mode provider calls do: the shard tells the job (progress and
+// `status` say so) and runs the activity again, which resumes from its results file.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +32,8 @@ import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { LineAppender } from './line-appender.ts';
 import { readLines } from './lines.ts';
-import { providerRetryDelay, readProviderError, type ProviderError } from './provider-errors.ts';
+import { DEFAULT_UNREACHABLE_AFTER_MS, unreachableFailure } from './provider-calls.ts';
+import { providerRetryDelay, readProviderError, toFailure, type ProviderError } from './provider-errors.ts';
 import { chatResultsFile as chatResultsPath, unitFile } from '../storage/layout.ts';
 
 export interface ChatUnitInput {
@@ -35,6 +43,11 @@ export interface ChatUnitInput {
   concurrency: number;
   /** Requests started per second (the API allows 1,000 per account). */
   qps: number;
+  /**
+   * Return as soon as the provider answers one line (the shard's probe while it reports an outage,
+   * sent with concurrency 1 so that stopping early abandons no request in flight).
+   */
+  untilAnswered?: boolean;
 }
 
 /** Attempts per line inside the activity before the line is left to the next round. */
@@ -77,9 +90,36 @@ function pacer(qps: number): () => Promise<void> {
   };
 }
 
+/** The longest pause between two attempts of a line while the provider answers nothing. */
+const MAX_OUTAGE_WAIT_MS = 15_000;
+
+/** Whether `e` says the provider answered nothing at all, rather than something about this line. */
+function isOutageError(e: ProviderError): boolean {
+  return e.status === null ? e.code === 'provider_unreachable' : [502, 503, 504].includes(e.status);
+}
+
+/**
+ * Whether the provider has answered any line lately, across the activity's concurrent senders:
+ * `since` is when calls began to fail with nothing answered after, undefined while answers come.
+ */
+class Outage {
+  since: number | undefined;
+  lastAnswerAt = 0;
+  answered(): void {
+    this.since = undefined;
+    this.lastAnswerAt = Date.now();
+  }
+  failed(): void {
+    this.since ??= Date.now();
+  }
+}
+
 /** How long to wait before a line's next attempt, or undefined to stop trying it in this activity. */
-function nextWait(e: ProviderError, attempt: number): number | undefined {
-  if (e.kind !== 'retry' || attempt >= LINE_ATTEMPTS) return undefined;
+function nextWait(e: ProviderError, attempt: number, providerSilent: boolean): number | undefined {
+  if (e.kind !== 'retry') return undefined;
+  if (providerSilent && isOutageError(e))
+    return Math.min(providerRetryDelay(e) ?? 500 * 2 ** Math.min(attempt, 10), MAX_OUTAGE_WAIT_MS);
+  if (attempt >= LINE_ATTEMPTS) return undefined;
   const wait = providerRetryDelay(e) ?? 500 * 2 ** attempt;
   return wait <= MAX_LINE_WAIT_MS ? wait : undefined;
 }
@@ -105,18 +145,25 @@ function failedLine(customId: string, e: ProviderError): object {
   };
 }
 
+/** Throws `ProviderUnreachableLong` once the provider has answered nothing for the threshold. */
+type OutageCheck = (err: unknown) => void;
+
 /** One line's answer, or its last error, in the batch result envelope. */
 async function answer(
   openai: OpenAI,
   customId: string,
   body: Record<string, unknown>,
   signal: AbortSignal,
+  outage: Outage,
+  checkOutage: OutageCheck,
 ): Promise<object> {
+  let firstFailureAt: number | undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       const { data, request_id } = await openai.chat.completions
         .create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, { signal })
         .withResponse();
+      outage.answered();
       return {
         id: `chat_${request_id ?? customId}`,
         custom_id: customId,
@@ -126,7 +173,12 @@ async function answer(
     } catch (err) {
       if (signal.aborted) throw err;
       const e = readProviderError(err);
-      const wait = nextWait(e, attempt);
+      firstFailureAt ??= Date.now();
+      if (isOutageError(e)) {
+        outage.failed();
+        checkOutage(err);
+      } else outage.answered();
+      const wait = nextWait(e, attempt, outage.lastAnswerAt < firstFailureAt);
       if (wait === undefined) return failedLine(customId, e);
       await sleep(wait, undefined, { signal });
     }
@@ -136,7 +188,7 @@ async function answer(
 export function chatActivities(deps: ActivityDeps) {
   return {
     /** Sends a unit's lines through Batch Chat; returns the local results file for collection. */
-    async chatUnit(input: ChatUnitInput): Promise<{ file: string; sent: number }> {
+    async chatUnit(input: ChatUnitInput): Promise<{ file: string; sent: number; stoppedEarly?: boolean }> {
       return withHeartbeat(async () => {
         const ctx = Context.current();
         const chat = deps.chatOpenai ?? deps.openai;
@@ -160,6 +212,15 @@ export function chatActivities(deps: ActivityDeps) {
         const signal = AbortSignal.any([ctx.cancellationSignal, stop.signal]);
         let first: unknown;
         let sent = 0;
+        let stoppedEarly = false;
+        const outage = new Outage();
+        const after = deps.unreachableAfterMs ?? DEFAULT_UNREACHABLE_AFTER_MS;
+        const checkOutage: OutageCheck = (err) => {
+          const since = outage.since;
+          if (since === undefined || Date.now() - since < after) return;
+          const what = 'batch chat';
+          throw unreachableFailure(deps, toFailure(err, what, chat.baseURL), since, what, chat.baseURL);
+        };
         const sender = async () => {
           while (!stop.signal.aborted) {
             const next = await lines.next();
@@ -167,10 +228,14 @@ export function chatActivities(deps: ActivityDeps) {
             const line = JSON.parse(next.value.text) as { custom_id: string; body: Record<string, unknown> };
             if (done.has(line.custom_id)) continue;
             await pace();
-            const result = await answer(chat, line.custom_id, line.body, signal);
+            const result = await answer(chat, line.custom_id, line.body, signal, outage, checkOutage);
             await userFixable(() => out.append(JSON.stringify(result)), disk);
             sent++;
             ctx.heartbeat({ sent, resumedWith: done.size });
+            if (input.untilAnswered && outage.lastAnswerAt > 0) {
+              stoppedEarly = true;
+              stop.abort();
+            }
           }
         };
         const stopOnFailure = (err: unknown) => {
@@ -188,7 +253,7 @@ export function chatActivities(deps: ActivityDeps) {
         }
         if (first !== undefined) throw userFixableFailure(first, disk) ?? (first as Error);
         logFor(deps).info({ unit: input.unit, sent, skipped: done.size }, 'batch chat unit answered');
-        return { file, sent };
+        return { file, sent, ...(stoppedEarly ? { stoppedEarly } : {}) };
       });
     },
   };

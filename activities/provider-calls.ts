@@ -17,7 +17,7 @@ export const UNREACHABLE_LONG = 'ProviderUnreachableLong';
 /** Default of BATCHPILOT_UNREACHABLE_AFTER: long enough for a blip, short enough to be told. */
 export const DEFAULT_UNREACHABLE_AFTER_MS = 3 * 60_000;
 
-function isOutage(f: ApplicationFailure): boolean {
+export function isOutage(f: ApplicationFailure): boolean {
   return f.type === 'ProviderUnreachable' || /^ProviderHttp5\d\d$/.test(f.type ?? '');
 }
 
@@ -42,10 +42,28 @@ export function failureOf(deps: ActivityDeps, err: unknown, what: string): Appli
   const since = firstScheduledMs();
   const after = deps.unreachableAfterMs ?? DEFAULT_UNREACHABLE_AFTER_MS;
   if (since === undefined || Date.now() - since < after) return f;
+  return unreachableFailure(deps, f, since, what, deps.openai.baseURL);
+}
+
+/**
+ * The `ProviderUnreachableLong` failure of an outage that began at `since` (epoch ms): counted,
+ * logged, and carrying the call's own failure details so the shard can tell the job where and why.
+ */
+export function unreachableFailure(
+  deps: ActivityDeps,
+  f: ApplicationFailure,
+  since: number,
+  what: string,
+  baseUrl: string,
+): ApplicationFailure {
+  const details = f.details?.[0] as ProviderFailureDetails | undefined;
   count('providerUnreachable');
-  const url = publicUrl(deps.openai.baseURL) ?? 'the provider';
+  const url = publicUrl(baseUrl) ?? 'the provider';
   const minutes = Math.floor((Date.now() - since) / 60_000);
-  log.warn({ call: what, url, minutes }, `provider unreachable at ${url} for ${minutes} min (retrying)`);
+  logFor(deps).warn(
+    { call: what, url, minutes },
+    `provider unreachable at ${url} for ${minutes} min (retrying)`,
+  );
   return ApplicationFailure.create({
     message: f.message,
     type: UNREACHABLE_LONG,

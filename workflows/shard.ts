@@ -175,10 +175,10 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
 
   // A provider unreachable past the worker's threshold fails the activity with its outage: the job
   // is told (progress and `status` say so) and the call is made again, for as long as it lasts.
-  const persist = async <T>(fn: () => Promise<T>): Promise<T> => {
+  const persist = async <T>(fn: (inOutage: boolean) => Promise<T>): Promise<T> => {
     for (;;) {
       try {
-        const r = await fn();
+        const r = await fn(outage !== undefined);
         if (outage) {
           outage = undefined;
           await report(lastStatus);
@@ -205,7 +205,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
       return { unit, ...prior };
     }
   }
-  if (input.chat) return chatUnit(input, input.chat, key, report);
+  if (input.chat) return chatUnit(input, input.chat, key, report, persist);
   try {
     if (!state.fileId) {
       await report('uploading');
@@ -341,7 +341,8 @@ function deleteFiles(ids: string[]): Promise<number> {
   );
 }
 
-type Persist = <T>(fn: () => Promise<T>) => Promise<T>;
+/** Calls `fn` again while the provider stays unreachable; `fn` learns whether an outage is on. */
+type Persist = <T>(fn: (inOutage: boolean) => Promise<T>) => Promise<T>;
 
 /** Batch Chat mode: one long activity answers every line (resuming from its own results file). */
 async function chatUnit(
@@ -349,13 +350,28 @@ async function chatUnit(
   chat: { concurrency: number; qps: number },
   key: string,
   report: (s: UnitStatus) => Promise<void>,
+  persist: Persist,
 ): Promise<UnitResult> {
   let cancelled = false;
   await report('in_progress');
   try {
-    await local.chatUnit.executeWithOptions({ ...chatOptions, summary: `batch chat ${key}` }, [
-      { workDir: input.workDir, unit: input.unit, ...chat },
-    ]);
+    // An outage fails the activity with `ProviderUnreachableLong`. While it lasts, the activity runs
+    // as a probe (one request at a time, back as soon as one line is answered) so that the job
+    // hears the provider is back without waiting for the whole unit; then it runs in full, resuming
+    // from its results file.
+    for (;;) {
+      const r = await persist((inOutage) =>
+        local.chatUnit.executeWithOptions({ ...chatOptions, summary: `batch chat ${key}` }, [
+          {
+            workDir: input.workDir,
+            unit: input.unit,
+            ...chat,
+            ...(inOutage ? { concurrency: 1, untilAnswered: true } : {}),
+          },
+        ]),
+      );
+      if (!r.stoppedEarly) break;
+    }
   } catch (err) {
     if (!isCancellation(err)) throw err;
     cancelled = true;
@@ -390,16 +406,16 @@ async function cancelAndCollect(
   persist: Persist,
 ): Promise<UnitResult> {
   if (!state.batch && state.fileId) {
-    const found = await provider.findUnitBatch.executeWithOptions(
-      { ...providerOptions, ...paced('findUnitBatch') },
-      [
+    const fileId = state.fileId;
+    const found = await persist(() =>
+      provider.findUnitBatch.executeWithOptions({ ...providerOptions, ...paced('findUnitBatch') }, [
         {
           key,
-          fileId: state.fileId,
+          fileId,
           notBefore: state.fileCreatedAt ?? input.notBefore,
           ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
         },
-      ],
+      ]),
     );
     if (found) state.batch = found;
   }
@@ -417,9 +433,12 @@ async function cancelAndCollect(
     };
   }
   if (!TERMINAL_STATUSES.has(state.batch.status)) {
-    state.batch = await provider.cancelBatch.executeWithOptions(
-      { ...providerOptions, ...paced('cancelBatch'), summary: `cancel ${state.batch.id}` },
-      [state.batch.id],
+    const batchId = state.batch.id;
+    state.batch = await persist<BatchView>(() =>
+      provider.cancelBatch.executeWithOptions(
+        { ...providerOptions, ...paced('cancelBatch'), summary: `cancel ${batchId}` },
+        [batchId],
+      ),
     );
   }
   while (!TERMINAL_STATUSES.has(state.batch.status)) {

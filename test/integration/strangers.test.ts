@@ -322,4 +322,107 @@ describe('strangers, as the CLI shows them', () => {
     expect(summary.status).toBe('completed');
     expect(summary.lines.succeeded).toBe(10);
   });
+
+  it('says so in Batch Chat mode too, and clears it once the provider answers again', async () => {
+    // Answers take a while, so the job is still running when the alert should have cleared.
+    h = await startHarness({
+      faults: { ...FAST_FAULTS, chatDelayMs: 1000 },
+      inProcessWorker: false,
+      unreachableAfterMs: 1000,
+    });
+    const port = await freePort();
+    await h.startWorker(`http://127.0.0.1:${port}/v1`);
+    const input = writeChatInput(h.dataDir, 'in.jsonl', 10);
+    const id = `unreachable-chat-${Date.now()}`;
+    const done = h.runJob(
+      input,
+      'out',
+      { limits: LIMITS, mode: 'chat', chat: { concurrency: 2, qps: 100 } },
+      id,
+    );
+    const statusOf = async () => {
+      const r = await cli(['status', id, '--json'], cliEnv(h!));
+      return r.code === 0 ? (JSON.parse(r.stdout) as JobProgress & { alerts?: string[] }) : undefined;
+    };
+    let progress: (JobProgress & { alerts?: string[] }) | undefined;
+    for (let i = 0; i < 60 && !progress?.providerUnreachable; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      progress = await statusOf();
+    }
+    expect(progress?.providerUnreachable?.url).toBe(`http://127.0.0.1:${port}/v1`);
+    expect(progress?.alerts?.[0]).toMatch(
+      new RegExp(
+        `^provider unreachable at http://127\\.0\\.0\\.1:${port}/v1 for \\d+ min \\(retrying\\): .*ECONNREFUSED`,
+      ),
+    );
+    const text = await cli(['status', id], cliEnv(h));
+    expect(text.stdout).toMatch(
+      /provider unreachable at http:\/\/127\.0\.0\.1:\d+\/v1 for \d+ min \(retrying\)/,
+    );
+
+    // The provider comes back: the alert clears while the unit's lines are still being answered.
+    stranger = await startStranger(h.emulator.url, { port });
+    let cleared: (JobProgress & { alerts?: string[] }) | undefined;
+    for (let i = 0; i < 100 && !cleared; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const p = await statusOf();
+      if (p?.phase === 'running' && !p.providerUnreachable) cleared = p;
+    }
+    expect(cleared?.phase).toBe('running');
+    expect(cleared?.alerts ?? []).not.toContainEqual(expect.stringMatching(/provider unreachable/));
+    const summary = await done;
+    expect(summary.status).toBe('completed');
+    // No line was given up on, or sent to another round, for the outage.
+    expect(summary.lines.succeeded).toBe(10);
+    expect(summary.lines.failed).toBe(0);
+    expect(summary.rounds).toBe(1);
+  });
+
+  it('counts the outage in the batchpilot_provider_unreachable metric a worker process exports', async () => {
+    h = await startHarness({ faults: FAST_FAULTS, inProcessWorker: false });
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const worker = h.spawnWorker({
+      BATCHPILOT_BASE_URL: `http://127.0.0.1:${port}/v1`,
+      BATCHPILOT_UNREACHABLE_AFTER: '1s',
+      BATCHPILOT_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
+      LOG_LEVEL: 'warn',
+    });
+    let log = '';
+    worker.stdout!.on('data', (c: Buffer) => (log += c.toString()));
+    worker.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+    const scrape = async (): Promise<number | undefined> => {
+      const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+        .then((r) => r.text())
+        .catch(() => '');
+      const m = /^batchpilot_provider_unreachable(?:_total)?(?:\{[^}]*\})? (\d+)/m.exec(text);
+      return m ? Number(m[1]) : undefined;
+    };
+    const loudLines = () =>
+      (log.match(/provider unreachable at http:\/\/127\.0\.0\.1:\d+\/v1 for/g) ?? []).length;
+    try {
+      const input = writeChatInput(h.dataDir, 'in.jsonl', 10);
+      const done = h.runJob(input, 'out', { limits: LIMITS }, `unreachable-metric-${Date.now()}`);
+      let during: number | undefined;
+      for (let i = 0; i < 60 && !(during && during >= 2); i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        during = await scrape();
+      }
+      // Counted while the provider is still down, once per call given up on as an outage.
+      expect(during).toBeGreaterThanOrEqual(2);
+      stranger = await startStranger(h.emulator.url, { port });
+      const summary = await done;
+      expect(summary.status).toBe('completed');
+      // Once the job is done nothing counts any more: the metric equals the outages the worker logged.
+      let after: number | undefined;
+      for (let i = 0; i < 20 && after !== loudLines(); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = await scrape();
+      }
+      expect(after).toBe(loudLines());
+      expect(after).toBeGreaterThanOrEqual(during!);
+    } finally {
+      worker.kill();
+    }
+  });
 });
