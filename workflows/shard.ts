@@ -15,7 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import type { BatchView } from '../activities/batches.ts';
+import type { BatchView } from '../common/job-types.ts';
 import { unitKey } from '../common/keys.ts';
 import { CALL_QUEUES, callQueueName, type PacedActivity } from '../common/rate-limits.ts';
 import type {
@@ -261,7 +261,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
         }
         addLookups(state, state.batch.unavailableLookups);
       }
-      await report(state.batch.status as UnitStatus);
+      await report(state.batch.status);
       while (!TERMINAL_STATUSES.has(state.batch.status)) {
         const delay = nextPollDelay(input.pollIntervalMs, Math.random);
         await sleep(delay, { summary: `poll ${state.batch.id} in ${Math.round(delay / 1000)}s` });
@@ -273,7 +273,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
           ),
         );
         state.polls++;
-        await report(state.batch.status as UnitStatus);
+        await report(state.batch.status);
         if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
           await continueAsNew<typeof shardBatch>({ ...input, state });
         }
@@ -463,7 +463,7 @@ async function finish(
     const ids = [state.fileId, batch.outputFileId, batch.errorFileId].filter((x): x is string => !!x);
     await deleteFiles(ids);
   }
-  await report(batch.status === 'completed' ? 'done' : (batch.status as UnitStatus));
+  await report(batch.status === 'completed' ? 'done' : batch.status);
   return {
     unit: input.unit,
     batchId: batch.id,
