@@ -10,7 +10,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { BATCH_KEY_METADATA, JOB_ID_METADATA } from '../common/definitions.ts';
-import type { ProviderFailureDetails, ProviderLookup } from '../common/job-types.ts';
+import {
+  BATCH_STATUSES,
+  type BatchStatus,
+  type BatchView,
+  type ProviderFailureDetails,
+  type ProviderLookup,
+} from '../common/job-types.ts';
 import { unitFileName } from '../common/keys.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -77,22 +83,18 @@ function firstSend(fresh: boolean | undefined): boolean {
   }
 }
 
-/** The part of a provider batch the workflow needs; `errors` capped to keep payloads small. */
-export interface BatchView {
-  id: string;
-  status: string;
-  outputFileId: string | null;
-  errorFileId: string | null;
-  requestCounts: { total: number; completed: number; failed: number };
-  errors: { code: string; message: string; line: number | null }[];
-  /** Set by createBatch when the provider could not be asked for existing batches. */
-  unavailableLookups?: ProviderLookup[];
-}
-
 const MAX_ERRORS_IN_VIEW = 20;
 const UPLOADS_AT_ONCE = 4;
 /** Clock skew allowed between us and the provider when bounding lookups. */
 const SKEW_SECONDS = 300;
+
+/**
+ * A status outside the Batch API's list (a provider's own, or one added later) reads as a batch still
+ * running: the workflow keeps polling it, as it does any status that is not an end.
+ */
+function knownStatus(s: string): BatchStatus {
+  return (BATCH_STATUSES as readonly string[]).includes(s) ? (s as BatchStatus) : 'in_progress';
+}
 
 export function toView(b: OpenAI.Batches.Batch): BatchView {
   const rc = b.request_counts ?? { total: 0, completed: 0, failed: 0 };
@@ -106,7 +108,7 @@ export function toView(b: OpenAI.Batches.Batch): BatchView {
   });
   return {
     id: b.id,
-    status: b.status,
+    status: knownStatus(b.status),
     outputFileId: b.output_file_id ?? null,
     errorFileId: b.error_file_id ?? null,
     requestCounts: { total: rc.total, completed: rc.completed, failed: rc.failed },

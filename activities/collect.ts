@@ -7,8 +7,8 @@ import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
-import type { UnattributedError, Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
-import { toView, type BatchView } from './batches.ts';
+import type { BatchView, UnattributedError, Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
+import { toView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
 import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
@@ -125,7 +125,7 @@ export function collectActivities(deps: ActivityDeps) {
     if (v && v.status !== 'failed') {
       return {
         id,
-        status: v.status as OpenAI.Batches.Batch['status'],
+        status: v.status,
         output_file_id: v.outputFileId,
         error_file_id: v.errorFileId,
       } as OpenAI.Batches.Batch;

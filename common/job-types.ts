@@ -148,19 +148,52 @@ export interface Unit {
   lines: number;
 }
 
+/** A provider batch's status, as the Batch API names them. */
+export type BatchStatus =
+  | 'validating'
+  | 'in_progress'
+  | 'finalizing'
+  | 'completed'
+  | 'failed'
+  | 'expired'
+  | 'cancelling'
+  | 'cancelled';
+
+export const BATCH_STATUSES: readonly BatchStatus[] = [
+  'validating',
+  'in_progress',
+  'finalizing',
+  'completed',
+  'failed',
+  'expired',
+  'cancelling',
+  'cancelled',
+];
+
+/** The part of a provider batch the workflow needs; `errors` capped to keep payloads small. */
+export interface BatchView {
+  id: string;
+  status: BatchStatus;
+  outputFileId: string | null;
+  errorFileId: string | null;
+  requestCounts: { total: number; completed: number; failed: number };
+  errors: { code: string; message: string; line: number | null }[];
+  /** Set by createBatch when the provider could not be asked for existing batches. */
+  unavailableLookups?: ProviderLookup[];
+}
+
+/**
+ * A unit's status: its own steps around the batch, and while the batch runs, the batch's status as
+ * the provider reports it.
+ */
 export type UnitStatus =
   | 'pending'
   | 'uploading'
   /** The provider refused the batch for its enqueued-token limit: waiting to send it again. */
   | 'waiting'
-  | 'validating'
-  | 'in_progress'
-  | 'finalizing'
   | 'collecting'
   | 'done'
-  | 'failed'
-  | 'cancelled'
-  | 'expired';
+  | BatchStatus;
 
 export interface UnitCounts {
   /** Lines that succeeded in this unit's batch. */

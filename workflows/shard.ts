@@ -9,15 +9,12 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   patched,
-  proxyActivities,
   setCurrentDetails,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.ts';
-import type { BatchView } from '../activities/batches.ts';
+import type { BatchView } from '../common/job-types.ts';
 import { unitKey } from '../common/keys.ts';
-import { CALL_QUEUES, callQueueName, type PacedActivity } from '../common/rate-limits.ts';
 import type {
   ProviderFailureDetails,
   ProviderLookup,
@@ -29,12 +26,10 @@ import type {
 } from '../common/job-types.ts';
 import { unitUpdateSignal } from './messages.ts';
 import { TERMINAL_STATUSES, nextPollDelay } from './poll.ts';
-import {
-  MAX_TOKEN_LIMIT_WAITS,
-  createRefusedForTokens,
-  refusedForTokens,
-  tokenLimitDelay,
-} from './token-limit.ts';
+import { createRefusedForTokens, refusedForTokens } from './token-limit.ts';
+import { local, paced, provider, providerOptions, upload, uploadOptions } from './shard-calls.ts';
+import { cancelAndCollect, chatUnit, deleteAfterFailure, finish } from './shard-end.ts';
+import { canWaitForTokens, waitForTokens } from './shard-token-wait.ts';
 
 export interface ShardInput {
   jobId: string;
@@ -94,37 +89,7 @@ function addLookups(state: ShardState, found: ProviderLookup[] | undefined): voi
   }
 }
 
-// Provider calls retry forever with capped backoff (a provider away for an hour is weather, not a
-// failure); non-retryable failures (4xx) stop at once (activities/provider-errors.ts).
-const providerOptions = {
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m' },
-} as const;
-const uploadOptions = {
-  startToCloseTimeout: '1h',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m' },
-} as const;
-const collectOptions = { ...uploadOptions, startToCloseTimeout: '4h' } as const;
-// Batch Chat answers can take up to an hour each; the activity heartbeats every few seconds.
-const chatOptions = { ...uploadOptions, startToCloseTimeout: '24h' } as const;
-
-const provider = proxyActivities<Activities>(providerOptions);
-const upload = proxyActivities<Activities>(uploadOptions);
-const local = proxyActivities<Activities>(collectOptions);
-
 const PROGRESS_QUARTERS = 'progress-quarters';
-const CALL_CLASS_QUEUES = 'call-class-queues';
-
-/**
- * The task queue of an activity's provider calls: `<queue>-calls-<class>`, whose workers set a
- * fleet-wide rate from the provider's published limit for that class (common/rate-limits.ts).
- * Runs recorded before these queues existed keep the workflow's own queue.
- */
-function paced(activity: PacedActivity): { taskQueue?: string } {
-  if (!patched(CALL_CLASS_QUEUES)) return {};
-  return { taskQueue: callQueueName(workflowInfo().taskQueue, CALL_QUEUES[activity].queue) };
-}
 
 /** How many quarters of the batch's lines the provider reports answered (0-4). */
 function answeredQuarter(b: BatchView): number {
@@ -132,7 +97,11 @@ function answeredQuarter(b: BatchView): number {
   return total > 0 ? Math.floor((4 * (completed + failed)) / total) : 0;
 }
 
-/** Runs one unit's batch and reports its line counts. */
+/**
+ * Runs one unit's batch and reports its line counts. Longer than most functions here: `report` and
+ * `persist` share the unit's last status and outage, and the upload, create and poll steps share
+ * them; splitting them apart would change no command but would thread that state through each.
+ */
 export async function shardBatch(input: ShardInput): Promise<UnitResult> {
   const { unit } = input;
   const key = unitKey(input.jobId, unit.round, unit.index);
@@ -261,7 +230,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
         }
         addLookups(state, state.batch.unavailableLookups);
       }
-      await report(state.batch.status as UnitStatus);
+      await report(state.batch.status);
       while (!TERMINAL_STATUSES.has(state.batch.status)) {
         const delay = nextPollDelay(input.pollIntervalMs, Math.random);
         await sleep(delay, { summary: `poll ${state.batch.id} in ${Math.round(delay / 1000)}s` });
@@ -273,7 +242,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
           ),
         );
         state.polls++;
-        await report(state.batch.status as UnitStatus);
+        await report(state.batch.status);
         if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
           await continueAsNew<typeof shardBatch>({ ...input, state });
         }
@@ -289,207 +258,4 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
     }
     return await CancellationScope.nonCancellable(() => cancelAndCollect(input, key, state, report, persist));
   }
-}
-
-const TOKEN_LIMIT_WAIT = 'token-limit-wait';
-
-/**
- * Whether a refusal for the enqueued-token limit is waited out: not past MAX_TOKEN_LIMIT_WAITS in a
- * row, and not in a run recorded before units waited (those failed the batch, and replay must too).
- */
-function canWaitForTokens(state: ShardState): boolean {
-  return (state.tokenLimitWaits ?? 0) < MAX_TOKEN_LIMIT_WAITS && patched(TOKEN_LIMIT_WAIT);
-}
-
-/** Notes the refused batch (if one was made), tells the job, and sleeps before sending again. */
-async function waitForTokens(
-  input: ShardInput,
-  state: ShardState,
-  refusedBatchId: string | undefined,
-  report: (s: UnitStatus) => Promise<void>,
-): Promise<void> {
-  if (refusedBatchId) state.refusedBatchIds = [...(state.refusedBatchIds ?? []), refusedBatchId];
-  state.tokenLimitWaits = (state.tokenLimitWaits ?? 0) + 1;
-  delete state.batch;
-  await report('waiting');
-  const delay = tokenLimitDelay(nextPollDelay(input.pollIntervalMs, Math.random), state.tokenLimitWaits);
-  await sleep(delay, {
-    summary: `enqueued-token limit: send again in ${Math.round(delay / 1000)}s (wait ${state.tokenLimitWaits} of at most ${MAX_TOKEN_LIMIT_WAITS})`,
-  });
-}
-
-/**
- * The shard failed: its provider files go all the same (a failed shard must not leave its input at
- * the provider). The input of a batch still running stays, since the batch may still read it.
- */
-async function deleteAfterFailure(input: ShardInput, state: ShardState): Promise<void> {
-  if (input.keepRemoteFiles) return;
-  const b = state.batch;
-  const running = b !== undefined && !TERMINAL_STATUSES.has(b.status);
-  const ids = [running ? undefined : state.fileId, b?.outputFileId, b?.errorFileId].filter(
-    (x): x is string => !!x,
-  );
-  // Deleting never fails the activity; a broken worker here must not hide the shard's own failure.
-  if (ids.length > 0) await deleteFiles(ids).catch(() => 0);
-}
-
-/** Deletes provider files (never fails but for throttling, which it retries). */
-function deleteFiles(ids: string[]): Promise<number> {
-  return provider.deleteRemoteFiles.executeWithOptions(
-    { ...providerOptions, ...paced('deleteRemoteFiles') },
-    [ids],
-  );
-}
-
-/** Calls `fn` again while the provider stays unreachable; `fn` learns whether an outage is on. */
-type Persist = <T>(fn: (inOutage: boolean) => Promise<T>) => Promise<T>;
-
-/** Batch Chat mode: one long activity answers every line (resuming from its own results file). */
-async function chatUnit(
-  input: ShardInput,
-  chat: { concurrency: number; qps: number },
-  key: string,
-  report: (s: UnitStatus) => Promise<void>,
-  persist: Persist,
-): Promise<UnitResult> {
-  let cancelled = false;
-  await report('in_progress');
-  try {
-    // An outage fails the activity with `ProviderUnreachableLong`. While it lasts, the activity runs
-    // as a probe (one request at a time, back as soon as one line is answered) so that the job
-    // hears the provider is back without waiting for the whole unit; then it runs in full, resuming
-    // from its results file.
-    for (;;) {
-      const r = await persist((inOutage) =>
-        local.chatUnit.executeWithOptions({ ...chatOptions, summary: `batch chat ${key}` }, [
-          {
-            workDir: input.workDir,
-            unit: input.unit,
-            ...chat,
-            ...(inOutage ? { concurrency: 1, untilAnswered: true } : {}),
-          },
-        ]),
-      );
-      if (!r.stoppedEarly) break;
-    }
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-    cancelled = true;
-  }
-  return CancellationScope.nonCancellable(async () => {
-    await report('collecting');
-    const counts = await local.collectUnit.executeWithOptions(
-      { ...collectOptions, summary: `collect ${key}` },
-      [
-        {
-          workDir: input.workDir,
-          jobId: input.jobId,
-          unit: input.unit,
-          chat: true,
-          cancelledByUs: cancelled,
-          maxAttempts: input.maxAttempts,
-        },
-      ],
-    );
-    const status = cancelled ? 'cancelled' : 'completed';
-    await report(cancelled ? 'cancelled' : 'done');
-    return { unit: input.unit, batchId: null, batchStatus: status, ...counts, fileErrors: [] };
-  });
-}
-
-/** The user cancelled: cancel the provider batch, wait for it to settle, keep what finished. */
-async function cancelAndCollect(
-  input: ShardInput,
-  key: string,
-  state: ShardState,
-  report: (s: UnitStatus) => Promise<void>,
-  persist: Persist,
-): Promise<UnitResult> {
-  if (!state.batch && state.fileId) {
-    const fileId = state.fileId;
-    const found = await persist(() =>
-      provider.findUnitBatch.executeWithOptions({ ...providerOptions, ...paced('findUnitBatch') }, [
-        {
-          key,
-          fileId,
-          notBefore: state.fileCreatedAt ?? input.notBefore,
-          ...(state.refusedBatchIds ? { skipBatchIds: state.refusedBatchIds } : {}),
-        },
-      ]),
-    );
-    if (found) state.batch = found;
-  }
-  if (!state.batch) {
-    await report('cancelled');
-    if (state.fileId && !input.keepRemoteFiles) await deleteFiles([state.fileId]);
-    return {
-      unit: input.unit,
-      batchId: null,
-      batchStatus: null,
-      succeeded: 0,
-      failed: 0,
-      retry: 0,
-      fileErrors: [],
-    };
-  }
-  if (!TERMINAL_STATUSES.has(state.batch.status)) {
-    const batchId = state.batch.id;
-    state.batch = await persist<BatchView>(() =>
-      provider.cancelBatch.executeWithOptions(
-        { ...providerOptions, ...paced('cancelBatch'), summary: `cancel ${batchId}` },
-        [batchId],
-      ),
-    );
-  }
-  while (!TERMINAL_STATUSES.has(state.batch.status)) {
-    await sleep(Math.min(input.pollIntervalMs ?? 5000, 5000), {
-      summary: `wait for ${state.batch.id} to cancel`,
-    });
-    const batchId: string = state.batch.id;
-    state.batch = await persist<BatchView>(() =>
-      provider.getBatch.executeWithOptions({ ...providerOptions, ...paced('getBatch') }, [batchId]),
-    );
-  }
-  return finish(input, state, true, report, persist);
-}
-
-async function finish(
-  input: ShardInput,
-  state: ShardState,
-  cancelledByUs: boolean,
-  report: (s: UnitStatus) => Promise<void>,
-  persist: Persist,
-): Promise<UnitResult> {
-  const batch = state.batch!;
-  await report('collecting');
-  const counts = await persist(() =>
-    local.collectUnit.executeWithOptions(
-      { ...collectOptions, ...paced('collectUnit'), summary: `collect ${batch.id}` },
-      [
-        {
-          workDir: input.workDir,
-          jobId: input.jobId,
-          unit: input.unit,
-          batchId: batch.id,
-          ended: { status: batch.status, outputFileId: batch.outputFileId, errorFileId: batch.errorFileId },
-          cancelledByUs,
-          maxAttempts: input.maxAttempts,
-        },
-      ],
-    ),
-  );
-  if (!input.keepRemoteFiles) {
-    const ids = [state.fileId, batch.outputFileId, batch.errorFileId].filter((x): x is string => !!x);
-    await deleteFiles(ids);
-  }
-  await report(batch.status === 'completed' ? 'done' : (batch.status as UnitStatus));
-  return {
-    unit: input.unit,
-    batchId: batch.id,
-    batchStatus: batch.status,
-    ...counts,
-    fileErrors: batch.status === 'failed' ? batch.errors : [],
-    ...(state.unavailableLookups?.length ? { unavailableLookups: state.unavailableLookups } : {}),
-    ...(state.tokenLimitWaits ? { tokenLimitWaits: state.tokenLimitWaits } : {}),
-  };
 }

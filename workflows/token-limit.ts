@@ -2,7 +2,7 @@
 // a failure of its lines: other batches of the model hold the room and free it as they finish. The
 // unit waits on a durable timer and sends the same file again, without spending a retry round. The
 // job also admits units so that each model's enqueued estimate stays under the job's limit. Pure.
-import type { BatchView } from '../activities/batches.ts';
+import type { BatchView } from '../common/job-types.ts';
 import type { ProviderFailureDetails, ShardProgress } from '../common/job-types.ts';
 
 export const TOKEN_LIMIT_CODE = 'token_limit_exceeded';

@@ -2,7 +2,7 @@
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import type { BatchView } from '../../activities/batches.ts';
+import type { BatchView, BatchStatus } from '../../common/job-types.ts';
 import { toFailure } from '../../activities/provider-errors.ts';
 import {
   MAX_TOKEN_LIMIT_WAITS,
@@ -11,7 +11,7 @@ import {
   tokenLimitDelay,
 } from '../../workflows/token-limit.ts';
 
-const batch = (status: string, codes: string[]): BatchView => ({
+const batch = (status: BatchStatus, codes: string[]): BatchView => ({
   id: 'batch_1',
   status,
   outputFileId: null,
