@@ -7,6 +7,7 @@ import type { Config } from '../common/config.ts';
 import { startLocalStack } from '../worker/local-stack.ts';
 import { installRuntime } from '../worker/runtime.ts';
 import { connectClient, connectWorker } from './temporal.ts';
+import { workerOptionsFromConfig } from './worker-options.ts';
 
 export interface Embedded {
   client: Client;
@@ -46,19 +47,8 @@ export async function bringUp(config: Config, logger: Logger, opts: BringUpOptio
       : {}),
     connectWorker: (address) => connectWorker(config, address),
     worker: {
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
-      dataDir: config.dataDir,
-      profile: config.provider.profile,
+      ...workerOptionsFromConfig(config, logger),
       ...(config.provider.implicitEmulator ? {} : { baseUrl: config.provider.baseUrl! }),
-      apiKey: config.provider.apiKey,
-      logger,
-      ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
-      ...(config.codecKey ? { codecKey: config.codecKey } : {}),
-      ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
-      tracing: config.tracing,
-      buildId: config.buildId,
-      ...(config.unreachableAfterMs ? { unreachableAfterMs: config.unreachableAfterMs } : {}),
     },
   });
   const notes: string[] = [];
