@@ -11,13 +11,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { JOB_WORKFLOW } from '../common/definitions.ts';
 import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../common/job-types.ts';
 import { PROFILES } from '../common/profiles.ts';
 import type { RateLimits } from '../common/rate-limits.ts';
 import type { EmulatorStats, FaultSettings } from '../emulator/index.ts';
-import { startDevServer, type DevServer } from '../worker/dev-server.ts';
+import type { DevServer } from '../worker/dev-server.ts';
+import { startLocalStack } from '../worker/local-stack.ts';
 import { peakRssMB } from './util.ts';
 
 interface EmulatorChildOptions {
@@ -139,34 +140,34 @@ async function workerChild(o: WorkerChildOptions): Promise<void> {
   const { NativeConnection } = await import('@temporalio/worker');
   const { pino } = await import('pino');
   const { installRuntime } = await import('../worker/runtime.ts');
-  const { createWorker } = await import('../worker/worker.ts');
+  const { runWorker } = await import('../worker/local-stack.ts');
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'error' }, pino.destination(2));
   installRuntime(logger);
-  const connection = await NativeConnection.connect({ address: o.address });
-  const worker = await createWorker({
-    connection,
-    namespace: 'default',
-    taskQueue: o.taskQueue,
-    dataDir: o.dataDir,
-    profile:
-      o.rateLimits === undefined
-        ? PROFILES.emulator
-        : { ...PROFILES.emulator, rateLimits: o.rateLimits === 'off' ? undefined : o.rateLimits },
-    baseUrl: o.baseUrl,
-    apiKey: undefined,
-    logger,
-    workflowBundle: { codePath: o.bundlePath },
-    ...(o.maxConcurrentActivities ? { maxConcurrentActivities: o.maxConcurrentActivities } : {}),
-  });
+  const worker = await runWorker(
+    {
+      namespace: 'default',
+      taskQueue: o.taskQueue,
+      dataDir: o.dataDir,
+      profile:
+        o.rateLimits === undefined
+          ? PROFILES.emulator
+          : { ...PROFILES.emulator, rateLimits: o.rateLimits === 'off' ? undefined : o.rateLimits },
+      baseUrl: o.baseUrl,
+      apiKey: undefined,
+      logger,
+      workflowBundle: { codePath: o.bundlePath },
+      ...(o.maxConcurrentActivities ? { maxConcurrentActivities: o.maxConcurrentActivities } : {}),
+    },
+    () => NativeConnection.connect({ address: o.address }),
+  );
   // RSS samples, to place the peak in the job's phases (epoch ms, MB).
   const samples: [number, number][] = [];
   const sampler = setInterval(() => samples.push([Date.now(), process.memoryUsage().rss / 1048576]), 500);
-  process.once('SIGTERM', () => worker.shutdown());
-  const running = worker.run();
+  const stopped = new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
   process.stdout.write(`${JSON.stringify({ readyRssMB: process.memoryUsage().rss / 1048576 })}\n`);
-  await running;
+  await Promise.race([stopped, worker.running]);
+  await worker.stop();
   clearInterval(sampler);
-  await connection.close();
   process.stdout.write(`${JSON.stringify({ rssMB: peakRssMB(), cpuMs: cpuMs(), samples })}\n`);
   process.exit(0);
 }
@@ -219,10 +220,12 @@ export async function startStack(opts: {
   /** Task queue of the worker; `bench-<pid>` when absent. */
   taskQueue?: string;
 }): Promise<Stack> {
-  const server = await startDevServer({
-    headless: true,
-    ...(opts.dynamicConfig ? { dynamicConfig: opts.dynamicConfig } : {}),
+  // Server and client here; emulator and worker in children of their own, from the same parts.
+  const local = await startLocalStack({
+    devServer: { headless: true, ...(opts.dynamicConfig ? { dynamicConfig: opts.dynamicConfig } : {}) },
   });
+  const server = local.server!;
+  const { client } = local;
   const emulatorDir = path.join(opts.dataDir, 'emulator-state');
   const bundlePath = path.join(opts.dataDir, 'workflow-bundle.js');
   const taskQueue = opts.taskQueue ?? `bench-${process.pid}`;
@@ -244,11 +247,9 @@ export async function startStack(opts: {
     } satisfies WorkerChildOptions);
   } catch (err) {
     if (em) await stopChild(em.child);
-    await server.stop();
+    await local.close();
     throw err;
   }
-  const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
   const emu = em;
   const admin = em.ready.url.replace(/\/v1$/, '/_emulator');
   let stopped: Stopped | undefined;
@@ -296,8 +297,7 @@ export async function startStack(opts: {
     stopChildren,
     async close() {
       await stopChildren();
-      await connection.close();
-      await server.stop();
+      await local.close();
       fs.rmSync(emulatorDir, { recursive: true, force: true });
       fs.rmSync(bundlePath, { force: true });
     },

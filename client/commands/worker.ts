@@ -9,6 +9,7 @@ import { describeRateLimits } from '../../common/rate-limits.ts';
 import { describeConnection } from '../../common/temporal-connection.ts';
 import { DEFAULT_TEMPORAL_ADDRESS, connectWorker } from '../temporal.ts';
 import type { Command } from '../command.ts';
+import { workerOptionsFromConfig } from '../worker-options.ts';
 
 export const workerCommand: Command = {
   name: 'worker',
@@ -24,20 +25,9 @@ export const workerCommand: Command = {
     const address = config.temporal.address ?? DEFAULT_TEMPORAL_ADDRESS;
     const connection = await connectWorker(config, address);
     const worker = await createWorker({
+      ...workerOptionsFromConfig(config, logger),
       connection,
-      namespace: config.temporal.namespace,
-      taskQueue: config.temporal.taskQueue,
-      dataDir: config.dataDir,
-      profile: config.provider.profile,
       baseUrl: config.provider.baseUrl!,
-      apiKey: config.provider.apiKey,
-      logger,
-      ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
-      ...(config.unreachableAfterMs ? { unreachableAfterMs: config.unreachableAfterMs } : {}),
-      ...(config.codecKey ? { codecKey: config.codecKey } : {}),
-      ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
-      tracing: config.tracing,
-      buildId: config.buildId,
     });
     const dataDir = path.resolve(config.dataDir);
     fs.mkdirSync(dataDir, { recursive: true });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { pino } from 'pino';
@@ -20,7 +20,8 @@ import { PROFILES } from '../../common/profiles.ts';
 import { startEmulator, type FaultSettings, type RunningEmulator } from '../../emulator/index.ts';
 import { freePort } from '../../worker/dev-server.ts';
 import { installRuntime } from '../../worker/runtime.ts';
-import { createWorker, type WorkerGroup } from '../../worker/worker.ts';
+import { runWorker, startLocalStack, type RunningWorker } from '../../worker/local-stack.ts';
+import type { WorkerOptions } from '../../worker/worker.ts';
 import { jobOptions, readJsonl, type EmulatorStats } from '../support/harness.ts';
 import { spawnWorkerProcess } from '../support/worker-process.ts';
 
@@ -293,10 +294,11 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   const address = opts.temporalAddress ?? inject('temporalAddress');
   const bundlePath = inject('workflowBundlePath');
   const taskQueue = `rel-${opts.name}-${process.pid}-${++rigs}-${Date.now()}`;
-  const connection = await Connection.connect({ address });
-  const client = new Client({ connection });
+  // The emulator stays out of the stack: the rig stops and restarts it in place on its own port.
+  const stack = await startLocalStack({ temporalAddress: address });
+  const { client } = stack;
   const processes: WorkerProcess[] = [];
-  let inProcess: { worker: WorkerGroup; running: Promise<void>; connection: NativeConnection } | undefined;
+  let inProcess: RunningWorker | undefined;
   const admin = (p: string) => emulatorUrl.replace(/\/v1$/, p);
 
   const rig: Rig = {
@@ -345,9 +347,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     async startInProcessWorker() {
       const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
       installRuntime(logger);
-      const nc = await NativeConnection.connect({ address });
-      const worker = await createWorker({
-        connection: nc,
+      const options: Omit<WorkerOptions, 'connection'> = {
         namespace: 'default',
         taskQueue,
         dataDir,
@@ -356,16 +356,13 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
         apiKey: undefined,
         logger,
         workflowBundle: { codePath: bundlePath },
-      });
-      inProcess = { worker, running: worker.run(), connection: nc };
+      };
+      inProcess = await runWorker(options, () => NativeConnection.connect({ address }));
     },
     async stopInProcessWorker() {
       const w = inProcess;
       inProcess = undefined;
-      if (!w) return;
-      w.worker.shutdown();
-      await w.running.catch(() => undefined);
-      await w.connection.close();
+      await w?.stop().catch(() => undefined);
     },
     async startJob(input, out, options, id = `${opts.name}-${Date.now()}-${rigs}`) {
       return client.workflow.start(JOB_WORKFLOW, {
@@ -377,7 +374,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     async close() {
       for (const p of processes) await p.kill();
       await rig.stopInProcessWorker();
-      await connection.close();
+      await stack.close();
       await proxy?.close();
       await rig.stopEmulator();
       fs.rmSync(dataDir, { recursive: true, force: true });

@@ -4,22 +4,18 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { pino } from 'pino';
-import {
-  startEmulator,
-  type EmulatorStats,
-  type FaultSettings,
-  type RunningEmulator,
-} from '../../emulator/index.ts';
+import type { EmulatorStats, FaultSettings, RunningEmulator } from '../../emulator/index.ts';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
 import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../../common/job-types.ts';
 import { PROFILES } from '../../common/profiles.ts';
 import type { RateLimits } from '../../common/rate-limits.ts';
 import { installRuntime } from '../../worker/runtime.ts';
-import { createWorker, type WorkerGroup } from '../../worker/worker.ts';
+import { runWorker, startLocalStack, type RunningWorker } from '../../worker/local-stack.ts';
+import type { WorkerOptions } from '../../worker/worker.ts';
 import { spawnWorkerProcess } from './worker-process.ts';
 
 export interface Harness {
@@ -75,23 +71,24 @@ export interface HarnessOptions {
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-it-'));
-  const emulator = await startEmulator({
-    port: 0,
-    dataDir: path.join(dataDir, 'emulator-state'),
-    faults: opts.faults ?? FAST_FAULTS,
-    ...(opts.profile ? { profile: opts.profile } : {}),
-    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
-  });
   const address = inject('temporalAddress');
+  const stack = await startLocalStack({
+    temporalAddress: address,
+    emulator: {
+      port: 0,
+      dataDir: path.join(dataDir, 'emulator-state'),
+      faults: opts.faults ?? FAST_FAULTS,
+      ...(opts.profile ? { profile: opts.profile } : {}),
+      ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+    },
+  });
+  const { client } = stack;
+  const emulator = stack.emulator!;
   const bundle = { code: fs.readFileSync(inject('workflowBundlePath'), 'utf8') };
   const taskQueue = `it-${process.pid}-${++counter}-${Date.now()}`;
-  const connection = await Connection.connect({ address });
-  const client = new Client({ connection });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   installRuntime(logger);
-  let worker: WorkerGroup | undefined;
-  let running: Promise<void> | undefined;
-  let nativeConnection: NativeConnection | undefined;
+  let worker: RunningWorker | undefined;
 
   const h: Harness = {
     client,
@@ -99,9 +96,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     dataDir,
     taskQueue,
     async startWorker(baseUrl) {
-      nativeConnection ??= await NativeConnection.connect({ address });
-      worker = await createWorker({
-        connection: nativeConnection,
+      const options: Omit<WorkerOptions, 'connection'> = {
         namespace: 'default',
         taskQueue,
         dataDir,
@@ -116,8 +111,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
         ...(opts.codecKey ? { codecKey: opts.codecKey } : {}),
         workflowBundle: bundle as never,
-      });
-      running = worker.run();
+      };
+      worker = await runWorker(options, () => NativeConnection.connect({ address }));
     },
     spawnWorker(extraEnv = {}) {
       const child = spawnWorkerProcess({
@@ -135,9 +130,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       return child;
     },
     async stopWorker() {
-      worker?.shutdown();
-      await running;
+      const w = worker;
       worker = undefined;
+      await w?.stop();
     },
     async runJob(
       input,
@@ -160,9 +155,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
     async close() {
       await h.stopWorker();
-      await nativeConnection?.close();
-      await connection.close();
-      await emulator.close();
+      await stack.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
