@@ -6,7 +6,7 @@
 // self-hosted servers answer on one host name rather than one per bucket.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -207,6 +207,3 @@ function describeS3Error(err: unknown, what: string): Error {
     cause: err,
   });
 }
-
-/** A stream of a string or buffer, for callers that write small objects through the streamed path. */
-export const streamOf = (data: string | Buffer): Readable => Readable.from([Buffer.from(data)]);
