@@ -2,7 +2,7 @@
 // scalars true, false, null and numbers. Each returns where the token ends, or -1 with the error's
 // kind and position set in the scan result.
 import { E_CONTROL, E_ESCAPE, E_NUL, E_NUMBER, E_TRUNCATED, E_UNEXPECTED, type Scan } from './scan-result.ts';
-import { ESCAPED } from './escaped.ts';
+import { ESCAPED, isSimpleEscape } from './escaped.ts';
 import type { ScanFns } from './simd.ts';
 
 const isHex = (c: number): boolean =>
@@ -48,16 +48,7 @@ export function stringTail(
         if (!isHex(u8[h]!)) return fail(s, E_ESCAPE, j);
       }
       j += 6;
-    } else if (
-      e === 0x22 ||
-      e === 0x5c ||
-      e === 0x2f ||
-      e === 0x62 ||
-      e === 0x66 ||
-      e === 0x6e ||
-      e === 0x72 ||
-      e === 0x74
-    ) {
+    } else if (isSimpleEscape(e)) {
       j += 2;
     } else {
       return fail(s, E_ESCAPE, j);

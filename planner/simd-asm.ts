@@ -81,9 +81,10 @@ export function sleb(n: number): number[] {
 export const anyOf = (bytes: number[]): number[] =>
   bytes.flatMap((b, k) => [...isByte(b), ...(k > 0 ? [I32_OR] : [])]);
 
-// Bytes that stop a string skip (a negative entry -b: any byte < b), and the one-letter escapes.
+// Bytes that stop a string skip (a negative entry -b: any byte < b), and the one-letter escapes
+// (escaped.ts: the scanner's JS paths read the same list).
 export const SPECIAL = [0x22, 0x5c, -0x20];
-export const SIMPLE_ESCAPES = [0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74];
+export { SIMPLE_ESCAPES } from './escaped.ts';
 
 // A small structured assembler for the longer bodies (simd-skip.ts): blocks, loops and ifs by label name,
 // branch depths computed here. `when(cond, ...body)`: cond leaves an i32 on the stack.

@@ -39,7 +39,7 @@ import {
   sleb,
   u32,
 } from './simd-asm.ts';
-import { ESCAPED } from './escaped.ts';
+import { ESCAPED, isSimpleEscape } from './escaped.ts';
 import { SKIP_BODY } from './simd-skip.ts';
 
 // The few WebAssembly APIs used here, typed locally (the project's TS libs have no DOM types).
@@ -82,20 +82,7 @@ export function scanFnsJs(u8: Uint8Array): ScanFns {
         if (c === 0x22 || c < 0x20) return p | f;
         if (c === 0x5c) {
           const e = u8[p + 1];
-          if (
-            p + 1 >= end ||
-            !(
-              e === 0x22 ||
-              e === 0x5c ||
-              e === 0x2f ||
-              e === 0x62 ||
-              e === 0x66 ||
-              e === 0x6e ||
-              e === 0x72 ||
-              e === 0x74
-            )
-          )
-            return p | f;
+          if (p + 1 >= end || !isSimpleEscape(e)) return p | f;
           f = ESCAPED;
           p++;
         }
