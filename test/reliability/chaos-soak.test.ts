@@ -8,11 +8,9 @@ import { rng } from '../../bench/gen-chat.ts';
 import type { FaultSettings } from '../../emulator/index.ts';
 import {
   envInt,
-  expectSurvived,
   jobOptions,
   jobResult,
   log,
-  runBaseline,
   sleep,
   startRig,
   writeInput,
@@ -20,6 +18,7 @@ import {
   type Rig,
   type WorkerProcess,
 } from './rig.ts';
+import { expectSurvived, runBaseline } from './survival.ts';
 
 const KILLS = envInt('SOAK_KILLS', 20);
 const SEED = envInt('SOAK_SEED', 1);

@@ -10,12 +10,10 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultSettings } from '../../emulator/index.ts';
 import {
-  expectSurvived,
   jobOptions,
   jobResult,
   log,
   makeUnwritable,
-  runBaseline,
   startRig,
   waitFor,
   writeInput,
@@ -23,6 +21,7 @@ import {
   type Rig,
   type Unwritable,
 } from './rig.ts';
+import { expectSurvived, runBaseline } from './survival.ts';
 
 const FAULTS: FaultSettings = {
   seed: 61,

@@ -7,14 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultSettings } from '../../emulator/index.ts';
+import { activityRetries } from './histories.ts';
 import {
-  activityRetries,
   envInt,
-  expectSurvived,
   jobOptions,
   jobResult,
   log,
-  runBaseline,
   sleep,
   startRig,
   waitFor,
@@ -22,6 +20,7 @@ import {
   type InputSpec,
   type Rig,
 } from './rig.ts';
+import { expectSurvived, runBaseline } from './survival.ts';
 
 const SHORT_OUTAGE_MS = envInt('EMULATOR_OUTAGE_MS', 20_000);
 const LONG_OUTAGE_MS = envInt('EMULATOR_LONG_OUTAGE_MS', 60_000);

@@ -9,10 +9,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import proto from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { pino } from 'pino';
-import { expect, inject } from 'vitest';
+import { inject } from 'vitest';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
 import type { JobOptions, JobSummary } from '../../common/job-types.ts';
 import { rng } from '../../bench/gen-chat.ts';
@@ -22,7 +21,7 @@ import { freePort } from '../../worker/dev-server.ts';
 import { installRuntime } from '../../worker/runtime.ts';
 import { runWorker, startLocalStack, type RunningWorker } from '../../worker/local-stack.ts';
 import type { WorkerOptions } from '../../worker/worker.ts';
-import { jobOptions, readJsonl, type EmulatorStats } from '../support/harness.ts';
+import { jobOptions, type EmulatorStats } from '../support/harness.ts';
 import { spawnWorkerProcess } from '../support/worker-process.ts';
 
 /** An integer from the environment (soak sizes, outage lengths), or the default. */
@@ -398,222 +397,6 @@ export async function jobResult(handle: WorkflowHandle, timeoutMs = 600_000): Pr
       await sleep(1000);
     }
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// What the histories say: which activities had to be retried, and why
-
-export interface Retried {
-  /** Activity executions that needed more than one attempt. */
-  executions: number;
-  /** Attempts beyond the first, summed. */
-  extraAttempts: number;
-  /** A few of the failures that caused them. */
-  failures: string[];
-}
-
-/**
- * Reads the history of every run of the job and of its shard workflows (continue-as-new runs
- * included) and reports, per activity type, the executions that took more than one attempt.
- */
-export async function activityRetries(client: Client, jobId: string): Promise<Record<string, Retried>> {
-  const out: Record<string, Retried> = {};
-  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${jobId}"` })) {
-    const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-    const types = new Map<string, string>();
-    for (const e of history.events ?? []) {
-      const id = String(e.eventId);
-      const scheduled = e.activityTaskScheduledEventAttributes;
-      if (scheduled) types.set(id, scheduled.activityType?.name ?? '?');
-      const started = e.activityTaskStartedEventAttributes;
-      if (started && (started.attempt ?? 1) > 1) {
-        const type = types.get(String(started.scheduledEventId)) ?? '?';
-        const r = (out[type] ??= { executions: 0, extraAttempts: 0, failures: [] });
-        r.executions++;
-        r.extraAttempts += (started.attempt ?? 1) - 1;
-        const msg = started.lastFailure?.message;
-        if (msg && r.failures.length < 6 && !r.failures.includes(msg)) r.failures.push(msg);
-      }
-    }
-  }
-  return out;
-}
-
-/** The longest quiet stretches in the job's histories: where the time went. */
-export async function longestGaps(client: Client, jobId: string, top = 8): Promise<string[]> {
-  const gaps: { ms: number; text: string }[] = [];
-  const names = proto.temporal.api.enums.v1.EventType as unknown as Record<number, string>;
-  const eventName = (e: { eventType?: number | null }) =>
-    (names[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '');
-  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${jobId}"` })) {
-    const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-    const events = history.events ?? [];
-    const types = new Map<string, string>();
-    for (let i = 1; i < events.length; i++) {
-      const e = events[i]!;
-      const scheduled = e.activityTaskScheduledEventAttributes;
-      if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '?');
-      const t = (x: (typeof events)[number]) =>
-        Number(x.eventTime?.seconds ?? 0) * 1000 + Math.floor((x.eventTime?.nanos ?? 0) / 1e6);
-      const ms = t(e) - t(events[i - 1]!);
-      const started = e.activityTaskStartedEventAttributes;
-      const detail = started
-        ? ` (${types.get(String(started.scheduledEventId)) ?? '?'}, attempt ${started.attempt ?? 1}` +
-          `${started.lastFailure?.message ? `, last failure: ${started.lastFailure.message}` : ''})`
-        : '';
-      gaps.push({
-        ms,
-        text: `${(ms / 1000).toFixed(1)} s in ${wf.workflowId} between #${String(events[i - 1]!.eventId)} ${eventName(events[i - 1]!)} and ${eventName(e)}${detail}`,
-      });
-    }
-  }
-  return gaps
-    .sort((a, b) => b.ms - a.ms)
-    .slice(0, top)
-    .map((g) => g.text);
-}
-
-// ---------------------------------------------------------------------------------------------
-// What an undisturbed run says, and the comparison
-
-/** Emulator timing for baseline runs: the same seeded line and batch faults, no weather, fast. */
-export function calmFaults(f: FaultSettings): FaultSettings {
-  return {
-    ...(f.seed !== undefined ? { seed: f.seed } : {}),
-    ...(f.lineRetryableRate !== undefined ? { lineRetryableRate: f.lineRetryableRate } : {}),
-    ...(f.linePermanentRate !== undefined ? { linePermanentRate: f.linePermanentRate } : {}),
-    ...(f.expireRate !== undefined ? { expireRate: f.expireRate } : {}),
-    ...(f.expireAfterFraction !== undefined ? { expireAfterFraction: f.expireAfterFraction } : {}),
-    ...(f.failBatchRate !== undefined ? { failBatchRate: f.failBatchRate } : {}),
-    validatingMs: 20,
-    perLineMs: 0,
-    finalizingMs: 20,
-  };
-}
-
-export interface Baseline {
-  out: string;
-  summary: JobSummary;
-  stats: EmulatorStats;
-  seconds: number;
-}
-
-/**
- * The undisturbed run: the same input and options on a fresh emulator with the same seeded line
- * and batch faults but no control-plane weather, one in-process worker, nobody killed.
- */
-export async function runBaseline(
-  of: Rig,
-  spec: InputSpec,
-  faults: FaultSettings,
-  options: JobOptions,
-): Promise<Baseline> {
-  const t0 = Date.now();
-  const calm = await startRig({
-    name: `${of.name}-calm`,
-    faults: calmFaults(faults),
-    temporalAddress: of.temporalAddress,
-  });
-  try {
-    const { input } = writeInput(calm.dataDir, 'in.jsonl', spec);
-    await calm.startInProcessWorker();
-    const handle = await calm.startJob(input, 'out', { ...options, pollIntervalMs: 100 });
-    const summary = (await handle.result()) as JobSummary;
-    const stats = await calm.stats();
-    // Keep the outputs in the disturbed rig's folder: the calm rig's goes away on close.
-    const keep = path.join(of.dataDir, 'undisturbed-out');
-    fs.mkdirSync(keep, { recursive: true });
-    for (const f of ['results.jsonl', 'errors.jsonl', 'rejected.jsonl', 'summary.json'])
-      if (fs.existsSync(path.join(calm.dataDir, 'out', f)))
-        fs.copyFileSync(path.join(calm.dataDir, 'out', f), path.join(keep, f));
-    return { out: keep, summary, stats, seconds: (Date.now() - t0) / 1000 };
-  } finally {
-    await calm.close();
-  }
-}
-
-type ResultLine = {
-  custom_id: string;
-  response: { status_code: number; body: { choices?: { message: { content: string } }[] } };
-};
-type ErrorLine = {
-  custom_id: string;
-  attempts: number;
-  error: { code: string; status_code: number | null };
-};
-
-function contentOf(r: ResultLine): string {
-  return r.response.body.choices?.[0]?.message.content ?? JSON.stringify(r.response.body);
-}
-
-/**
- * The survival invariant: every input line in exactly one of results/errors/rejected, the
- * summary agreeing, the same custom_ids with the same answers (and the same errors) as the
- * undisturbed run, and exactly one batch per (shard, round): one per uploaded input file, and as
- * many as the undisturbed run made.
- */
-export async function expectSurvived(
-  rig: Rig,
-  out: string,
-  total: number,
-  baseline: Baseline,
-  opts: { rerun?: boolean } = {},
-): Promise<{ batches: number; results: number; errors: number; rejected: number }> {
-  const dir = path.join(rig.dataDir, out);
-  const results = readJsonl<ResultLine>(path.join(dir, 'results.jsonl'));
-  const errors = readJsonl<ErrorLine>(path.join(dir, 'errors.jsonl'));
-  const rejected = readJsonl<{ line: number; code: string }>(path.join(dir, 'rejected.jsonl'));
-  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as JobSummary;
-  expect(results.length + errors.length + rejected.length, 'every input line exactly once').toBe(total);
-  const ids = [...results, ...errors].map((r) => r.custom_id);
-  expect(new Set(ids).size, 'no custom_id twice').toBe(ids.length);
-  expect(new Set(rejected.map((r) => r.line)).size).toBe(rejected.length);
-  expect(summary.status).toBe('completed');
-  expect(summary.lines).toEqual({
-    total,
-    succeeded: results.length,
-    failed: errors.length,
-    rejected: rejected.length,
-  });
-
-  const calmResults = readJsonl<ResultLine>(path.join(baseline.out, 'results.jsonl'));
-  const calmErrors = readJsonl<ErrorLine>(path.join(baseline.out, 'errors.jsonl'));
-  const calmRejected = readJsonl<{ line: number; code: string }>(path.join(baseline.out, 'rejected.jsonl'));
-  // Same custom_ids, in input order, with the same answers.
-  expect(results.map((r) => [r.custom_id, contentOf(r)])).toEqual(
-    calmResults.map((r) => [r.custom_id, contentOf(r)]),
-  );
-  const errorView = (e: ErrorLine) => [e.custom_id, e.error.code, e.error.status_code, e.attempts];
-  expect(errors.map(errorView)).toEqual(calmErrors.map(errorView));
-  expect(rejected.map((r) => [r.line, r.code])).toEqual(calmRejected.map((r) => [r.line, r.code]));
-  expect(summary.lines).toEqual(baseline.summary.lines);
-  expect(summary.rounds).toBe(baseline.summary.rounds);
-
-  const stats = await rig.stats();
-  // One batch per input file, plus one for each batch refused for the enqueued-token limit that
-  // its unit waited out and sent again from the same file.
-  let resent = 0;
-  for (const [fileId, n] of Object.entries(stats.batchesByInputFile)) {
-    expect(n, `batches made from input file ${fileId}`).toBeGreaterThanOrEqual(1);
-    resent += n - 1;
-  }
-  expect(resent, 'batches sent again after a token-limit refusal').toBe(summary.tokenLimitWaits ?? 0);
-  expect(stats.batchesCreated, 'batches: one per (shard, round), as many as undisturbed').toBe(
-    baseline.stats.batchesCreated,
-  );
-  if (opts.rerun) {
-    // A re-run that reuses collected units reports only the batches it created itself (none):
-    // summary.batches then undercounts the job's batches (reported, not fixed here).
-    expect(summary.batches).toBeLessThanOrEqual(stats.batchesCreated);
-  } else {
-    expect(summary.batches).toBe(stats.batchesCreated);
-  }
-  return {
-    batches: stats.batchesCreated,
-    results: results.length,
-    errors: errors.length,
-    rejected: rejected.length,
-  };
 }
 
 export { jobOptions };

@@ -10,11 +10,9 @@ import type { FaultSettings } from '../../emulator/index.ts';
 import { freePort, startDevServer, type DevServer } from '../../worker/dev-server.ts';
 import {
   envInt,
-  expectSurvived,
   jobOptions,
   jobResult,
   log,
-  runBaseline,
   sleep,
   startRig,
   waitFor,
@@ -23,6 +21,7 @@ import {
   type Rig,
   type WorkerProcess,
 } from './rig.ts';
+import { expectSurvived, runBaseline } from './survival.ts';
 
 const DOWN_MS = envInt('TEMPORAL_DOWN_MS', 8_000);
 const FAULTS: FaultSettings = {

@@ -7,15 +7,12 @@
 // undisturbed run (same seeded line and batch faults, no weather, no quirks) would.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultSettings } from '../../emulator/index.ts';
+import { activityRetries, longestGaps } from './histories.ts';
 import {
-  activityRetries,
   envInt,
-  expectSurvived,
   jobOptions,
   jobResult,
   log,
-  longestGaps,
-  runBaseline,
   sleep,
   startRig,
   waitFor,
@@ -23,6 +20,7 @@ import {
   type InputSpec,
   type Rig,
 } from './rig.ts';
+import { expectSurvived, runBaseline } from './survival.ts';
 
 const STUCK_MS = envInt('WEATHER_STUCK_FINALIZING_MS', 30_000);
 /** Longer than the provider activities' 30 s start-to-close timeout. */
