@@ -42,6 +42,54 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** The request's method and url: POST to the batch's endpoint. */
+function envelopeProblem(
+  lineNo: number,
+  row: Record<string, unknown>,
+  ctx: ValidationContext,
+): BatchError | null {
+  if (row.method === undefined) {
+    return problem(lineNo, 'missing_required_parameter', 'method is required', 'method');
+  }
+  if (row.method !== 'POST') return problem(lineNo, 'invalid_method', 'method must be POST', 'method');
+  if (row.url === undefined) return problem(lineNo, 'missing_required_parameter', 'url is required', 'url');
+  if (row.url !== ctx.endpoint) {
+    return problem(lineNo, 'invalid_url', `url must be the batch endpoint ${ctx.endpoint}`, 'url');
+  }
+  return null;
+}
+
+/** The body on its own: a known model, the endpoint's payload, no streaming. */
+function bodyProblem(
+  lineNo: number,
+  body: Record<string, unknown>,
+  ctx: ValidationContext,
+): BatchError | null {
+  const needs = ctx.endpoint === '/v1/embeddings' ? 'input' : 'messages';
+  const model = body.model;
+  if (typeof model !== 'string' || model === '') {
+    return problem(lineNo, 'missing_required_parameter', 'body.model is required', 'body.model');
+  }
+  if (!modelExists(model))
+    return problem(lineNo, 'model_not_found', `model ${model} does not exist`, 'body.model');
+  if (ctx.endpoint === TEST_ENDPOINT && model !== TEST_MODEL) {
+    return problem(lineNo, 'model_not_found', `${TEST_ENDPOINT} serves only ${TEST_MODEL}`, 'body.model');
+  }
+  const payload = body[needs];
+  if (payload === undefined || payload === null || (Array.isArray(payload) && payload.length === 0)) {
+    return problem(lineNo, 'missing_required_parameter', `body.${needs} is required`, `body.${needs}`);
+  }
+  if (body.stream === true) {
+    return problem(
+      lineNo,
+      'streaming_unsupported',
+      'stream: true is not supported in a batch',
+      'body.stream',
+    );
+  }
+  return null;
+}
+
 /**
  * A checker for one file's lines, in order. It remembers the file's model, thinking mode and the
  * custom_ids seen (bounded by the line limit, after which lines are no longer checked).
@@ -52,7 +100,6 @@ export function createLineChecker(
 ): (lineNo: number, text: Buffer | null) => BatchError | null {
   const seen = new Set<string>();
   let fileModel: { model: string; thinking: boolean } | undefined;
-  const needs = ctx.endpoint === '/v1/embeddings' ? 'input' : 'messages';
   return (lineNo, text) => {
     if (text === null) {
       return problem(lineNo, 'line_too_large', `line ${lineNo} is over ${ctx.limits.maxLineBytes} bytes`);
@@ -78,37 +125,13 @@ export function createLineChecker(
         'custom_id',
       );
     }
-    if (row.method === undefined) {
-      return problem(lineNo, 'missing_required_parameter', 'method is required', 'method');
-    }
-    if (row.method !== 'POST') return problem(lineNo, 'invalid_method', 'method must be POST', 'method');
-    if (row.url === undefined) return problem(lineNo, 'missing_required_parameter', 'url is required', 'url');
-    if (row.url !== ctx.endpoint) {
-      return problem(lineNo, 'invalid_url', `url must be the batch endpoint ${ctx.endpoint}`, 'url');
-    }
+    const envelope = envelopeProblem(lineNo, row, ctx);
+    if (envelope) return envelope;
     const body = row.body;
     if (!isObject(body)) return problem(lineNo, 'missing_required_parameter', 'body is required', 'body');
-    const model = body.model;
-    if (typeof model !== 'string' || model === '') {
-      return problem(lineNo, 'missing_required_parameter', 'body.model is required', 'body.model');
-    }
-    if (!modelExists(model))
-      return problem(lineNo, 'model_not_found', `model ${model} does not exist`, 'body.model');
-    if (ctx.endpoint === TEST_ENDPOINT && model !== TEST_MODEL) {
-      return problem(lineNo, 'model_not_found', `${TEST_ENDPOINT} serves only ${TEST_MODEL}`, 'body.model');
-    }
-    const payload = body[needs];
-    if (payload === undefined || payload === null || (Array.isArray(payload) && payload.length === 0)) {
-      return problem(lineNo, 'missing_required_parameter', `body.${needs} is required`, `body.${needs}`);
-    }
-    if (body.stream === true) {
-      return problem(
-        lineNo,
-        'streaming_unsupported',
-        'stream: true is not supported in a batch',
-        'body.stream',
-      );
-    }
+    const invalid = bodyProblem(lineNo, body, ctx);
+    if (invalid) return invalid;
+    const model = body.model as string;
     const thinking =
       typeof body.enable_thinking === 'boolean' ? body.enable_thinking : thinksByDefault(model);
     fileModel ??= { model, thinking };
