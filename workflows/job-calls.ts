@@ -10,3 +10,13 @@ export const planOptions = {
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 20 },
 } as const;
 export const longLocal = proxyActivities<Activities>(planOptions);
+
+/**
+ * Asking Temporal which shard workflows have ended: short; a failed check is logged and made again
+ * at the next interval, so a few attempts are enough.
+ */
+export const temporalCalls = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
+});

@@ -35,6 +35,12 @@ export interface JobState {
   unavailableLookups?: ProviderLookup[];
   /** Batches refused for the enqueued-token limit that units waited out and sent again. */
   tokenLimitWaits?: number;
+  /**
+   * Units of the current round whose shard workflow has started and not reported its end, by
+   * index: the next run re-attaches them by their workflow ids. Absent in jobs whose runs drain
+   * their children before continuing as new.
+   */
+  inFlight?: number[];
 }
 
 /** One run of the job: its input (completed by the plan), state, id and phase. */
@@ -43,6 +49,12 @@ export interface JobRun {
   state: JobState;
   jobId: string;
   phase: JobProgress['phase'];
+  /** Signals this run has received (Temporal refuses more than 10,000 per run). */
+  signals: number;
+  /** Set when a unit settles, so the window wakes to launch the next. */
+  changed: boolean;
+  /** What the window does when a unit settles (frees its room). */
+  onSettled?: (unit: ShardProgress) => void;
 }
 
 /** A new job's state, before planning. */

@@ -6,7 +6,8 @@ import { CHAT_DEFAULTS } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
 import { DRY_RUN } from '../common/profiles.ts';
 import { applyResult, recordChildFailure, showProgress, type JobRun } from './job-state.ts';
-import { shardBatch, type ShardInput } from './shard.ts';
+import { shardBatch } from './shard-report.ts';
+import type { ShardInput } from './shard.ts';
 import { EnqueuedTokens } from './token-limit.ts';
 
 /** The current round's units still to run (neither settled nor given up). */

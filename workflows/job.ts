@@ -7,6 +7,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -26,8 +27,9 @@ import {
   type JobRun,
   type JobState,
 } from './job-state.ts';
+import { NONSTOP_PATCH, runWindowNonstop, settleUnit } from './job-nonstop.ts';
 import { runWindowDraining } from './job-window.ts';
-import { progressQuery, unitUpdateSignal } from './messages.ts';
+import { progressQuery, unitFailedSignal, unitResultSignal, unitUpdateSignal } from './messages.ts';
 
 export type { JobState } from './job-state.ts';
 
@@ -54,8 +56,11 @@ function installHandlers(run: JobRun): void {
   const { state } = run;
   setHandler(progressQuery, () => jobProgress(run));
   setHandler(unitUpdateSignal, (u) => {
+    run.signals++;
     const unit = state.units[u.unit.index];
     if (!unit || unit.round !== u.unit.round || unit.status === 'done') return;
+    // A late update of a shard whose end the job already has must not undo that end.
+    if (state.inFlight && !state.inFlight.includes(u.unit.index)) return;
     // A unit whose batch was refused for the token limit sends another: each one is a batch created.
     if (u.batchId && u.batchId !== unit.batchId) state.batches++;
     unit.status = u.status;
@@ -64,6 +69,15 @@ function installHandlers(run: JobRun): void {
     if (u.unreachable) unit.unreachable = u.unreachable;
     else delete unit.unreachable;
     showProgress(run);
+  });
+  // Shards that may outlive the run that started them report their end to whichever run is current.
+  setHandler(unitResultSignal, (r) => {
+    run.signals++;
+    settleUnit(run, r.unit, { result: r });
+  });
+  setHandler(unitFailedSignal, (f) => {
+    run.signals++;
+    settleUnit(run, f.unit, f);
   });
   CancellationScope.current().cancelRequested.catch(() => {
     state.cancelled = true;
@@ -152,6 +166,8 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
     state,
     jobId: info.workflowId,
     phase: state.plan ? 'running' : 'planning',
+    signals: 0,
+    changed: false,
   };
   installHandlers(run);
   try {
@@ -162,7 +178,8 @@ export async function batchJob(rawInput: JobInput, carried?: JobState): Promise<
     run.phase = 'running';
     showProgress(run);
     do {
-      const finished = await runWindowDraining(run);
+      // Jobs recorded before shards could outlive a run drain them before continuing as new.
+      const finished = await (patched(NONSTOP_PATCH) ? runWindowNonstop(run) : runWindowDraining(run));
       if (!finished) {
         log.info('continuing as new', { round: state.round, historyLength: workflowInfo().historyLength });
         return await continueAsNew<typeof batchJob>(run.input, state);
