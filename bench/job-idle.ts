@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { unitWorkflowId } from '../common/keys.ts';
 import { PROFILES } from '../common/profiles.ts';
-import { historyRuns, startStack } from './stack.ts';
+import { activitySpans, historyRuns, startStack } from './stack.ts';
 import { DATA, printTable, secs } from './util.ts';
 
 const ROOT = path.join(DATA, 'job-idle');
@@ -41,7 +41,7 @@ async function shardSpans(client: Client, jobId: string, shards: number): Promis
  * The longest stretch with fewer than `window` shards running, shards still to launch, and no
  * launch, in ms. Between two consecutive starts or closes the counts do not change.
  */
-export function largestIdleGap(spans: Span[], window: number): number {
+export function largestIdleGap(spans: Span[], window: number): { ms: number; at: number } {
   const events = [
     ...spans.map((s) => ({ t: s.start, d: 1 })),
     ...spans.map((s) => ({ t: s.end, d: -1 })),
@@ -49,9 +49,10 @@ export function largestIdleGap(spans: Span[], window: number): number {
   let running = 0;
   let launched = 0;
   let idleSince: number | undefined;
-  let largest = 0;
+  let largest = { ms: 0, at: 0 };
   for (const e of events) {
-    if (idleSince !== undefined) largest = Math.max(largest, e.t - idleSince);
+    if (idleSince !== undefined && e.t - idleSince > largest.ms)
+      largest = { ms: e.t - idleSince, at: idleSince };
     if (e.d > 0) {
       launched++;
       idleSince = undefined;
@@ -103,6 +104,9 @@ async function runOnce(label: string, workflowsPath: string | undefined, o: Reco
     const runs = await historyRuns(stack.client, jobId);
     const events = runs.reduce((a, r) => a + r.events, 0);
     const spans = await shardSpans(stack.client, jobId, summary.shards);
+    const checks = (await activitySpans(stack.client, jobId)).filter((a) => a.type === 'endedUnits').length;
+    const gap = largestIdleGap(spans, o.window!);
+    const jobStart = Math.min(...spans.map((x) => x.start));
     const stats = await stack.stats();
     return {
       label,
@@ -113,7 +117,9 @@ async function runOnce(label: string, workflowsPath: string | undefined, o: Reco
       runs: runs.length,
       largestRun: Math.max(...runs.map((r) => r.events)),
       events,
-      gapMs: largestIdleGap(spans, o.window!),
+      gapMs: gap.ms,
+      gapAt: gap.at - jobStart,
+      checks,
     };
   } finally {
     await stack.close();
@@ -150,7 +156,11 @@ async function main(): Promise<void> {
         `${r.label}: job history events (per shard)`,
         `${r.events} (${(r.events / r.shards).toFixed(1)}) in ${r.runs} runs, largest ${r.largestRun}`,
       ],
-      [`${r.label}: largest gap, free capacity and nothing launched`, secs(r.gapMs)],
+      [
+        `${r.label}: largest gap, free capacity and nothing launched`,
+        `${secs(r.gapMs)} (from ${secs(r.gapAt)} after the first shard's start)`,
+      ],
+      [`${r.label}: checks made (endedUnits activities)`, String(r.checks)],
     ]),
   );
 }

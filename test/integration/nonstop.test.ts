@@ -4,11 +4,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { Worker } from '@temporalio/worker';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
 import type { JobSummary } from '../../common/job-types.ts';
 import { unitWorkflowId } from '../../common/keys.ts';
 import { jobOptions, readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
+import { firstAndLast, recordHistories } from '../support/histories.ts';
 import { expectInvariant } from '../support/invariant.ts';
 
 /** Slow enough that shards are still running when the job's history passes 60 events. */
@@ -71,6 +73,25 @@ async function reattachedShards(h: Harness, jobId: string, shards: number): Prom
   throw new Error(`no shard of ${jobId} was re-attached by a later run within 2 minutes`);
 }
 
+/** A run that continued as new while children it started were still running. */
+async function handoverRun(h: Harness, jobId: string, runs: { runId: string }[]) {
+  for (const { runId } of runs) {
+    const history = await h.client.workflow.getHandle(jobId, runId).fetchHistory();
+    const events = history.events ?? [];
+    const started = events.filter((e) => e.childWorkflowExecutionStartedEventAttributes).length;
+    const closed = events.filter(
+      (e) =>
+        e.childWorkflowExecutionCompletedEventAttributes ??
+        e.childWorkflowExecutionFailedEventAttributes ??
+        e.childWorkflowExecutionCanceledEventAttributes ??
+        e.childWorkflowExecutionTerminatedEventAttributes,
+    ).length;
+    const continued = events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes;
+    if (continued && started > closed) return history;
+  }
+  throw new Error('no run continued as new with its own children running');
+}
+
 describe('a job that never idles', () => {
   let h: Harness | undefined;
   afterEach(async () => {
@@ -111,6 +132,20 @@ describe('a job that never idles', () => {
     expect(overlaps.length).toBeGreaterThan(0);
     // Shards were started by more than one run.
     expect(new Set(spans.map((s) => s.parentRunId)).size).toBeGreaterThan(1);
+
+    // The first run, and a later one that re-attached shards and continued as new with shards of
+    // its own still running, replay against the workflow code; recorded for test/replay with
+    // RECORD_HISTORIES=1.
+    const [first] = await firstAndLast(h.client, jobId);
+    const handover = await handoverRun(h, jobId, runs.slice(1));
+    const histories = [
+      { file: 'job-nonstop-first.json', workflowId: jobId, history: first },
+      { file: 'job-nonstop-handover.json', workflowId: jobId, history: handover },
+    ];
+    const bundle = { code: fs.readFileSync(inject('workflowBundlePath'), 'utf8') };
+    for await (const r of Worker.runReplayHistories({ workflowBundle: bundle }, histories))
+      expect(r.error, r.workflowId).toBeUndefined();
+    if (process.env.RECORD_HISTORIES === '1') recordHistories(histories);
   });
 
   it('cancels shards that an earlier run started, and their batches', { timeout: 300_000 }, async () => {
