@@ -129,9 +129,9 @@ async function emulatorChild(o: EmulatorChildOptions): Promise<void> {
 }
 
 /** Bundles the workflow code once, outside the worker, so the worker's peak RSS is the job's. */
-async function bundleChild(o: { bundlePath: string }): Promise<void> {
+async function bundleChild(o: { bundlePath: string; workflowsPath?: string }): Promise<void> {
   const { bundleWorkflows } = await import('../worker/worker.ts');
-  const bundle = await bundleWorkflows();
+  const bundle = await bundleWorkflows(o.workflowsPath);
   fs.writeFileSync(o.bundlePath, bundle.code);
   process.stdout.write(`${JSON.stringify({ done: true })}\n`);
 }
@@ -219,6 +219,8 @@ export async function startStack(opts: {
   rateLimits?: RateLimits | 'off';
   /** Task queue of the worker; `bench-<pid>` when absent. */
   taskQueue?: string;
+  /** Workflow code to bundle (another checkout's `workflows/index.ts`); this tree's when absent. */
+  workflowsPath?: string;
 }): Promise<Stack> {
   // Server and client here; emulator and worker in children of their own, from the same parts.
   const local = await startLocalStack({
@@ -234,7 +236,10 @@ export async function startStack(opts: {
   try {
     fs.rmSync(emulatorDir, { recursive: true, force: true });
     em = await spawnChild<{ url: string }>('emulator', { dataDir: emulatorDir, faults: opts.faults });
-    const bundler = await spawnChild<{ done: boolean }>('bundle', { bundlePath });
+    const bundler = await spawnChild<{ done: boolean }>('bundle', {
+      bundlePath,
+      ...(opts.workflowsPath ? { workflowsPath: opts.workflowsPath } : {}),
+    });
     if (bundler.child.exitCode === null) await new Promise((resolve) => bundler.child.once('exit', resolve));
     worker = await spawnChild<{ readyRssMB: number }>('worker', {
       address: server.address,
@@ -419,6 +424,6 @@ if (process.argv[1] === import.meta.filename) {
   const o = JSON.parse(json ?? '{}') as object;
   if (mode === 'emulator') await emulatorChild(o as EmulatorChildOptions);
   else if (mode === 'worker') await workerChild(o as WorkerChildOptions);
-  else if (mode === 'bundle') await bundleChild(o as { bundlePath: string });
+  else if (mode === 'bundle') await bundleChild(o as { bundlePath: string; workflowsPath?: string });
   else throw new Error(`unknown mode ${mode}`);
 }

@@ -259,6 +259,17 @@ export interface UnitResult extends UnitCounts {
   tokenLimitWaits?: number;
 }
 
+/** A shard workflow that ended without a result: its unit and why (sent to the job, or found). */
+export interface UnitFailure {
+  unit: Unit;
+  failure: FailureInfo;
+  /** It ended because it was cancelled: its lines are cancelled, not failed. */
+  cancelled?: boolean;
+}
+
+/** A shard workflow found closed by the job's check: its result, or why it has none. */
+export type UnitEnd = { result: UnitResult } | UnitFailure;
+
 /** Live state of a unit, sent by the shard workflow to the job as a signal. */
 export interface UnitUpdate {
   unit: Unit;

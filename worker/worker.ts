@@ -52,9 +52,9 @@ export interface WorkerOptions {
 }
 
 /** Bundles the workflow code once (webpack + swc: a few seconds). */
-export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+export async function bundleWorkflows(workflowsPath = WORKFLOWS_PATH): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
+    workflowsPath,
     workflowInterceptorModules: [WORKFLOW_TRACING_INTERCEPTORS],
     logger: quietBundlerLogger,
   });

@@ -1,3 +1,3 @@
 // The workflow bundle's entry: every workflow type the worker registers.
 export { batchJob } from './job.ts';
-export { shardBatch } from './shard.ts';
+export { shardBatch } from './shard-report.ts';

@@ -47,6 +47,11 @@ export interface ShardInput {
   /** The unit's key was never used before (a new job, not a resumed one): see firstCall. */
   freshKey?: boolean;
   metadata: Record<string, string>;
+  /**
+   * Report the end to the job by signal too (result or failure): the job may have continued-as-new
+   * since it started this shard, and a later run does not see this workflow's close.
+   */
+  reportResult?: boolean;
   /** Batch Chat mode: lines go one by one through the synchronous API instead of a batch file. */
   chat?: { concurrency: number; qps: number };
   /** Carried across continue-as-new. */
@@ -98,11 +103,11 @@ function answeredQuarter(b: BatchView): number {
 }
 
 /**
- * Runs one unit's batch and reports its line counts. Longer than most functions here: `report` and
+ * Runs one unit's batch and returns its line counts (the `shardBatch` workflow, shard-report.ts). Longer than most functions here: `report` and
  * `persist` share the unit's last status and outage, and the upload, create and poll steps share
  * them; splitting them apart would change no command but would thread that state through each.
  */
-export async function shardBatch(input: ShardInput): Promise<UnitResult> {
+export async function runShard(input: ShardInput): Promise<UnitResult> {
   const { unit } = input;
   const key = unitKey(input.jobId, unit.round, unit.index);
   const state: ShardState = input.state ?? { polls: 0 };
@@ -244,7 +249,7 @@ export async function shardBatch(input: ShardInput): Promise<UnitResult> {
         state.polls++;
         await report(state.batch.status);
         if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
-          await continueAsNew<typeof shardBatch>({ ...input, state });
+          await continueAsNew<typeof runShard>({ ...input, state });
         }
       }
       if (!refusedForTokens(state.batch) || !canWaitForTokens(state)) break;

@@ -2,7 +2,6 @@
 // suggests it at 60 events); recorded histories replay against the current workflow code.
 import fs from 'node:fs';
 import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { afterEach, describe, expect, it, inject } from 'vitest';
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
@@ -16,9 +15,8 @@ import {
   writeChatInput,
   type Harness,
 } from '../support/harness.ts';
+import { firstAndLast, recordHistories, type Recorded } from '../support/histories.ts';
 import { expectInvariant } from '../support/invariant.ts';
-
-const HISTORIES = path.join(import.meta.dirname, '..', 'histories');
 
 async function startedByContinueAsNew(h: Harness, workflowId: string): Promise<boolean> {
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
@@ -95,26 +93,16 @@ describe('cancel and continue-as-new', () => {
       ['job', jobId],
       ['shard', unitWorkflowId(jobId, 1, 0)],
     ] as const;
-    const histories = [];
+    const histories: Recorded[] = [];
     for (const [kind, workflowId] of runs) {
-      const last = h.client.workflow.getHandle(workflowId);
-      const firstRunId = (await last.describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;
-      const first = h.client.workflow.getHandle(workflowId, firstRunId);
-      histories.push({ file: `${kind}-first.json`, workflowId, history: await first.fetchHistory() });
-      histories.push({ file: `${kind}-last.json`, workflowId, history: await last.fetchHistory() });
+      const [first, last] = await firstAndLast(h.client, workflowId);
+      histories.push({ file: `${kind}-first.json`, workflowId, history: first });
+      histories.push({ file: `${kind}-last.json`, workflowId, history: last });
     }
     expect(
       histories[0]!.history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId,
     ).toBeFalsy();
-    if (process.env.RECORD_HISTORIES === '1') {
-      fs.rmSync(HISTORIES, { recursive: true, force: true });
-      fs.mkdirSync(HISTORIES, { recursive: true });
-      for (const { file, history } of histories)
-        fs.writeFileSync(path.join(HISTORIES, file), historyToJSON(history));
-      // Child ids derive from the job id, so replay needs the original workflow ids.
-      const index = histories.map(({ file, workflowId }) => ({ file, workflowId }));
-      fs.writeFileSync(path.join(HISTORIES, 'index.json'), JSON.stringify(index, null, 2) + '\n');
-    }
+    if (process.env.RECORD_HISTORIES === '1') recordHistories(histories);
     const bundle = { code: fs.readFileSync(inject('workflowBundlePath'), 'utf8') };
     for await (const r of Worker.runReplayHistories({ workflowBundle: bundle }, histories))
       expect(r.error, r.workflowId).toBeUndefined();

@@ -1,5 +1,5 @@
 // Replays recorded histories of the job and shard workflows (test/histories/, recorded with
-// RECORD_HISTORIES=1 by the continue-as-new integration test) against the current workflow code:
+// RECORD_HISTORIES=1 by the continue-as-new and never-idle integration tests) against the current workflow code:
 // a change that would break running workflows fails here. Change a workflow incompatibly only
 // behind `patched()`, then record again.
 import fs from 'node:fs';
@@ -21,6 +21,10 @@ describe('replay of recorded histories', () => {
     expect(index.map((e) => e.file).sort()).toEqual([
       'job-first.json',
       'job-last.json',
+      // A job whose shards outlive a run: its first run, and one that continued as new with
+      // shards running.
+      'job-nonstop-first.json',
+      'job-nonstop-handover.json',
       'shard-first.json',
       'shard-last.json',
     ]);
@@ -28,7 +32,7 @@ describe('replay of recorded histories', () => {
       const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')));
       const continued =
         !!history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
-      expect(continued, file).toBe(file.endsWith('-last.json'));
+      expect(continued, file).toBe(!file.endsWith('-first.json'));
     }
   });
   it('replays each without a nondeterminism error', async () => {
