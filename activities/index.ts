@@ -6,6 +6,7 @@ import type { ActivityDeps } from './deps.ts';
 import { mergeActivities } from './merge.ts';
 import { planActivities } from './plan.ts';
 import { retryRoundActivities } from './retry-round.ts';
+import { watchActivities } from './watch.ts';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
     ...chatActivities(deps),
     ...retryRoundActivities(),
     ...mergeActivities(deps),
+    ...watchActivities(deps),
   };
 }
 
