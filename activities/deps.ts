@@ -20,4 +20,6 @@ export interface ActivityDeps {
   unreachableAfterMs?: number;
   /** Uploads a second this process sends at most, evenly spaced (its call queue's rate); none when unset. */
   uploadsPerSecond?: number;
+  /** List calls a second this process's batch sweeps make at most, evenly spaced; none when unset. */
+  listsPerSecond?: number;
 }

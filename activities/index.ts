@@ -7,6 +7,7 @@ import { mergeActivities } from './merge.ts';
 import { planActivities } from './plan.ts';
 import { retryRoundActivities } from './retry-round.ts';
 import { unitActivities } from './units.ts';
+import { watchActivities } from './watch.ts';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...retryRoundActivities(),
     ...mergeActivities(deps),
     ...unitActivities(),
+    ...watchActivities(deps),
   };
 }
 

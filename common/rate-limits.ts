@@ -43,6 +43,10 @@ export const CALL_QUEUES = {
   getBatch: { queue: 'retrieve', calls: { retrieve: 1 } },
   cancelBatch: { queue: 'cancel', calls: { cancel: 1 } },
   findUnitBatch: { queue: 'list', calls: { list: 1 } },
+  // A sweep of the batch watcher pages through lists (⌈batches / 100⌉ calls and a few more) and
+  // spaces them itself at this class's rate (activities/watch.ts): the task queue's watcher makes
+  // one sweep at a time, so the queue need only admit it.
+  sweepBatches: { queue: 'list', calls: { list: 1 } },
   // An input, an output and an error file per batch.
   deleteRemoteFiles: { queue: 'delete', calls: { delete: 3 } },
   // The output and the error file.

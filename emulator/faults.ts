@@ -25,6 +25,11 @@ export interface FaultSettings {
   validatingMs?: number;
   perLineMs?: number;
   finalizingMs?: number;
+  /**
+   * Compresses the batch clock: `validatingMs`, `perLineMs` and `finalizingMs` are simulated time,
+   * run `timeScale` times faster (a batch of 24 simulated hours takes 24 h / timeScale).
+   */
+  timeScale?: number;
   http?: HttpFaults;
   lineRetryableRate?: number;
   linePermanentRate?: number;
@@ -69,6 +74,7 @@ export const faultSettingsSchema = z.strictObject({
   validatingMs: ms.optional(),
   perLineMs: z.number().min(0).optional(),
   finalizingMs: ms.optional(),
+  timeScale: z.number().positive().optional(),
   http: z
     .strictObject({
       rate: rate.optional(),
@@ -115,11 +121,13 @@ export function parseFaultSettings(input: unknown): FaultSettings {
 
 /** Fills every default (contract: 1000 / 5 / 1000 ms timing and no faults when nothing is set). */
 export function resolveFaults(s: FaultSettings = {}): ResolvedFaults {
+  // The resolved times are wall-clock: the processor never needs to know the clock was compressed.
+  const scale = s.timeScale ?? 1;
   return {
     seed: s.seed ?? 0,
-    validatingMs: s.validatingMs ?? 1000,
-    perLineMs: s.perLineMs ?? 5,
-    finalizingMs: s.finalizingMs ?? 1000,
+    validatingMs: (s.validatingMs ?? 1000) / scale,
+    perLineMs: (s.perLineMs ?? 5) / scale,
+    finalizingMs: (s.finalizingMs ?? 1000) / scale,
     http: {
       rate: s.http?.rate ?? 0,
       statuses: s.http?.statuses ?? [429, 500, 503],

@@ -124,6 +124,7 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
     opts.baseUrl === opts.profile.baseUrl ? (opts.profile.batchChatBaseUrl ?? opts.baseUrl) : opts.baseUrl;
   const chatOpenai = createBatchChatClient({ baseUrl: chatBaseUrl, apiKey: opts.apiKey, traced });
   const uploadsPerSecond = queueRate('upload', opts.profile.rateLimits);
+  const listsPerSecond = queueRate('list', opts.profile.rateLimits);
   const activities = createActivities({
     openai,
     chatOpenai,
@@ -134,6 +135,7 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
     ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
     ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
     ...(uploadsPerSecond !== undefined ? { uploadsPerSecond } : {}),
+    ...(listsPerSecond !== undefined ? { listsPerSecond } : {}),
   });
   const common = {
     connection: opts.connection,

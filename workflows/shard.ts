@@ -1,6 +1,7 @@
 // One unit's batch from upload to collected results: upload, create exactly one batch, poll with
-// durable timers until it ends, collect and classify every line, delete the provider files.
-// Continues-as-new when the history grows (a 24 h batch polled every ~90 s is ~1,000 polls).
+// durable timers until it ends (or be woken by the task queue's batch watcher, which polls by
+// listing), collect and classify every line, delete the provider files. Continues-as-new when the
+// history grows (a 24 h batch polled every ~90 s is ~1,000 polls).
 import {
   ActivityFailure,
   ApplicationFailure,
@@ -14,6 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BatchView } from '../common/job-types.ts';
+import { answeredQuarter } from '../common/batch-watch.ts';
 import { unitKey } from '../common/keys.ts';
 import type {
   ProviderFailureDetails,
@@ -30,6 +32,7 @@ import { createRefusedForTokens, refusedForTokens } from './token-limit.ts';
 import { local, paced, provider, providerOptions, upload, uploadOptions } from './shard-calls.ts';
 import { cancelAndCollect, chatUnit, deleteAfterFailure, finish } from './shard-end.ts';
 import { canWaitForTokens, waitForTokens } from './shard-token-wait.ts';
+import { canPollByList, watchUntilEnd } from './shard-watch.ts';
 
 export interface ShardInput {
   jobId: string;
@@ -96,11 +99,8 @@ function addLookups(state: ShardState, found: ProviderLookup[] | undefined): voi
 
 const PROGRESS_QUARTERS = 'progress-quarters';
 
-/** How many quarters of the batch's lines the provider reports answered (0-4). */
-function answeredQuarter(b: BatchView): number {
-  const { total, completed, failed } = b.requestCounts;
-  return total > 0 ? Math.floor((4 * (completed + failed)) / total) : 0;
-}
+/** Polling by listing (workflows/watcher.ts): histories recorded before it keep the per-batch loop. */
+const POLL_BY_LIST = 'poll-by-list';
 
 /**
  * Runs one unit's batch and returns its line counts (the `shardBatch` workflow, shard-report.ts). Longer than most functions here: `report` and
@@ -236,6 +236,11 @@ export async function runShard(input: ShardInput): Promise<UnitResult> {
         addLookups(state, state.batch.unavailableLookups);
       }
       await report(state.batch.status);
+      // The watcher polls by listing where the provider can list; the loop below polls this batch
+      // alone where it cannot (or once the watcher finds it cannot).
+      if (!TERMINAL_STATUSES.has(state.batch.status) && canPollByList(state) && patched(POLL_BY_LIST)) {
+        await watchUntilEnd(input, state, report, persist);
+      }
       while (!TERMINAL_STATUSES.has(state.batch.status)) {
         const delay = nextPollDelay(input.pollIntervalMs, Math.random);
         await sleep(delay, { summary: `poll ${state.batch.id} in ${Math.round(delay / 1000)}s` });

@@ -1,0 +1,95 @@
+// A shard waiting for its batch to end while the task queue's watcher polls it by listing
+// (workflows/watcher.ts): the shard registers its batch, then sleeps until the watcher wakes it
+// with a changed state, reading the batch itself only on a long fallback timer, so that a watcher
+// that is lost never leaves it waiting and a 24 h batch costs a few dozen actions, not thousands.
+import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import { watchFingerprint } from '../common/batch-watch.ts';
+import type { BatchView, UnitStatus } from '../common/job-types.ts';
+import { TERMINAL_STATUSES } from './poll.ts';
+import { paced, provider, providerOptions } from './shard-calls.ts';
+import type { ShardInput, ShardState, runShard } from './shard.ts';
+import { batchWakeSignal } from './watch-signals.ts';
+
+/** The safety read's interval at the default poll interval: 8 reads in a 24 h batch. */
+export const FALLBACK_MS = 3 * 3_600_000;
+/** With a fixed `--poll-interval`, the safety read comes after this many intervals (at most FALLBACK_MS). */
+export const FALLBACK_POLLS = 120;
+
+export function fallbackDelay(pollIntervalMs: number | undefined): number {
+  return pollIntervalMs === undefined ? FALLBACK_MS : Math.min(FALLBACK_MS, pollIntervalMs * FALLBACK_POLLS);
+}
+
+const registrations = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m' },
+});
+
+/**
+ * Whether this shard's batch can be polled by listing: the provider answered its batch list (a
+ * missing list route is recorded by the create call as an unavailable lookup).
+ */
+export function canPollByList(state: ShardState): boolean {
+  return !(state.unavailableLookups ?? []).includes('GET /batches');
+}
+
+/**
+ * Waits for the batch in `state` to end, woken by the watcher. Returns when it ended, or early
+ * (batch not ended) when the watcher says the provider cannot list: the caller then polls itself.
+ */
+export async function watchUntilEnd(
+  input: ShardInput,
+  state: ShardState,
+  report: (status: UnitStatus) => Promise<void>,
+  persist: <T>(fn: (inOutage: boolean) => Promise<T>) => Promise<T>,
+): Promise<void> {
+  let woken: BatchView | undefined;
+  let listUnavailable = false;
+  setHandler(batchWakeSignal, (w) => {
+    if (w.listUnavailable) listUnavailable = true;
+    else if (w.view && w.view.id === state.batch?.id) woken = w.view;
+  });
+  const fallbackMs = fallbackDelay(input.pollIntervalMs);
+  let register = true;
+  while (state.batch && !TERMINAL_STATUSES.has(state.batch.status)) {
+    const batch: BatchView = state.batch;
+    if (register) {
+      await registrations.registerWatch.executeWithOptions({ summary: `watch ${batch.id}` }, [
+        {
+          taskQueue: workflowInfo().taskQueue,
+          registration: {
+            batchId: batch.id,
+            fileId: state.fileId!,
+            createdAt: state.fileCreatedAt ?? input.notBefore,
+            workflowId: workflowInfo().workflowId,
+            seen: watchFingerprint(batch),
+            ...(input.pollIntervalMs !== undefined ? { pollIntervalMs: input.pollIntervalMs } : {}),
+          },
+        },
+      ]);
+      register = false;
+    }
+    await condition(() => woken !== undefined || listUnavailable, fallbackMs);
+    if (listUnavailable) return;
+    if (woken) {
+      state.batch = woken;
+      woken = undefined;
+    } else {
+      state.batch = await persist<BatchView>(() =>
+        provider.getBatch.executeWithOptions(
+          { ...providerOptions, ...paced('getBatch'), summary: `fallback read of ${batch.id}` },
+          [batch.id],
+        ),
+      );
+      // A change the watcher did not report means it is not watching (gone, or restarted
+      // without this batch): register again. An unchanged batch proves nothing either way,
+      // and registering costs an action, so it is left.
+      register = watchFingerprint(state.batch) !== watchFingerprint(batch);
+    }
+    state.polls++;
+    await report(state.batch.status);
+    if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
+      await continueAsNew<typeof runShard>({ ...input, state });
+    }
+  }
+}

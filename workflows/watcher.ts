@@ -1,0 +1,108 @@
+// The batch watcher: one workflow per task queue that holds the batches in flight and, each sweep,
+// reads all their states in one activity (⌈n / 100⌉ list calls), then signals only the shards whose
+// batch changed status or passed a quarter of its lines. Shards register by signalWithStart.
+//
+// Races, and why none loses a batch:
+// - A registration arriving while the watcher completes (its set empty past the idle wait) or
+//   continues-as-new: the server refuses a completion while a signal is pending and runs the
+//   workflow task again with the signal, so the set is not empty and the run goes on; one that
+//   arrives after the run closed starts a new run (signalWithStart).
+// - A batch that changed before its registration arrived: the registration carries what the shard
+//   last saw, so the first sweep that lists the batch differently wakes it.
+// - A watcher that is gone (terminated, its sweeps failing): each shard still reads its own batch
+//   on a long fallback timer and registers again (workflows/shard-watch.ts).
+import {
+  ActivityFailure,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import { watchFingerprint, type BatchWake, type WatchRegistration } from '../common/batch-watch.ts';
+import { TERMINAL_STATUSES, nextPollDelay } from './poll.ts';
+import { paced } from './shard-calls.ts';
+import { batchWakeSignal, watchBatchSignal } from './watch-signals.ts';
+
+export interface WatcherInput {
+  taskQueue: string;
+  /** Carried across continue-as-new. */
+  watched?: WatchRegistration[];
+}
+
+/** How long a watcher with nothing to watch waits for a registration before it completes. */
+const IDLE_MS = 10 * 60_000;
+
+// A sweep that keeps failing is given up after a few attempts: the next sweep tries again, and
+// every shard has its own fallback read meanwhile.
+const sweeps = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+});
+
+/** The sweep interval: the shortest fixed `--poll-interval` among the watched, else 60–120 s. */
+function sweepDelay(watched: Map<string, WatchRegistration>): number {
+  let fixed: number | undefined;
+  for (const r of watched.values())
+    if (r.pollIntervalMs !== undefined) fixed = Math.min(fixed ?? Infinity, r.pollIntervalMs);
+  return nextPollDelay(fixed, Math.random);
+}
+
+export async function batchWatcher(input: WatcherInput): Promise<void> {
+  const watched = new Map<string, WatchRegistration>();
+  for (const r of input.watched ?? []) watched.set(r.batchId, r);
+  // A shard registering again (after its fallback read) replaces its entry with what it now saw.
+  setHandler(watchBatchSignal, (r) => void watched.set(r.batchId, r));
+
+  for (;;) {
+    if (watched.size === 0 && !(await condition(() => watched.size > 0, IDLE_MS))) return;
+    await sleep(sweepDelay(watched), { summary: `sweep ${watched.size} batches` });
+    if (watched.size === 0) continue;
+    const batches = [...watched.values()].map((r) => ({
+      id: r.batchId,
+      fileId: r.fileId,
+      createdAt: r.createdAt,
+      seen: r.seen,
+    }));
+    let result;
+    try {
+      result = await sweeps.sweepBatches.executeWithOptions(
+        { ...paced('sweepBatches'), summary: `list ${batches.length} batches` },
+        [{ batches }],
+      );
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      continue;
+    }
+    const wakes: Promise<void>[] = [];
+    const wake = (r: WatchRegistration, w: BatchWake) =>
+      wakes.push(
+        getExternalWorkflowHandle(r.workflowId)
+          .signal(batchWakeSignal, w)
+          // The shard ended or was cancelled: nothing to wake, and nothing left to watch.
+          .catch(() => void watched.delete(r.batchId)),
+      );
+    if (result.listUnavailable) {
+      for (const r of watched.values()) wake(r, { listUnavailable: true });
+      watched.clear();
+    }
+    for (const view of result.changed) {
+      const r = watched.get(view.id);
+      if (!r) continue;
+      r.seen = watchFingerprint(view);
+      if (TERMINAL_STATUSES.has(view.status)) watched.delete(view.id);
+      wake(r, { view });
+    }
+    await Promise.all(wakes);
+    if (workflowInfo().continueAsNewSuggested) {
+      await continueAsNew<typeof batchWatcher>({
+        taskQueue: input.taskQueue,
+        watched: [...watched.values()],
+      });
+    }
+  }
+}
