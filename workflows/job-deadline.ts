@@ -14,7 +14,7 @@ import {
 } from '../common/deadline.ts';
 import { CHAT_DEFAULTS, CHAT_LATENCY_DEFAULT_MS, type ShardProgress } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
-import { cancelledBySwitch, sentByChat } from './deadline-accounting.ts';
+import { sentByChat } from './deadline-accounting.ts';
 import { showProgress, type JobRun } from './job-state.ts';
 
 /** Marks histories whose job plans a deadline's switch (only jobs given a deadline carry it). */
@@ -130,19 +130,6 @@ export function cancellingUnits(run: JobRun): number {
   const d = run.state.deadline;
   if (!d || d.switchRound !== run.state.round) return 0;
   return (run.state.inFlight ?? []).filter((i) => d.cancelledUnits.includes(i)).length;
-}
-
-/**
- * A unit the switch cancelled before its batch existed has no outcome for any line: it goes again,
- * by Batch Chat, in the same round. True when `unit` was put back to pending.
- */
-export function requeueUnsent(run: JobRun, unit: ShardProgress): boolean {
-  const d = run.state.deadline;
-  if (!cancelledBySwitch(d, unit) || unit.succeeded + unit.failed + unit.retry > 0) return false;
-  if (unit.status !== 'cancelled') return false;
-  d!.cancelledUnits = d!.cancelledUnits.filter((i) => i !== unit.index);
-  unit.status = 'pending';
-  return true;
 }
 
 /**

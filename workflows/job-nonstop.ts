@@ -29,7 +29,7 @@ import {
   showProgress,
   type JobRun,
 } from './job-state.ts';
-import { armDeadline, cancellingUnits, deadlineWoke, requeueUnsent, switchIfDue } from './job-deadline.ts';
+import { armDeadline, cancellingUnits, deadlineWoke, switchIfDue } from './job-deadline.ts';
 import { pendingUnits, shardInputOf, shardSummary, tokenLimitOf, windowSize } from './job-window.ts';
 import { shardBatch } from './shard-report.ts';
 
@@ -167,7 +167,6 @@ export async function runWindowNonstop(run: JobRun): Promise<boolean> {
   run.onSettled = (unit) => {
     tokens.remove(unit);
     attached.delete(unit.index);
-    if (requeueUnsent(run, unit)) pending.push(unit.index);
   };
   const launch = async (index: number) => {
     const unit = state.units[index]!;

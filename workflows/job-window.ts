@@ -52,6 +52,7 @@ export function shardInputOf(run: JobRun, unit: ShardProgress): ShardInput {
     keepRemoteFiles: o.keepRemoteFiles,
     metadata,
     ...(chat ? { chat } : {}),
+    ...(o.deadline ? { collectUnsentOnCancel: true } : {}),
     ...(o.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
     ...(plan.resumed ? {} : { freshKey: true }),
   };
