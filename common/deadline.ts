@@ -17,6 +17,11 @@ export interface SwitchInputs {
   latencyMs: number;
   /** How often a cancelling batch is read until it has settled. */
   cancelPollMs: number;
+  /**
+   * How long one of the job's local steps took here (measured: its start and planning), which the
+   * collect, retry packing and merge after a switch each take about as long on the same workers.
+   */
+  localStepMs?: number;
 }
 
 /**
@@ -25,11 +30,11 @@ export interface SwitchInputs {
  */
 export const CHAT_TIME_FACTOR = 1.25;
 
-/** Activity and workflow-task round trips between the switch and the end (pack, collect, merge). */
+/** The least time the local steps after a switch are given, however fast planning was. */
 const STEP_OVERHEAD_MS = 2_000;
 
-/** Collecting and merging cost per line (local file work, ~50,000 lines a second each). */
-const LOCAL_MS_PER_LINE = 0.04;
+/** Local steps between the switch and the end: collect the cancelled batches, pack, collect, merge. */
+const LOCAL_STEPS = 4;
 
 /** Lines a second Batch Chat answers at these limits: min(qps, concurrency / latency). */
 export function chatRate(chat: SwitchInputs['chat'], latencyMs: number): number {
@@ -43,15 +48,15 @@ export function chatDurationMs(lines: number, chat: SwitchInputs['chat'], latenc
 }
 
 /**
- * The time the job needs from the switch to its end: cancelling the running batches and collecting
- * what they finished (a cancel call and two reads while the batch settles), the remaining lines
- * through Batch Chat, then merging the outputs.
+ * The time the job needs from the switch to its end: cancelling the running batches (a cancel call
+ * and two reads while each settles), the remaining lines through Batch Chat, and the local steps
+ * (collect, pack, collect, merge), each as long as the job's own planning step took.
  */
 export function switchLeadMs(i: SwitchInputs): number {
   const chat = chatDurationMs(i.remainingLines, i.chat, i.latencyMs) * CHAT_TIME_FACTOR;
   const cancel = 2 * i.cancelPollMs;
-  const local = i.remainingLines * LOCAL_MS_PER_LINE;
-  return Math.ceil(chat + cancel + local + STEP_OVERHEAD_MS);
+  const local = Math.max(STEP_OVERHEAD_MS, LOCAL_STEPS * (i.localStepMs ?? 0));
+  return Math.ceil(chat + cancel + local);
 }
 
 /** The latest instant (epoch ms) at which switching still meets `deadlineAt`. */
@@ -102,6 +107,8 @@ export interface DeadlineState {
   at: number;
   /** The latest switch that still meets the deadline, as last computed. */
   plannedSwitchAt: number;
+  /** How long the job took from its start to the end of planning (one local step, measured). */
+  localStepMs?: number;
   switchedAt?: number;
   /** The round in which the job switched; every later round goes by Batch Chat. */
   switchRound?: number;

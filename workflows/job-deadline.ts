@@ -26,10 +26,13 @@ function deadlineOf(run: JobRun): DeadlineState | undefined {
   if (!spec || !run.state.plan) return undefined;
   if (!run.state.deadline) {
     if (!patched(DEADLINE_PATCH)) return undefined;
-    const at = deadlineInstant(spec, Date.parse(run.state.startedAt));
+    const startedAt = Date.parse(run.state.startedAt);
+    const at = deadlineInstant(spec, startedAt);
     run.state.deadline = {
       at,
       plannedSwitchAt: at,
+      // First asked right after planning: the time so far is one local step on these workers.
+      localStepMs: Math.max(0, Date.now() - startedAt),
       chatUnits: [],
       cancelledUnits: [],
       batchesCancelled: 0,
@@ -56,6 +59,7 @@ function switchInputs(run: JobRun): SwitchInputs {
     chat: o.chat ?? CHAT_DEFAULTS,
     latencyMs: o.chatLatencyMs ?? CHAT_LATENCY_DEFAULT_MS,
     cancelPollMs: Math.min(o.pollIntervalMs ?? 5000, 5000),
+    ...(run.state.deadline?.localStepMs !== undefined ? { localStepMs: run.state.deadline.localStepMs } : {}),
   };
 }
 

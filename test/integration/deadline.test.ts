@@ -38,7 +38,7 @@ describe('deadline', () => {
     'batches slower than the deadline are cancelled and the rest goes by Batch Chat, in time',
     { timeout: 400_000 },
     async () => {
-      // 20 lines a shard at 3 s a line: each batch would take a minute; the deadline is 25 s.
+      // 20 lines a shard at 3 s a line: each batch would take a minute; the deadline is 40 s.
       h = await startHarness({ faults: { ...FAST_FAULTS, perLineMs: 3000, chatDelayMs: 200 } });
       const lines = 60;
       const input = writeChatInput(h.dataDir, 'deadline.jsonl', lines);
@@ -49,7 +49,7 @@ describe('deadline', () => {
         options: jobOptions({
           limits: { maxLines: 20, maxBytes: 500_000_000, maxLineBytes: 6_000_000 },
           maxInFlight: 2,
-          deadline: { afterMs: 25_000 },
+          deadline: { afterMs: 40_000 },
           chat: { concurrency: 8, qps: 50 },
           chatLatencyMs: 1000,
         }),

@@ -50,6 +50,13 @@ describe('switch time', () => {
     expect(lead).toBeLessThan(5000);
   });
 
+  it('the local steps take as long as the job measured its planning to take', () => {
+    const i = { remainingLines: 0, chat, latencyMs: 30_000, cancelPollMs: 200 };
+    expect(switchLeadMs({ ...i, localStepMs: 10_000 })).toBe(400 + 4 * 10_000);
+    // However fast planning was, the steps after a switch get at least two seconds.
+    expect(switchLeadMs({ ...i, localStepMs: 10 })).toBe(400 + 2_000);
+  });
+
   it('a higher QPS or concurrency lets the job wait longer for its batches', () => {
     const i = { remainingLines: 10_000, latencyMs: 10_000, cancelPollMs: 5000 };
     expect(switchTime(NOW, { ...i, chat: { concurrency: 1000, qps: 500 } })).toBeGreaterThan(
