@@ -61,7 +61,9 @@ describe('deadline', () => {
       });
       // While the batches run, the progress (what `status` shows) has the deadline and the planned switch.
       let seen: JobProgress['deadline'];
-      for (let i = 0; i < 200 && !seen; i++) {
+      // Bounded by a long wait, not a count of queries: on a loaded machine each one is slow.
+      const until = Date.now() + 120_000;
+      while (!seen && Date.now() < until) {
         const p = await handle.query<JobProgress>(PROGRESS_QUERY);
         if (p.deadline && p.batchesCreated > 0) seen = p.deadline;
         else await new Promise((r) => setTimeout(r, 50));
