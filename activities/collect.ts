@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import type { BatchView, UnattributedError, Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
+import type { Usage } from '../common/pricing.ts';
 import { toView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
 import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
@@ -27,9 +28,14 @@ const NO_RESULT = new Uint8Array(0);
 /** Error-file lines naming no line of the unit that are kept (the rest are only counted). */
 const MAX_UNATTRIBUTED = 20;
 
-/** What collecting a unit found: its counts, and error lines that named none of its lines. */
+/**
+ * What collecting a unit found: its counts, error lines that named none of its lines, the lines the
+ * job's own cancel stopped (inside `failed`) and the tokens its answered lines used.
+ */
 export interface CollectedCounts extends UnitCounts {
   unattributed?: UnattributedError[];
+  cancelled?: number;
+  usage?: Usage;
 }
 
 /**
@@ -146,6 +152,7 @@ export function collectActivities(deps: ActivityDeps) {
     const counts: UnitCounts = { succeeded: 0, failed: 0, retry: 0 };
     let cancelled = 0;
     let tokens = 0;
+    const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     const originOf = (p: number): [number, number] =>
       origins ? [origins[2 * p]!, origins[2 * p + 1]!] : [unit.index, p];
 
@@ -167,7 +174,12 @@ export function collectActivities(deps: ActivityDeps) {
       });
       const wait = w.headed(head, result);
       if (wait) await wait;
-      if (c.usage) tokens += c.usage[2];
+      if (c.usage) {
+        tokens += c.usage[2];
+        usage.prompt_tokens += c.usage[0];
+        usage.completion_tokens += c.usage[1];
+        usage.total_tokens += c.usage[2];
+      }
       if (c.kind === 'ok') counts.succeeded++;
       else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
       else counts.failed++;
@@ -272,6 +284,11 @@ export function collectActivities(deps: ActivityDeps) {
     count('linesFailed', counts.failed);
     count('linesRetried', counts.retry);
     count('tokens', tokens);
-    return unattributed.length ? { ...counts, unattributed } : counts;
+    return {
+      ...counts,
+      ...(unattributed.length ? { unattributed } : {}),
+      ...(cancelled ? { cancelled } : {}),
+      ...(tokens ? { usage } : {}),
+    };
   }
 }

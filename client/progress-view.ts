@@ -1,4 +1,5 @@
 // Renders the job's progress for people: a bar, line counts, shard states and an ETA.
+import type { DeadlineView } from '../common/deadline.ts';
 import type { FailureInfo, JobProgress, JobSummary } from '../common/job-types.ts';
 import { formatDuration } from '../common/units.ts';
 
@@ -51,7 +52,19 @@ export function renderProgress(p: JobProgress, now = Date.now()): string {
       : `${progressBar(f)}  ${counts}${e !== undefined ? `  ETA ${formatDuration(e)}` : ''}`,
     `shards: ${shardText}   batches created: ${p.batchesCreated}${inFlight ? `   ${inFlight} answered in running batches` : ''}`,
     ...(p.tokenLimitWaits ? [`${tokenLimitText(p.tokenLimitWaits)} so far`] : []),
+    ...(p.deadline ? [deadlineText(p.deadline)] : []),
   ].join('\n');
+}
+
+/** The deadline and its switch to Batch Chat, planned or made, in words. */
+export function deadlineText(d: DeadlineView): string {
+  if (d.switchedAt === null)
+    return `deadline ${d.at}: batches running; switch to Batch Chat planned at ${d.plannedSwitchAt} if they are not done`;
+  const why =
+    d.reason === 'too close at start'
+      ? 'too close at start to wait for batches: every line goes by Batch Chat'
+      : 'running batches cancelled (their finished lines kept), the rest goes by Batch Chat';
+  return `deadline ${d.at}: switched at ${d.switchedAt}, ${why}; ${d.linesViaChat} lines answered by chat so far`;
 }
 
 /** Batches refused for the provider's enqueued-token limit, in words. */
@@ -121,6 +134,11 @@ export function renderSummary(s: JobSummary): string {
         ]
       : []),
     ...(s.tokenLimitWaits ? [`  ${tokenLimitText(s.tokenLimitWaits)}`] : []),
+    ...(s.deadline
+      ? [
+          `  deadline ${s.deadline.at}: ${s.deadline.switchedAt ? `switched to Batch Chat at ${s.deadline.switchedAt} (${s.deadline.reason})` : 'met by batches alone'}; ${s.deadline.lines.viaBatch} lines answered by batch, ${s.deadline.lines.viaChat} by chat${s.deadline.cost ? `; the switch cost ${s.deadline.cost.extra} ${s.deadline.cost.currency} more than batches` : ''}`,
+        ]
+      : []),
     ...(s.providerLookups ? s.providerLookups.meaning.map((m) => `  note: ${m}`) : []),
     ...failures.slice(0, FAILURES_SHOWN).map((f) => `  failure: ${renderFailure(f)}`),
     ...(failures.length > FAILURES_SHOWN

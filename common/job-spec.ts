@@ -100,6 +100,21 @@ const optionsSchema = z.strictObject(
         { error: 'must be an object, e.g. {"concurrency":64,"qps":100}' },
       )
       .optional(),
+    deadline: z
+      .union(
+        [
+          z.strictObject({
+            at: z.string().refine((t) => Number.isFinite(Date.parse(t)), 'must be an ISO time'),
+          }),
+          z.strictObject({ afterMs: count('milliseconds') }),
+        ],
+        {
+          error:
+            'must be {"at":"2026-12-01T06:00:00Z"} (an ISO time) or {"afterMs":7200000} (from the job\'s start)',
+        },
+      )
+      .optional(),
+    chatLatencyMs: count('milliseconds').optional(),
     keepRemoteFiles: z.boolean().default(JOB_DEFAULTS.keepRemoteFiles),
     allowDuplicateBatches: z.boolean().optional(),
     thinking: z.enum(['on', 'off', 'keep'], { error: 'must be on, off or keep' }).optional(),
@@ -189,6 +204,20 @@ export function resolveJobOptions(raw: unknown, profile: Profile, input: string)
     if (o.dryRun) throw new JobSpecError('dryRun', 'validates batch files: use it with mode file');
     options.chat = o.chat ?? { ...CHAT_DEFAULTS };
   }
+  if (o.deadline !== undefined) {
+    if (o.mode === 'chat')
+      throw new JobSpecError('deadline', 'switches batches to Batch Chat: use it with mode file');
+    if (o.dryRun) throw new JobSpecError('deadline', 'has no use in a dry run: drop one of them');
+    if (o.endpoint !== '/v1/chat/completions')
+      throw new JobSpecError(
+        'deadline',
+        `falls back to Batch Chat, which serves chat completions only, not ${o.endpoint}`,
+      );
+    options.deadline = 'at' in o.deadline ? { at: new Date(o.deadline.at).toISOString() } : o.deadline;
+    // The limits its Batch Chat fallback sends at.
+    if (o.chat) options.chat = o.chat;
+  }
+  if (o.chatLatencyMs !== undefined) options.chatLatencyMs = o.chatLatencyMs;
   const csv = csvOf(o.csv, input);
   if (csv) options.csv = csv;
   if (o.prices !== undefined) {

@@ -1,5 +1,6 @@
 // Small typed objects that cross the workflow/activity wall. They hold references (paths, ids,
 // counts), never request lines or results: Temporal payloads must stay far below 2 MiB.
+import type { DeadlineSpec, DeadlineSummary, DeadlineView } from './deadline.ts';
 import type { Cost, PriceTable, Usage } from './pricing.ts';
 import type { Limits } from './profiles.ts';
 import type { UnitTokens } from './tokens.ts';
@@ -21,8 +22,15 @@ export interface JobOptions {
   description?: string;
   dryRun: boolean;
   mode: 'file' | 'chat';
-  /** Batch Chat mode: requests waiting at once and started per second. */
+  /** Batch Chat mode: requests waiting at once and started per second (also a deadline's switch). */
   chat?: { concurrency: number; qps: number };
+  /**
+   * `--deadline`: when the batches would not finish in time, what is left goes through Batch Chat
+   * (workflows/job-deadline.ts). A duration counts from the job's start.
+   */
+  deadline?: DeadlineSpec;
+  /** The time one Batch Chat request is assumed to take, for planning a deadline's switch. */
+  chatLatencyMs?: number;
   keepRemoteFiles: boolean;
   thinking?: 'on' | 'off' | 'keep';
   thinkingBudget?: number;
@@ -68,6 +76,12 @@ export const JOB_DEFAULTS = {
 
 /** `--mode chat` where its options are silent: requests waiting at once and started per second. */
 export const CHAT_DEFAULTS = { concurrency: 64, qps: 100 } as const;
+
+/**
+ * The Batch Chat answer time a deadline's switch is planned with when the job does not say: the API
+ * queues each request before answering it, so this is well above a real-time call's.
+ */
+export const CHAT_LATENCY_DEFAULT_MS = 30_000;
 
 /** CSV columns where the options are silent: names with a header, the providers' layout without. */
 export const CSV_COLUMN_DEFAULTS = {
@@ -257,6 +271,10 @@ export interface UnitResult extends UnitCounts {
   unavailableLookups?: ProviderLookup[];
   /** Batches the provider refused for its enqueued-token limit that the unit waited out and resent. */
   tokenLimitWaits?: number;
+  /** Lines the job's own cancel stopped (inside `failed`): a deadline's switch sends them by chat. */
+  cancelled?: number;
+  /** Tokens the unit's answered lines used (its collection's sum). */
+  usage?: Usage;
 }
 
 /** A shard workflow that ended without a result: its unit and why (sent to the job, or found). */
@@ -320,6 +338,8 @@ export interface JobSummary {
    * and were sent again: not line failures, and no retry round was spent on them.
    */
   tokenLimitWaits?: number;
+  /** `--deadline`: when the job switched to Batch Chat, and which lines went which way. */
+  deadline?: DeadlineSummary;
 }
 
 export interface ShardProgress {
@@ -364,4 +384,6 @@ export interface JobProgress {
   providerUnreachable?: ProviderUnreachable;
   /** Refused batches waited out and sent again so far (see JobSummary.tokenLimitWaits). */
   tokenLimitWaits?: number;
+  /** `--deadline`: the deadline, the planned switch to Batch Chat, and the switch once made. */
+  deadline?: DeadlineView;
 }

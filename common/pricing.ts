@@ -13,6 +13,11 @@ export interface PriceTable {
   currency: string;
   /** Fraction of the list price paid for batch requests; 0.5 when unset. */
   batchDiscount?: number;
+  /**
+   * Fraction of the list price paid for the synchronous requests a `--deadline` falls back to; 1
+   * (the list price) when unset. DashScope bills its Batch Chat API at the batch price: 0.5 there.
+   */
+  syncDiscount?: number;
   /** Per model: list price per million input and output tokens. */
   models: Record<string, { input: number; output: number }>;
 }
@@ -40,6 +45,12 @@ export function parsePriceTable(value: unknown): PriceTable {
     (typeof v.batchDiscount !== 'number' || v.batchDiscount < 0 || v.batchDiscount > 1)
   ) {
     fail('"batchDiscount" must be a number from 0 to 1');
+  }
+  if (
+    v.syncDiscount !== undefined &&
+    (typeof v.syncDiscount !== 'number' || v.syncDiscount < 0 || v.syncDiscount > 1)
+  ) {
+    fail('"syncDiscount" must be a number from 0 to 1');
   }
   if (!v.models || typeof v.models !== 'object') return fail('"models" must be an object');
   for (const [model, p] of Object.entries(v.models as Record<string, unknown>)) {
@@ -86,7 +97,7 @@ export interface CostEstimate {
   outputTokensPerLine: number;
   /** At the batch price (the table's batchDiscount). */
   batch: Cost;
-  /** Worst case: every request sent synchronously at the list price, no batch discount. */
+  /** Worst case: every request sent synchronously (list price, or the table's syncDiscount). */
   synchronous: Cost;
 }
 
@@ -111,6 +122,6 @@ export function estimateCost(
   return {
     outputTokensPerLine,
     batch: costOf(usage, prices),
-    synchronous: costOf(usage, { ...prices, batchDiscount: 1 }),
+    synchronous: costOf(usage, { ...prices, batchDiscount: prices.syncDiscount ?? 1 }),
   };
 }

@@ -3,6 +3,7 @@
 import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import { SEARCH_ATTRIBUTES } from '../common/definitions.ts';
 import type { FailureInfo, JobSummary, MergeSummary, PlanSummary } from '../common/job-types.ts';
+import { deadlineSummary } from '../common/deadline.ts';
 import { costOf } from '../common/pricing.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
 import { longLocal, planOptions } from './job-calls.ts';
@@ -59,6 +60,9 @@ function summaryOf(run: JobRun, plan: PlanSummary, merged: MergeSummary, status:
       ? { providerLookups: { unavailable: lookups, meaning: lookups.map(lookupMeaning) } }
       : {}),
     ...(state.tokenLimitWaits ? { tokenLimitWaits: state.tokenLimitWaits } : {}),
+    ...(state.deadline
+      ? { deadline: deadlineSummary(state.deadline, merged.succeeded, input.options.prices) }
+      : {}),
   };
   return summary;
 }

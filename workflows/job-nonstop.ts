@@ -29,6 +29,7 @@ import {
   showProgress,
   type JobRun,
 } from './job-state.ts';
+import { armDeadline, cancellingUnits, deadlineWoke, switchIfDue } from './job-deadline.ts';
 import { pendingUnits, shardInputOf, shardSummary, tokenLimitOf, windowSize } from './job-window.ts';
 import { shardBatch } from './shard-report.ts';
 
@@ -214,8 +215,14 @@ export async function runWindowNonstop(run: JobRun): Promise<boolean> {
       await CancellationScope.nonCancellable(() => cancelInFlight(run));
       return true;
     }
+    await switchIfDue(run);
     const starts: Promise<void>[] = [];
-    while (inFlight.length < windowSize(run) && pending.length > 0 && open < CHILDREN_PER_RUN) {
+    // Shards a deadline's switch is cancelling hold no room: Batch Chat units start beside them.
+    while (
+      inFlight.length - cancellingUnits(run) < windowSize(run) &&
+      pending.length > 0 &&
+      open < CHILDREN_PER_RUN
+    ) {
       if (mustEndRun(run)) break;
       // The first pending unit whose model has room: one model at its limit does not hold up others.
       const next = pending.findIndex((i) => tokens.admits(state.units[i]!));
@@ -231,8 +238,11 @@ export async function runWindowNonstop(run: JobRun): Promise<boolean> {
     if (mustEndRun(run) || blocked) return false;
     run.changed = false;
     armCheck();
+    armDeadline(run);
     try {
-      await condition(() => run.changed || checkDue || mustEndRun(run) || state.cancelled);
+      await condition(
+        () => run.changed || checkDue || mustEndRun(run) || state.cancelled || deadlineWoke(run),
+      );
     } catch (err) {
       if (!isCancellation(err)) throw err;
       state.cancelled = true;

@@ -10,7 +10,9 @@ import type {
   ShardProgress,
   UnitResult,
 } from '../common/job-types.ts';
+import { deadlineView, type DeadlineState } from '../common/deadline.ts';
 import type { UnitTokens } from '../common/tokens.ts';
+import { applyDeadlineResult } from './deadline-accounting.ts';
 import { batchFailureCodes, batchFailureInfos, failureFromError, unitName } from './failures.ts';
 import { progressTable } from './progress.ts';
 
@@ -41,6 +43,8 @@ export interface JobState {
    * their children before continuing as new.
    */
   inFlight?: number[];
+  /** `--deadline`: its instant, the planned switch to Batch Chat, and the switch once made. */
+  deadline?: DeadlineState;
 }
 
 /** One run of the job: its input (completed by the plan), state, id and phase. */
@@ -55,6 +59,8 @@ export interface JobRun {
   changed: boolean;
   /** What the window does when a unit settles (frees its room). */
   onSettled?: (unit: ShardProgress) => void;
+  /** This run's timer towards the deadline's switch (workflows/job-deadline.ts). */
+  deadlineClock?: { timerAt?: number; woke: boolean };
 }
 
 /** A new job's state, before planning. */
@@ -128,6 +134,7 @@ export function jobProgress(run: JobRun): JobProgress {
     ...(state.failures?.length ? { failures: state.failures } : {}),
     ...providerOutage(state.units),
     ...(state.tokenLimitWaits ? { tokenLimitWaits: state.tokenLimitWaits } : {}),
+    ...(state.deadline ? { deadline: deadlineView(state.deadline) } : {}),
   };
 }
 
@@ -172,6 +179,7 @@ export function applyResult(state: JobState, r: UnitResult): void {
   unit.completed = r.succeeded + r.failed + r.retry;
   delete unit.unreachable;
   if (r.tokenLimitWaits) state.tokenLimitWaits = (state.tokenLimitWaits ?? 0) + r.tokenLimitWaits;
+  applyDeadlineResult(state.deadline, unit, r);
   const codes = batchFailureCodes(r);
   if (codes.length > 0) {
     state.batchFailures.push({ round: r.unit.round, shard: r.unit.index, batchId: r.batchId, codes });

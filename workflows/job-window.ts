@@ -5,6 +5,7 @@ import type { ShardProgress, UnitResult } from '../common/job-types.ts';
 import { CHAT_DEFAULTS } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
 import { DRY_RUN } from '../common/profiles.ts';
+import { deadlineChat } from './job-deadline.ts';
 import { applyResult, recordChildFailure, showProgress, type JobRun } from './job-state.ts';
 import { shardBatch } from './shard-report.ts';
 import type { ShardInput } from './shard.ts';
@@ -34,6 +35,8 @@ export function shardInputOf(run: JobRun, unit: ShardProgress): ShardInput {
   const o = run.input.options;
   const plan = run.state.plan!;
   const metadata: Record<string, string> = {};
+  // Past a deadline's switch, units go by Batch Chat at a share of the job's chat limits.
+  const chat = o.mode === 'chat' ? (o.chat ?? CHAT_DEFAULTS) : deadlineChat(run, unit, windowSize(run));
   // The job spec has held both to the provider's metadata lengths.
   if (o.name) metadata.ds_name = o.name;
   if (o.description) metadata.ds_description = o.description;
@@ -48,7 +51,8 @@ export function shardInputOf(run: JobRun, unit: ShardProgress): ShardInput {
     maxAttempts: o.maxAttempts,
     keepRemoteFiles: o.keepRemoteFiles,
     metadata,
-    ...(o.mode === 'chat' ? { chat: o.chat ?? CHAT_DEFAULTS } : {}),
+    ...(chat ? { chat } : {}),
+    ...(o.deadline ? { collectUnsentOnCancel: true } : {}),
     ...(o.allowDuplicateBatches ? { allowDuplicateBatches: true } : {}),
     ...(plan.resumed ? {} : { freshKey: true }),
   };

@@ -110,6 +110,23 @@ export async function cancelAndCollect(
   if (!state.batch) {
     await report('cancelled');
     if (state.fileId && !input.keepRemoteFiles) await deleteFiles([state.fileId]);
+    // A job with a deadline sends these lines by Batch Chat next round: they need outcomes that say
+    // the cancel stopped them (collecting with no batch records every line so).
+    if (input.collectUnsentOnCancel) {
+      const counts = await local.collectUnit.executeWithOptions(
+        { ...collectOptions, summary: `collect ${key} (cancelled before its batch)` },
+        [
+          {
+            workDir: input.workDir,
+            jobId: input.jobId,
+            unit: input.unit,
+            cancelledByUs: true,
+            maxAttempts: input.maxAttempts,
+          },
+        ],
+      );
+      return { unit: input.unit, batchId: null, batchStatus: null, ...counts, fileErrors: [] };
+    }
     return {
       unit: input.unit,
       batchId: null,

@@ -55,6 +55,11 @@ export interface ShardInput {
    * since it started this shard, and a later run does not see this workflow's close.
    */
   reportResult?: boolean;
+  /**
+   * A cancel that comes before the unit's batch exists still records its lines (as stopped by the
+   * cancel), so that the job can send them another way: set for jobs with a deadline.
+   */
+  collectUnsentOnCancel?: boolean;
   /** Batch Chat mode: lines go one by one through the synchronous API instead of a batch file. */
   chat?: { concurrency: number; qps: number };
   /** Carried across continue-as-new. */

@@ -10,7 +10,13 @@ import {
   resolveJobOptions,
   type PlannerOptions,
 } from '../../common/job-spec.ts';
-import { CHAT_DEFAULTS, CSV_COLUMN_DEFAULTS, JOB_DEFAULTS, type JobOptions } from '../../common/job-types.ts';
+import {
+  CHAT_DEFAULTS,
+  CHAT_LATENCY_DEFAULT_MS,
+  CSV_COLUMN_DEFAULTS,
+  JOB_DEFAULTS,
+  type JobOptions,
+} from '../../common/job-types.ts';
 import {
   BATCH_CHAT_LIMITS,
   BATCH_METADATA_LIMITS,
@@ -20,6 +26,7 @@ import {
   PROFILE_NAMES,
   type Profile,
 } from '../../common/profiles.ts';
+import { parseDeadline } from '../../common/deadline.ts';
 import { parseDuration, parseSize } from '../../common/units.ts';
 import {
   UsageError,
@@ -163,15 +170,27 @@ export const JOB_FLAGS: FlagSchema = {
   },
   'chat-concurrency': {
     type: 'string',
-    description: `--mode chat: requests waiting at once (at most ${BATCH_CHAT_LIMITS.concurrency})`,
+    description: `--mode chat or a --deadline's fallback: requests waiting at once (at most ${BATCH_CHAT_LIMITS.concurrency})`,
     default: String(CHAT_DEFAULTS.concurrency),
     arg: '<n>',
   },
   'chat-qps': {
     type: 'string',
-    description: `--mode chat: requests started per second (at most ${BATCH_CHAT_LIMITS.qps})`,
+    description: `--mode chat or a --deadline's fallback: requests started per second (at most ${BATCH_CHAT_LIMITS.qps})`,
     default: String(CHAT_DEFAULTS.qps),
     arg: '<n>',
+  },
+  deadline: {
+    type: 'string',
+    arg: '<ISO time|duration>',
+    description:
+      "answer every line by then (e.g. 2026-12-01T06:00:00Z, or 6h from the job's start): batches not done in time are cancelled, keeping what finished, and the rest goes through Batch Chat at --chat-concurrency/--chat-qps",
+  },
+  'chat-latency': {
+    type: 'string',
+    arg: '<duration>',
+    description: 'with --deadline: how long one Batch Chat request is assumed to take, to plan the switch',
+    default: `${CHAT_LATENCY_DEFAULT_MS / 1000}s`,
   },
   'keep-remote-files': {
     type: 'boolean',
@@ -218,6 +237,10 @@ const FLAG_OF: Record<string, string> = {
   mode: 'mode',
   'chat.concurrency': 'chat-concurrency',
   'chat.qps': 'chat-qps',
+  deadline: 'deadline',
+  'deadline.at': 'deadline',
+  'deadline.afterMs': 'deadline',
+  chatLatencyMs: 'chat-latency',
   keepRemoteFiles: 'keep-remote-files',
   allowDuplicateBatches: 'allow-duplicate-batches',
   thinking: 'thinking',
@@ -267,6 +290,11 @@ export function optionsFromFlags(input: string, flags: ParsedFlags): Record<stri
       ...(given(flags, 'chat-concurrency') ? { concurrency: intFlag(flags, 'chat-concurrency') } : {}),
       ...(given(flags, 'chat-qps') ? { qps: intFlag(flags, 'chat-qps') } : {}),
     };
+  set(
+    'deadline',
+    parsedFlag(flags, 'deadline', (t) => parseDeadline(t, Date.now())),
+  );
+  set('chatLatencyMs', parsedFlag(flags, 'chat-latency', parseDuration));
   if (boolFlag(flags, 'keep-remote-files')) raw.keepRemoteFiles = true;
   if (boolFlag(flags, 'allow-duplicate-batches')) raw.allowDuplicateBatches = true;
   set('thinking', stringFlag(flags, 'thinking'));

@@ -192,6 +192,11 @@ async function create(
   // filter finds scheduled runs too); the input is the template, its day is resolved by the run.
   const searchAttributes = await searchAttributesRegistered(client);
   const job = { ...jobInputFromFlags(inputTemplate, out, ctx.flags, config), timezone, searchAttributes };
+  // Every run of a schedule starts later than the last: one fixed instant would soon be past.
+  if (job.options.deadline && 'at' in job.options.deadline)
+    throw new UsageError(
+      "--deadline: a schedule runs again and again, so give a duration counted from each run's start (e.g. 6h), not a fixed time",
+    );
   await client.schedule.create({
     scheduleId: id,
     spec: { cronExpressions: [cron], timezone },
