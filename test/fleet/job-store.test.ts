@@ -23,6 +23,10 @@ import { ObjectStore } from '../../storage/s3.ts';
 import { S3Store } from '../../storage/store.ts';
 import { Stores } from '../../storage/workspace.ts';
 import { storeContract } from '../support/store-contract.ts';
+import { checkJobInStore, jobLocations, outputsOf, writeStoredResultsCsv } from '../../client/job-store.ts';
+import { decideJob } from '../../client/job-folder.ts';
+import { jobFingerprint } from '../../common/job-record.ts';
+import { JOB_DEFAULTS, type JobInput } from '../../common/job-types.ts';
 
 const BUCKET = 'batchpilot-store';
 let dir: string;
@@ -155,5 +159,51 @@ describe('steps retried after their commit on S3', () => {
     expect(JSON.parse(await text())).toEqual({ workflowId: 'job-a', finishedAt: 'first' });
     await write({ workflowId: 'job-b', finishedAt: 'other job' });
     expect(JSON.parse(await text())).toEqual({ workflowId: 'job-b', finishedAt: 'other job' });
+  });
+});
+
+describe('the CLI on a job in S3', () => {
+  it('checks the input, reads the job record and summary, lists the outputs and writes results.csv', async () => {
+    const base = `s3://${BUCKET}/${prefix()}`;
+    const job: JobInput = { input: 'in.jsonl', outDir: 'out', options: { ...JOB_DEFAULTS } } as JobInput;
+    const where = jobLocations(dir, base, job)!;
+    expect(where).toEqual({ input: `${base}/in.jsonl`, out: `${base}/out` });
+    expect(jobLocations(dir, undefined, job)).toBeUndefined();
+    await expect(checkJobInStore(stores, where, job)).rejects.toThrow(/input in.jsonl does not exist/);
+    const inputs = stores.forOut(base);
+    await inputs.write('in.jsonl', '');
+    await expect(checkJobInStore(stores, where, job)).rejects.toThrow(/nothing to send/);
+    await inputs.write('in.jsonl', '{"custom_id":"a"}\n');
+    const fresh = await checkJobInStore(stores, where, job);
+    expect(fresh.record).toBeNull();
+    expect(
+      decideJob({ local: fresh, job, requestedId: undefined, force: false, newId: () => 'new-1' }),
+    ).toEqual({
+      kind: 'new',
+      id: 'new-1',
+    });
+    // The folder's job finished: the same command reports it rather than starting it again.
+    const out = stores.forOut(where.out);
+    const record = { jobId: 'job-1', fingerprint: jobFingerprint(job, fresh.stat), createdAt: 'now' };
+    await out.write('.batchpilot/job.json', JSON.stringify(record));
+    const summary = { workflowId: 'job-1', status: 'completed', lines: { total: 1 } };
+    await out.write('summary.json', JSON.stringify(summary));
+    await out.write(
+      'results.jsonl',
+      JSON.stringify({ custom_id: 'a', response: { status_code: 200, body: {} } }) + '\n',
+    );
+    const done = await checkJobInStore(stores, where, job);
+    expect(
+      decideJob({ local: done, job, requestedId: undefined, force: false, newId: () => 'x' }),
+    ).toMatchObject({
+      kind: 'finished',
+      id: 'job-1',
+    });
+    expect(await outputsOf(out)).toEqual([`${where.out}/results.jsonl`, `${where.out}/summary.json`]);
+    const csv = await writeStoredResultsCsv(out);
+    expect(csv).toEqual({ at: `${where.out}/results.csv`, rows: 1 });
+    expect((await out.readBytes('results.csv'))?.toString()).toMatch(
+      /^custom_id,status_code,content,usage\na,200,/,
+    );
   });
 });
