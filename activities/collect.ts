@@ -15,13 +15,14 @@ import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
 import { malformedLine, missingAmidUnreadable, readResultFileLine } from './malformed-output.ts';
 import { ByteWriter } from './byte-writer.ts';
-import { customIdOf, readByteLines, readJson, splitByteLines, type ByteLine } from './lines.ts';
+import { customIdOf, readByteLines, splitByteLines, type ByteLine } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { providerCaller } from './provider-calls.ts';
 import { storesOf } from './stores.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
 import { collectedMarker, originFile, outcomeFile, unitFile, workKey } from '../storage/layout.ts';
+import { readCollectedMarker, type CollectedMarker } from '../storage/records.ts';
 import { withWorkspace, type Workspace } from '../storage/workspace.ts';
 import { encodeOutcomeHead, resultBytes } from '../storage/outcome-record.ts';
 
@@ -78,7 +79,7 @@ async function loadIds(workDir: string, unit: Unit): Promise<{ ids: Map<string, 
 }
 
 /** The counts a collected unit's marker holds. */
-function countsOf(m: CollectedUnit): CollectedCounts {
+function countsOf(m: CollectedMarker): CollectedCounts {
   const counts = { succeeded: m.succeeded, failed: m.failed, retry: m.retry };
   return m.unattributed?.length ? { ...counts, unattributed: m.unattributed } : counts;
 }
@@ -102,7 +103,7 @@ export function collectActivities(deps: ActivityDeps) {
           // On object storage a committed marker is final: a retry after the commit (the worker
           // died before reporting) returns what was committed and writes nothing.
           const key = workKey.collectedMarker(input.unit.round, input.unit.index);
-          if (await ws.has(key)) return countsOf(await readJson<CollectedUnit>(await ws.pull(key)));
+          if (await ws.has(key)) return countsOf(await readCollectedMarker(await ws.pull(key)));
           await pullUnitFiles(ws, input);
           return collect({ ...input, workDir: ws.dir }, ws);
         }),
@@ -115,7 +116,7 @@ export function collectActivities(deps: ActivityDeps) {
         const marker = await ws.pull(workKey.collectedMarker(input.unit.round, input.unit.index));
         if (!fs.existsSync(marker)) return null;
         // Found by a later run of the job: what the user's cancel stopped is to be sent again.
-        const { cancelled = 0, ...prior } = await readJson<CollectedUnit>(marker);
+        const { cancelled = 0, ...prior } = (await readCollectedMarker(marker)) as CollectedUnit;
         return { ...prior, failed: prior.failed - cancelled, retry: prior.retry + cancelled };
       });
     },

@@ -10,7 +10,6 @@ import {
   type JobRecord,
 } from '../common/job-record.ts';
 import type { PlanSummary } from '../common/job-types.ts';
-import type { CollectedUnit } from './collect.ts';
 import {
   collectedMarkers,
   JOB_RECORD_NAME,
@@ -22,7 +21,7 @@ import {
 import { readRoundManifest } from '../storage/manifest.ts';
 import { readText } from '../storage/store.ts';
 import { clearWork, type Workspace } from '../storage/workspace.ts';
-import { readJson } from './lines.ts';
+import { readCollectedMarker } from '../storage/records.ts';
 
 const RECORD_KEY = `${WORK_DIR_NAME}/${JOB_RECORD_NAME}`;
 
@@ -120,7 +119,7 @@ export async function resumePoint(ws: Workspace): Promise<PlanSummary['resumeAt'
     const settled = { succeeded: 0, failed: 0 };
     for (const { round: r, file } of await collectedMarkers(workDir)) {
       if (!(r < round)) continue;
-      const m = await readJson<CollectedUnit>(file);
+      const m = await readCollectedMarker(file);
       settled.succeeded += m.succeeded;
       settled.failed += m.failed;
     }

@@ -17,7 +17,7 @@ import { failIfDamaged, userFixable } from './disk-errors.ts';
 import { claimWorkDir, resumePoint } from './job-claim.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
-import { readJson } from './lines.ts';
+import { readPlanSummary } from '../storage/records.ts';
 import { storesOf } from './stores.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
 import { OUTPUT_NAMES, planFile, roundDir, workKey } from '../storage/layout.ts';
@@ -145,7 +145,7 @@ export function planActivities(deps: ActivityDeps) {
           finished,
         };
       }
-      const saved = await readJson<PlanSummary>(await ws.pull(workKey.plan())).catch(() => undefined);
+      const saved = await readPlanSummary(await ws.pull(workKey.plan())).catch(failIfDamaged);
       if (saved) {
         const resumeAt = await resumePoint(ws).catch(failIfDamaged);
         logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');

@@ -4,6 +4,9 @@
 // twice resumes or reports the finished job instead of buying its batches again.
 import fs from 'node:fs';
 import { jobRecordFile } from '../storage/layout.ts';
+import { parseJobRecord } from '../storage/records.ts';
+
+export { parseJobRecord };
 import type { JobInput } from './job-types.ts';
 
 /** What makes two starts the same job: the input file as it is, and the options that shape requests. */
@@ -77,17 +80,6 @@ export function fingerprintDiff(was: JobFingerprint, now: JobFingerprint): strin
 export function readJobRecord(outDir: string): JobRecord | undefined {
   try {
     return parseJobRecord(fs.readFileSync(jobRecordFile(outDir), 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-/** A job record's text, or undefined when it names no job (torn, or written without a fingerprint). */
-export function parseJobRecord(text: string | undefined): JobRecord | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const r = JSON.parse(text) as Partial<JobRecord>;
-    return typeof r.jobId === 'string' && r.fingerprint ? (r as JobRecord) : undefined;
   } catch {
     return undefined;
   }
