@@ -12,7 +12,13 @@ import { UsageError } from './command.ts';
 export interface LocalJob {
   input: string;
   out: string;
-  stat: fs.Stats;
+  stat: { size: number; mtimeMs: number };
+  /**
+   * Read already (a job in object storage, client/job-store.ts): the folder's job record and
+   * summary, null when absent. Read from the local folder when undefined.
+   */
+  record?: JobRecord | null;
+  summary?: JobSummary | null;
 }
 
 function inRoot(dataDir: string, p: string, flag: string): string {
@@ -93,7 +99,8 @@ export function decideJob(opts: {
   newId: () => string;
 }): JobDecision {
   const { local, job, requestedId } = opts;
-  const record: JobRecord | undefined = readJobRecord(local.out);
+  const record: JobRecord | undefined =
+    local.record === undefined ? readJobRecord(local.out) : (local.record ?? undefined);
   if (!record) return { kind: 'new', id: requestedId ?? opts.newId() };
   if (opts.force) {
     if (requestedId === record.jobId)
@@ -110,7 +117,7 @@ export function decideJob(opts: {
     throw new UsageError(
       `--out ${job.outDir} holds job ${record.jobId}, started differently: ${diff.join('; ')}. Run it as it was started to resume it, start afresh with --force, or choose another --out`,
     );
-  const summary = readSummary(local.out);
+  const summary = local.summary === undefined ? readSummary(local.out) : (local.summary ?? undefined);
   if (summary?.workflowId === record.jobId && summary.status === 'completed')
     return { kind: 'finished', id: record.jobId, summary };
   return { kind: 'resume', id: record.jobId };

@@ -4,6 +4,9 @@
 // twice resumes or reports the finished job instead of buying its batches again.
 import fs from 'node:fs';
 import { jobRecordFile } from '../storage/layout.ts';
+import { parseJobRecord } from '../storage/records.ts';
+
+export { parseJobRecord };
 import type { JobInput } from './job-types.ts';
 
 /** What makes two starts the same job: the input file as it is, and the options that shape requests. */
@@ -76,8 +79,7 @@ export function fingerprintDiff(was: JobFingerprint, now: JobFingerprint): strin
 /** The record of the job that owns `outDir`, or undefined when none does (or it is unreadable). */
 export function readJobRecord(outDir: string): JobRecord | undefined {
   try {
-    const r = JSON.parse(fs.readFileSync(jobRecordFile(outDir), 'utf8')) as Partial<JobRecord>;
-    return typeof r.jobId === 'string' && r.fingerprint ? (r as JobRecord) : undefined;
+    return parseJobRecord(fs.readFileSync(jobRecordFile(outDir), 'utf8'));
   } catch {
     return undefined;
   }

@@ -8,6 +8,9 @@ import { exitCodeOf, renderAlerts, renderProgress, renderSummary } from '../prog
 import { connectClient } from '../temporal.ts';
 import { writeResultsCsv } from '../results-csv.ts';
 import { JOB_OUTPUTS, outputFile } from '../../storage/layout.ts';
+import { isS3Uri, resolveLocation } from '../../storage/location.ts';
+import { Stores } from '../../storage/workspace.ts';
+import { outputsOf, writeStoredResultsCsv } from '../job-store.ts';
 
 export const statusCommand: Command = {
   name: 'status',
@@ -103,6 +106,19 @@ export const resultsCommand: Command = {
         `job ${args[0]} has no outputs yet (${outcome.status.toLowerCase()}${outcome.error ? `: ${outcome.error}` : ''})\n`,
       );
       return 1;
+    }
+    const where = resolveLocation(outcome.summary.outDir, config.storage, config.dataDir);
+    if (isS3Uri(where)) {
+      const stores = new Stores();
+      try {
+        const store = stores.forOut(where);
+        for (const at of await outputsOf(store)) stdout.write(`${at}\n`);
+        const csv = format === 'csv' ? await writeStoredResultsCsv(store) : undefined;
+        if (csv) stdout.write(`${csv.at} (${csv.rows} rows)\n`);
+      } finally {
+        stores.close();
+      }
+      return 0;
     }
     const outDir = resolveInDataRoot(config.dataDir, outcome.summary.outDir);
     for (const name of JOB_OUTPUTS) {

@@ -7,6 +7,7 @@ import { createLogger } from '../../common/logger.ts';
 import { boolFlag, stringFlag, UsageError, type Command, type ParsedFlags } from '../command.ts';
 import { bringUp } from '../embedded.ts';
 import { checkJobLocally, decideJob, type LocalJob } from '../job-folder.ts';
+import { checkJobInStore, jobLocations, localRunRoot, writeStoredResultsCsv } from '../job-store.ts';
 import { exitCodeOf, queryProgress, watchJob } from '../job-handle.ts';
 import { JOB_COMMAND_FLAGS, jobInputFromFlags } from '../job-options.ts';
 import { defaultJobId, startJob } from '../job-start.ts';
@@ -15,6 +16,8 @@ import { writeResultsCsv } from '../results-csv.ts';
 import { acquireRunLock } from '../run-lock.ts';
 import { connectClient } from '../temporal.ts';
 import { embeddedServerDb, outputFile, runLockFile } from '../../storage/layout.ts';
+import { isS3Uri } from '../../storage/location.ts';
+import { Stores } from '../../storage/workspace.ts';
 
 const outFlag = {
   out: { type: 'string', description: 'output folder (under BATCHPILOT_DATA_DIR)', arg: '<dir>' },
@@ -58,6 +61,16 @@ function csvWanted(flags: ParsedFlags): boolean {
 }
 
 async function writeCsvIfWanted(wanted: boolean, out: string, stdout: NodeJS.WritableStream): Promise<void> {
+  if (wanted && isS3Uri(out)) {
+    const stores = new Stores();
+    try {
+      const csv = await writeStoredResultsCsv(stores.forOut(out));
+      if (csv) stdout.write(`${csv.at} (${csv.rows} rows)\n`);
+    } finally {
+      stores.close();
+    }
+    return;
+  }
   const results = outputFile(out, 'results');
   if (!wanted || !fs.existsSync(results)) return;
   const csv = outputFile(out, 'resultsCsv');
@@ -92,11 +105,12 @@ export const runCommand: Command = {
     const force = boolFlag(flags, 'force');
     if (force) job.force = true;
     // Everything that can be checked here is checked before any server starts.
-    const local = checkJobLocally(config.dataDir, job);
+    const local = await checkJob(config, job);
     // The local emulator answers in seconds and polling it costs nothing: poll every 2 s, not 60–120.
     if (config.provider.implicitEmulator && job.options.pollIntervalMs === undefined)
       job.options.pollIntervalMs = 2000;
-    const lock = acquireRunLock(runLockFile(local.out), out);
+    const runRoot = localRunRoot(config.dataDir, local.out);
+    const lock = acquireRunLock(runLockFile(runRoot), out);
     try {
       const decision = decideJob({
         local,
@@ -115,7 +129,7 @@ export const runCommand: Command = {
       }
       const logger = createLogger({ level: env.LOG_LEVEL ? config.logLevel : 'warn' });
       const up = await bringUp(config, logger, {
-        dbFilename: embeddedServerDb(local.out),
+        dbFilename: embeddedServerDb(runRoot),
         onServerStarted: (pid) => lock.setServerPid(pid),
       });
       try {
@@ -230,7 +244,7 @@ export const startCommand: Command = {
     const newId = () => defaultJobId(job.input, job.options.name);
     // When this machine sees the worker's data root, the folder says which job this is; otherwise
     // the worker's plan step applies the same rules and fails the job with the reason.
-    const local = seenLocally(config.dataDir, job);
+    const local = await seenLocally(config, job);
     const decision = local
       ? decideJob({ local, job, requestedId, force, newId })
       : ({ kind: 'new', id: requestedId ?? newId() } as const);
@@ -260,10 +274,25 @@ export const startCommand: Command = {
   },
 };
 
-/** The local view of the job when this machine sees the data root and the input; else undefined. */
-function seenLocally(dataDir: string, job: JobInput): LocalJob | undefined {
+/**
+ * The job's folder as this machine sees it: a local one under the data root, or one in object
+ * storage (an s3:// location, or relative paths under an s3:// BATCHPILOT_STORAGE).
+ */
+async function checkJob(config: Config, job: JobInput): Promise<LocalJob> {
+  const locations = jobLocations(config.dataDir, config.storage, job);
+  if (!locations) return checkJobLocally(config.dataDir, job);
+  const stores = new Stores();
   try {
-    return checkJobLocally(dataDir, job);
+    return await checkJobInStore(stores, locations, job);
+  } finally {
+    stores.close();
+  }
+}
+
+/** The view of the job when this machine sees its data root or store and the input; else undefined. */
+async function seenLocally(config: Config, job: JobInput): Promise<LocalJob | undefined> {
+  try {
+    return await checkJob(config, job);
   } catch {
     return undefined;
   }
