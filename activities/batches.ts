@@ -4,7 +4,6 @@
 // finds the batch on retry instead of paying for a second one (docs/providers.md, Traps in the openai Node SDK).
 // A provider without list routes (docs/provider-capabilities.md) cannot be asked: there a create is
 // re-sent only when it surely never reached the provider, and an unknown outcome stops the shard.
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
@@ -30,8 +29,10 @@ import { Semaphore } from './semaphore.ts';
 import { Spacer } from './spacer.ts';
 import { count } from './metrics.ts';
 import { uploadBatchFile } from './upload.ts';
+import { storesOf } from './stores.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
-import { sendingMarker, unitFile } from '../storage/layout.ts';
+import { workKey } from '../storage/layout.ts';
+import { withWorkspace, type Workspace } from '../storage/workspace.ts';
 
 export interface UploadInput {
   key: string;
@@ -249,100 +250,117 @@ export function batchActivities(deps: ActivityDeps) {
   // share the same link: a worker sends a few at a time rather than one per activity slot.
   const uploads = new Semaphore(UPLOADS_AT_ONCE);
   const uploadTurns = new Spacer(deps.uploadsPerSecond);
+  async function createOnce(input: CreateBatchInput, ws: Workspace | undefined): Promise<BatchView> {
+    const found = await lookup(
+      'GET /batches',
+      'look up batches',
+      () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt, input.skipBatchIds),
+      firstSend(input.fresh),
+    );
+    const blind = missing.has('GET /batches');
+    if (found) {
+      logFor(deps).info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
+      return toView(found);
+    }
+    const metadata = {
+      ...input.metadata,
+      [BATCH_KEY_METADATA]: input.key,
+      [JOB_ID_METADATA]: input.jobId.slice(0, 512),
+    };
+    const url = deps.openai.baseURL;
+    const marker = blind && ws ? workKey.sending(input.key) : undefined;
+    if (marker && ws && (await ws.has(marker)) && !input.allowDuplicateBatches) {
+      throw outcomeUnknown(input, 'an earlier attempt stopped while sending it', url);
+    }
+    const create = async () => {
+      if (deps.maxInFlight !== undefined) {
+        await call('count batches in flight', () => ensureRoom(deps.openai, deps.profile, deps.maxInFlight!));
+      }
+      // Durable: after a crash it is what says a batch may exist that the provider cannot list.
+      if (marker && ws) {
+        await writeFileAtomic(ws.local(marker), `${new Date().toISOString()} ${input.fileId}\n`, 'durable');
+        await ws.push(marker);
+      }
+      try {
+        return await deps.openai.batches.create(
+          {
+            input_file_id: input.fileId,
+            endpoint: input.endpoint as OpenAI.Batches.BatchCreateParams['endpoint'],
+            completion_window: input.completionWindow as '24h',
+            metadata,
+          },
+          { maxRetries: 0, signal: signal() },
+        );
+      } catch (err) {
+        const notDone = surelyNotDone(err);
+        if (marker && ws && notDone) await ws.remove(marker);
+        if (blind && !notDone) {
+          if (!input.allowDuplicateBatches)
+            throw outcomeUnknown(input, describeError(err), url, statusOf(err));
+          logFor(deps).warn(
+            { key: input.key, fileId: input.fileId },
+            'create batch: outcome unknown and batches cannot be listed; sending again as --allow-duplicate-batches asks (a second batch may be billed)',
+          );
+        }
+        throw failureOf(deps, err, 'create batch');
+      }
+    };
+    // The cap's check-then-create runs one at a time in this worker so the cap holds exactly.
+    const b = deps.maxInFlight !== undefined ? await capLock.run(create) : await create();
+    if (marker && ws) await ws.remove(marker);
+    logFor(deps).info({ key: input.key, batchId: b.id }, 'created batch');
+    count('batchesCreated');
+    count('linesSubmitted', b.request_counts?.total ?? 0);
+    return { ...toView(b), ...(blind ? { unavailableLookups: ['GET /batches' as const] } : {}) };
+  }
+
   return {
     /** Uploads a unit's file, or returns the one an earlier attempt uploaded. */
     async uploadUnit(input: UploadInput): Promise<UploadedFile> {
-      const name = unitFileName(input.key);
-      const path = unitFile(input.workDir, input.round, input.index);
-      const { size } = await fsp.stat(path);
-      const existing = await lookup(
-        'GET /files',
-        'look up uploaded files',
-        () => findUploaded(deps.openai, name, size, input.notBefore),
-        firstSend(input.fresh),
-      );
-      if (existing) {
-        logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
-        return existing;
-      }
-      // Without a files list a retried upload is simply sent again: the worst case is an orphan
-      // copy in the provider's storage, which costs no tokens.
-      const f = await withHeartbeat(() =>
-        uploads.run(async () => {
-          await uploadTurns.turn(signal());
-          return call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal()));
-        }),
-      );
-      logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
-      return {
-        fileId: f.id,
-        createdAt: f.created_at,
-        ...(missing.has('GET /files') ? { unavailableLookups: ['GET /files' as const] } : {}),
-      };
+      // On object storage the unit is copied to scratch first: one unit's file, dropped at the end.
+      return withWorkspace(storesOf(deps), input.workDir, async (ws) => {
+        const name = unitFileName(input.key);
+        const path = await ws.pull(workKey.unit(input.round, input.index));
+        const { size } = await fsp.stat(path);
+        const existing = await lookup(
+          'GET /files',
+          'look up uploaded files',
+          () => findUploaded(deps.openai, name, size, input.notBefore),
+          firstSend(input.fresh),
+        );
+        if (existing) {
+          logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
+          return existing;
+        }
+        // Without a files list a retried upload is simply sent again: the worst case is an orphan
+        // copy in the provider's storage, which costs no tokens.
+        const f = await withHeartbeat(() =>
+          uploads.run(async () => {
+            await uploadTurns.turn(signal());
+            return call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal()));
+          }),
+        );
+        logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
+        return {
+          fileId: f.id,
+          createdAt: f.created_at,
+          ...(missing.has('GET /files') ? { unavailableLookups: ['GET /files' as const] } : {}),
+        };
+      });
     },
 
     /** Creates the unit's batch exactly once (lookup first, no SDK retries). */
     async createBatch(input: CreateBatchInput): Promise<BatchView> {
-      const found = await lookup(
-        'GET /batches',
-        'look up batches',
-        () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt, input.skipBatchIds),
-        firstSend(input.fresh),
-      );
-      const blind = missing.has('GET /batches');
-      if (found) {
-        logFor(deps).info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
-        return toView(found);
+      // The work folder holds the sending marker, needed only when batches cannot be listed.
+      const ws =
+        missing.has('GET /batches') && input.workDir
+          ? await storesOf(deps).workspace(input.workDir)
+          : undefined;
+      try {
+        return await createOnce(input, ws);
+      } finally {
+        await ws?.release();
       }
-      const metadata = {
-        ...input.metadata,
-        [BATCH_KEY_METADATA]: input.key,
-        [JOB_ID_METADATA]: input.jobId.slice(0, 512),
-      };
-      const url = deps.openai.baseURL;
-      const marker = blind && input.workDir ? sendingMarker(input.workDir, input.key) : undefined;
-      if (marker && fs.existsSync(marker) && !input.allowDuplicateBatches) {
-        throw outcomeUnknown(input, 'an earlier attempt stopped while sending it', url);
-      }
-      const create = async () => {
-        if (deps.maxInFlight !== undefined) {
-          await call('count batches in flight', () =>
-            ensureRoom(deps.openai, deps.profile, deps.maxInFlight!),
-          );
-        }
-        // Durable: after a crash it is what says a batch may exist that the provider cannot list.
-        if (marker) await writeFileAtomic(marker, `${new Date().toISOString()} ${input.fileId}\n`, 'durable');
-        try {
-          return await deps.openai.batches.create(
-            {
-              input_file_id: input.fileId,
-              endpoint: input.endpoint as OpenAI.Batches.BatchCreateParams['endpoint'],
-              completion_window: input.completionWindow as '24h',
-              metadata,
-            },
-            { maxRetries: 0, signal: signal() },
-          );
-        } catch (err) {
-          const notDone = surelyNotDone(err);
-          if (marker && notDone) await fsp.rm(marker, { force: true });
-          if (blind && !notDone) {
-            if (!input.allowDuplicateBatches)
-              throw outcomeUnknown(input, describeError(err), url, statusOf(err));
-            logFor(deps).warn(
-              { key: input.key, fileId: input.fileId },
-              'create batch: outcome unknown and batches cannot be listed; sending again as --allow-duplicate-batches asks (a second batch may be billed)',
-            );
-          }
-          throw failureOf(deps, err, 'create batch');
-        }
-      };
-      // The cap's check-then-create runs one at a time in this worker so the cap holds exactly.
-      const b = deps.maxInFlight !== undefined ? await capLock.run(create) : await create();
-      if (marker) await fsp.rm(marker, { force: true });
-      logFor(deps).info({ key: input.key, batchId: b.id }, 'created batch');
-      count('batchesCreated');
-      count('linesSubmitted', b.request_counts?.total ?? 0);
-      return { ...toView(b), ...(blind ? { unavailableLookups: ['GET /batches' as const] } : {}) };
     },
 
     /** Reads a batch's status (one poll). */

@@ -34,7 +34,9 @@ import { LineAppender } from './line-appender.ts';
 import { readLines } from './lines.ts';
 import { DEFAULT_UNREACHABLE_AFTER_MS, unreachableFailure } from './provider-calls.ts';
 import { providerRetryDelay, readProviderError, toFailure, type ProviderError } from './provider-errors.ts';
-import { chatResultsFile as chatResultsPath, unitFile } from '../storage/layout.ts';
+import { storesOf } from './stores.ts';
+import { chatResultsFile as chatResultsPath, unitFile, workKey } from '../storage/layout.ts';
+import { withWorkspace } from '../storage/workspace.ts';
 
 export interface ChatUnitInput {
   workDir: string;
@@ -189,72 +191,83 @@ export function chatActivities(deps: ActivityDeps) {
   return {
     /** Sends a unit's lines through Batch Chat; returns the local results file for collection. */
     async chatUnit(input: ChatUnitInput): Promise<{ file: string; sent: number; stoppedEarly?: boolean }> {
-      return withHeartbeat(async () => {
-        const ctx = Context.current();
-        const chat = deps.chatOpenai ?? deps.openai;
-        const file = chatResultsFile(input.workDir, input.unit);
-        const disk: DiskContext = {
-          what: `write the Batch Chat answers of shard-${input.unit.index}/round-${input.unit.round}`,
-          path: file,
-          dataDir: deps.dataDir,
-        };
-        const done = await userFixable(async () => {
-          await fsp.mkdir(path.dirname(file), { recursive: true });
-          return resume(file);
-        }, disk);
-        const out = await userFixable(() => LineAppender.open(file), disk);
-        const pace = pacer(input.qps);
-        const lines = readLines(unitFile(input.workDir, input.unit.round, input.unit.index))[
-          Symbol.asyncIterator
-        ]();
-        // The first failure stops the other senders: none goes on paying for answers nobody keeps.
-        const stop = new AbortController();
-        const signal = AbortSignal.any([ctx.cancellationSignal, stop.signal]);
-        let first: unknown;
-        let sent = 0;
-        let stoppedEarly = false;
-        const outage = new Outage();
-        const after = deps.unreachableAfterMs ?? DEFAULT_UNREACHABLE_AFTER_MS;
-        const checkOutage: OutageCheck = (err) => {
-          const since = outage.since;
-          if (since === undefined || Date.now() - since < after) return;
-          const what = 'batch chat';
-          throw unreachableFailure(deps, toFailure(err, what, chat.baseURL), since, what, chat.baseURL);
-        };
-        const sender = async () => {
-          while (!stop.signal.aborted) {
-            const next = await lines.next();
-            if (next.done) return;
-            const line = JSON.parse(next.value.text) as { custom_id: string; body: Record<string, unknown> };
-            if (done.has(line.custom_id)) continue;
-            await pace();
-            const result = await answer(chat, line.custom_id, line.body, signal, outage, checkOutage);
-            await userFixable(() => out.append(JSON.stringify(result)), disk);
-            sent++;
-            ctx.heartbeat({ sent, resumedWith: done.size });
-            if (input.untilAnswered && outage.lastAnswerAt > 0) {
-              stoppedEarly = true;
-              stop.abort();
+      const answersKey = workKey.chatResults(input.unit.round, input.unit.index);
+      return withHeartbeat(() =>
+        withWorkspace(storesOf(deps), input.workDir, async (ws) => {
+          const ctx = Context.current();
+          const chat = deps.chatOpenai ?? deps.openai;
+          // On object storage: the answers so far and the unit's lines come to scratch, and the
+          // answers go back however the activity ends (a retry resumes from them).
+          await ws.pull(answersKey);
+          await ws.pull(workKey.unit(input.unit.round, input.unit.index));
+          const file = chatResultsFile(ws.dir, input.unit);
+          const disk: DiskContext = {
+            what: `write the Batch Chat answers of shard-${input.unit.index}/round-${input.unit.round}`,
+            path: file,
+            dataDir: deps.dataDir,
+          };
+          const done = await userFixable(async () => {
+            await fsp.mkdir(path.dirname(file), { recursive: true });
+            return resume(file);
+          }, disk);
+          const out = await userFixable(() => LineAppender.open(file), disk);
+          const pace = pacer(input.qps);
+          const lines = readLines(unitFile(ws.dir, input.unit.round, input.unit.index))[
+            Symbol.asyncIterator
+          ]();
+          // The first failure stops the other senders: none goes on paying for answers nobody keeps.
+          const stop = new AbortController();
+          const signal = AbortSignal.any([ctx.cancellationSignal, stop.signal]);
+          let first: unknown;
+          let sent = 0;
+          let stoppedEarly = false;
+          const outage = new Outage();
+          const after = deps.unreachableAfterMs ?? DEFAULT_UNREACHABLE_AFTER_MS;
+          const checkOutage: OutageCheck = (err) => {
+            const since = outage.since;
+            if (since === undefined || Date.now() - since < after) return;
+            const what = 'batch chat';
+            throw unreachableFailure(deps, toFailure(err, what, chat.baseURL), since, what, chat.baseURL);
+          };
+          const sender = async () => {
+            while (!stop.signal.aborted) {
+              const next = await lines.next();
+              if (next.done) return;
+              const line = JSON.parse(next.value.text) as {
+                custom_id: string;
+                body: Record<string, unknown>;
+              };
+              if (done.has(line.custom_id)) continue;
+              await pace();
+              const result = await answer(chat, line.custom_id, line.body, signal, outage, checkOutage);
+              await userFixable(() => out.append(JSON.stringify(result)), disk);
+              sent++;
+              ctx.heartbeat({ sent, resumedWith: done.size });
+              if (input.untilAnswered && outage.lastAnswerAt > 0) {
+                stoppedEarly = true;
+                stop.abort();
+              }
             }
+          };
+          const stopOnFailure = (err: unknown) => {
+            first ??= err;
+            stop.abort();
+          };
+          try {
+            const senders = Array.from({ length: Math.max(1, input.concurrency) }, () =>
+              sender().catch(stopOnFailure),
+            );
+            await Promise.all(senders);
+          } finally {
+            await lines.return(undefined);
+            await out.close();
+            await ws.push(answersKey);
           }
-        };
-        const stopOnFailure = (err: unknown) => {
-          first ??= err;
-          stop.abort();
-        };
-        try {
-          const senders = Array.from({ length: Math.max(1, input.concurrency) }, () =>
-            sender().catch(stopOnFailure),
-          );
-          await Promise.all(senders);
-        } finally {
-          await lines.return(undefined);
-          await out.close();
-        }
-        if (first !== undefined) throw userFixableFailure(first, disk) ?? (first as Error);
-        logFor(deps).info({ unit: input.unit, sent, skipped: done.size }, 'batch chat unit answered');
-        return { file, sent, ...(stoppedEarly ? { stoppedEarly } : {}) };
-      });
+          if (first !== undefined) throw userFixableFailure(first, disk) ?? (first as Error);
+          logFor(deps).info({ unit: input.unit, sent, skipped: done.size }, 'batch chat unit answered');
+          return { file, sent, ...(stoppedEarly ? { stoppedEarly } : {}) };
+        }),
+      );
     },
   };
 }

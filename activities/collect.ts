@@ -19,8 +19,10 @@ import { customIdOf, readByteLines, readJson, splitByteLines, type ByteLine } fr
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { providerCaller } from './provider-calls.ts';
+import { storesOf } from './stores.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
-import { collectedMarker, originFile, outcomeFile, unitFile } from '../storage/layout.ts';
+import { collectedMarker, originFile, outcomeFile, unitFile, workKey } from '../storage/layout.ts';
+import { withWorkspace, type Workspace } from '../storage/workspace.ts';
 import { encodeOutcomeHead, resultBytes } from '../storage/outcome-record.ts';
 
 const NO_RESULT = new Uint8Array(0);
@@ -75,6 +77,12 @@ async function loadIds(workDir: string, unit: Unit): Promise<{ ids: Map<string, 
   return { ids, list };
 }
 
+/** The counts a collected unit's marker holds. */
+function countsOf(m: CollectedUnit): CollectedCounts {
+  const counts = { succeeded: m.succeeded, failed: m.failed, retry: m.retry };
+  return m.unattributed?.length ? { ...counts, unattributed: m.unattributed } : counts;
+}
+
 /** An error-file line's reason, if it is an error line at all. */
 function unattributedError(parsed: Record<string, unknown>): UnattributedError | undefined {
   const c = classifyResult(parsed);
@@ -88,18 +96,38 @@ export function collectActivities(deps: ActivityDeps) {
   return {
     /** Downloads and classifies one unit's results into outcome files; returns its counts. */
     async collectUnit(input: CollectInput): Promise<CollectedCounts> {
-      return withHeartbeat(() => collect(input));
+      return withHeartbeat(() =>
+        withWorkspace(storesOf(deps), input.workDir, async (ws) => {
+          if (!ws.remote) return collect(input);
+          // On object storage a committed marker is final: a retry after the commit (the worker
+          // died before reporting) returns what was committed and writes nothing.
+          const key = workKey.collectedMarker(input.unit.round, input.unit.index);
+          if (await ws.has(key)) return countsOf(await readJson<CollectedUnit>(await ws.pull(key)));
+          await pullUnitFiles(ws, input);
+          return collect({ ...input, workDir: ws.dir }, ws);
+        }),
+      );
     },
 
     /** A unit an earlier run of this job already collected (a re-run after a failed merge). */
     async collectedUnit(input: { workDir: string; unit: Unit }): Promise<CollectedUnit | null> {
-      const marker = collectedMarker(input.workDir, input.unit.round, input.unit.index);
-      if (!fs.existsSync(marker)) return null;
-      // Found by a later run of the job: what the user's cancel stopped is to be sent again.
-      const { cancelled = 0, ...prior } = await readJson<CollectedUnit>(marker);
-      return { ...prior, failed: prior.failed - cancelled, retry: prior.retry + cancelled };
+      return withWorkspace(storesOf(deps), input.workDir, async (ws) => {
+        const marker = await ws.pull(workKey.collectedMarker(input.unit.round, input.unit.index));
+        if (!fs.existsSync(marker)) return null;
+        // Found by a later run of the job: what the user's cancel stopped is to be sent again.
+        const { cancelled = 0, ...prior } = await readJson<CollectedUnit>(marker);
+        return { ...prior, failed: prior.failed - cancelled, retry: prior.retry + cancelled };
+      });
     },
   };
+
+  /** What collection reads from the work folder: the unit's lines, origins and chat answers. */
+  async function pullUnitFiles(ws: Workspace, input: CollectInput): Promise<void> {
+    const { round, index } = input.unit;
+    await ws.pull(workKey.unit(round, index));
+    if (round > 1) await ws.pull(workKey.origin(round, index));
+    if (input.chat) await ws.pull(workKey.chatResults(round, index));
+  }
 
   /** The result files to read: the batch's output and error files, or the local chat results. */
   function resultSources(
@@ -133,7 +161,8 @@ export function collectActivities(deps: ActivityDeps) {
     return call('read batch', () => deps.openai.batches.retrieve(id));
   }
 
-  async function collect(input: CollectInput): Promise<CollectedCounts> {
+  /** `ws`: the scratch workspace to commit to, on object storage. */
+  async function collect(input: CollectInput, ws?: Workspace): Promise<CollectedCounts> {
     const { workDir, unit, maxAttempts } = input;
     const ctx = Context.current();
     const batch = await batchOf(input);
@@ -263,6 +292,11 @@ export function collectActivities(deps: ActivityDeps) {
         ...(unattributed.length ? { unattributed } : {}),
       };
       await writeJsonAtomic(collectedMarker(workDir, unit.round, unit.index), marker);
+      if (ws) {
+        // Outcomes first, the marker that vouches for them last, and only if no attempt committed one.
+        for (const shard of writers.keys()) await ws.push(workKey.outcome(shard, unit.round, unit.index));
+        await ws.push(workKey.collectedMarker(unit.round, unit.index), { ifAbsent: true });
+      }
     } catch (err) {
       for (const w of writers.values()) await w.abort();
       throw err;

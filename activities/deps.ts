@@ -2,6 +2,7 @@
 import type OpenAI from 'openai';
 import type { Logger } from 'pino';
 import type { Profile } from '../common/profiles.ts';
+import type { Stores } from '../storage/workspace.ts';
 
 export interface ActivityDeps {
   /** Provider client, built with maxRetries 0: Temporal's retry policy is the only retry loop. */
@@ -9,8 +10,14 @@ export interface ActivityDeps {
   /** Client for the synchronous Batch Chat API (long timeouts); `openai` when absent. */
   chatOpenai?: OpenAI;
   profile: Profile;
-  /** Root under which every input and output path must stay. */
+  /** Root under which every local input and output path must stay. */
   dataDir: string;
+  /** BATCHPILOT_STORAGE: unset for the local data root, or `s3://bucket/prefix` (storage/location.ts). */
+  storage?: string;
+  /** BATCHPILOT_SCRATCH_DIR: where a worker on object storage keeps per-activity scratch folders. */
+  scratchDir?: string;
+  /** The process's stores; made from `scratchDir` on first use when absent (activities/stores.ts). */
+  stores?: Stores;
   logger: Logger;
   /** Merge memory budget per shard in bytes (outcome records loaded at once). */
   mergeShardBudgetBytes?: number;

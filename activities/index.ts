@@ -6,6 +6,7 @@ import type { ActivityDeps } from './deps.ts';
 import { mergeActivities } from './merge.ts';
 import { planActivities } from './plan.ts';
 import { retryRoundActivities } from './retry-round.ts';
+import { storesOf } from './stores.ts';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -13,7 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...batchActivities(deps),
     ...collectActivities(deps),
     ...chatActivities(deps),
-    ...retryRoundActivities(),
+    ...retryRoundActivities(storesOf(deps)),
     ...mergeActivities(deps),
   };
 }

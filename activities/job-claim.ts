@@ -1,20 +1,34 @@
 // Who may write an output folder: the job recorded in `<out>/.batchpilot/job.json`. A start with the
 // same id and the same fingerprint resumes it; a changed input or changed options, or another job
 // while the owner runs or before it is given up with --force, fail at once with what to do.
-import fsp from 'node:fs/promises';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { fingerprintDiff, readJobRecord, type JobFingerprint, type JobRecord } from '../common/job-record.ts';
+import {
+  fingerprintDiff,
+  parseJobRecord,
+  type JobFingerprint,
+  type JobRecord,
+} from '../common/job-record.ts';
 import type { PlanSummary } from '../common/job-types.ts';
 import type { CollectedUnit } from './collect.ts';
-import { writeFileIfAbsent, writeJsonAtomic } from '../storage/atomic-file.ts';
-import { clearWorkDir, collectedMarkers, finalDir, ownerFile, roundsOnDisk } from '../storage/layout.ts';
+import {
+  collectedMarkers,
+  JOB_RECORD_NAME,
+  MANIFEST_NAME,
+  roundsOnDisk,
+  WORK_DIR_NAME,
+  workKey,
+} from '../storage/layout.ts';
 import { readRoundManifest } from '../storage/manifest.ts';
+import { readText } from '../storage/store.ts';
+import { clearWork, type Workspace } from '../storage/workspace.ts';
 import { readJson } from './lines.ts';
 
+const RECORD_KEY = `${WORK_DIR_NAME}/${JOB_RECORD_NAME}`;
+
 export interface ClaimInput {
-  workDir: string;
+  /** The job's work folder, through its store (job.json is read and written there). */
+  ws: Workspace;
   jobId: string;
   fingerprint: JobFingerprint;
   /** --force: the folder's earlier job is given up and this one starts afresh. */
@@ -42,8 +56,10 @@ export async function claimWorkDir(c: ClaimInput): Promise<'new' | 'resumed'> {
 
 /** One look at the owner and one claim; undefined when another job claimed the folder meanwhile. */
 async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
-  const outDir = path.dirname(c.workDir);
-  const owner = readJobRecord(outDir);
+  const store = c.ws.store;
+  const outDir = store.root;
+  const recordText = await readText(store, RECORD_KEY);
+  const owner = parseJobRecord(recordText);
   if (owner?.jobId === c.jobId) {
     const diff = fingerprintDiff(owner.fingerprint, c.fingerprint);
     if (diff.length > 0) {
@@ -53,7 +69,7 @@ async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
       );
     }
     // A merge of an earlier run is stale once more units are collected: merge from scratch.
-    await fsp.rm(finalDir(c.workDir), { recursive: true, force: true });
+    await c.ws.remove(workKey.final());
     return 'resumed';
   }
   if (owner && !c.force) {
@@ -75,16 +91,17 @@ async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
     createdAt: new Date().toISOString(),
   };
   if (owner) {
-    await clearWorkDir(c.workDir, false);
-    await writeJsonAtomic(ownerFile(c.workDir), record);
+    await clearWork(c.ws, false);
+    await store.write(RECORD_KEY, JSON.stringify(record, null, 2) + '\n');
     return 'new';
   }
   // Two jobs starting on one empty folder at once: the second's write finds the first's record,
   // and it then sees the first as the owner.
   // A record without a fingerprint (written by an older batchpilot, or torn) owns nothing.
-  if (!readJobRecord(outDir)) await fsp.rm(ownerFile(c.workDir), { force: true });
-  if (!(await writeFileIfAbsent(ownerFile(c.workDir), JSON.stringify(record) + '\n'))) return undefined;
-  await clearWorkDir(c.workDir, true);
+  const now = await readText(store, RECORD_KEY);
+  if (now !== undefined && !parseJobRecord(now)) await store.delete(RECORD_KEY);
+  if (!(await store.write(RECORD_KEY, JSON.stringify(record) + '\n', { ifAbsent: true }))) return undefined;
+  await clearWork(c.ws, true);
   return 'new';
 }
 
@@ -92,7 +109,10 @@ async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
  * Where a resumed job picks up: its last round that was packed (round 2 or later), with the lines
  * settled in the rounds before it. Undefined when the job never went past round 1.
  */
-export async function resumePoint(workDir: string): Promise<PlanSummary['resumeAt']> {
+export async function resumePoint(ws: Workspace): Promise<PlanSummary['resumeAt']> {
+  await ws.pullPrefix('round-', (k) => k.endsWith(`/${MANIFEST_NAME}`));
+  await ws.pullPrefix(`${workKey.collected()}/`);
+  const workDir = ws.dir;
   const rounds = (await roundsOnDisk(workDir)).filter((r) => r >= 2);
   for (const round of rounds) {
     const manifest = await readRoundManifest(workDir, round);

@@ -7,6 +7,7 @@
 // (bench/README.md, Merge). Each step writes to temporary names and renames, and step 1 skips
 // shards already finalized, so a retried merge resumes where the last attempt stopped.
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { JobPaths, MergeSummary } from '../common/job-types.ts';
@@ -19,8 +20,20 @@ import { ManifestError } from '../storage/manifest.ts';
 import { countNewlines } from './lines.ts';
 import { finalizeShard, READ_CHUNK, type Arena, type JobEnd } from './merge-finalize.ts';
 import { mergeShards } from './merge-kway.ts';
+import { storesOf } from './stores.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
-import { clearWorkDir, outputFile, rejectedFile, roundManifestFile, workDirOf } from '../storage/layout.ts';
+import {
+  clearWorkDir,
+  OUTPUT_NAMES,
+  outputFile,
+  rejectedFile,
+  roundManifestFile,
+  workDirOf,
+  workKey,
+} from '../storage/layout.ts';
+import { workLocationOf } from '../storage/location.ts';
+import { readText } from '../storage/store.ts';
+import { clearWork, withWorkspace, type Workspace } from '../storage/workspace.ts';
 
 export interface MergeInput {
   paths: JobPaths;
@@ -66,16 +79,47 @@ function failOnDisk(err: unknown, outDir: string): never {
   throw err as Error;
 }
 
+/**
+ * summary.json in object storage, written once: a retry of this job's writeSummary after it
+ * committed keeps the committed object (the same job's summary, whose bytes could differ only in
+ * timing fields); a summary of another job (an earlier run of the folder, before --force) is
+ * replaced.
+ */
+async function commitSummary(ws: Workspace, text: string, workflowId: string | undefined): Promise<void> {
+  if (await ws.store.write(OUTPUT_NAMES.summary, text, { ifAbsent: true })) return;
+  const committed = await readText(ws.store, OUTPUT_NAMES.summary);
+  const owner = (() => {
+    try {
+      return (JSON.parse(committed ?? '') as { workflowId?: string }).workflowId;
+    } catch {
+      return undefined;
+    }
+  })();
+  if (owner !== undefined && owner === workflowId) return;
+  await ws.store.write(OUTPUT_NAMES.summary, text);
+}
+
 export function mergeActivities(deps: ActivityDeps) {
-  async function merge(input: MergeInput): Promise<MergeSummary> {
-    const { workDir, outDir } = input.paths;
+  /**
+   * On object storage the merge works in scratch: each shard's outcomes are pulled, finalized into
+   * `final/` and dropped; the k-way merge then reads `final/` and the `.lines` sidecars there and its
+   * outputs are streamed to their objects (multipart) once whole. Scratch holds the final files:
+   * about the size of the job's outcome records.
+   */
+  async function merge(input: MergeInput, ws: Workspace): Promise<MergeSummary> {
+    const workDir = ws.dir;
+    const outDir = ws.outDir;
     const ctx = Context.current();
+    if (ws.remote) await fsp.mkdir(outDir, { recursive: true });
     const budget = deps.mergeShardBudgetBytes ?? DEFAULT_SHARD_BUDGET;
     const arena: Arena = { buf: undefined };
     try {
       for (let s = 0; s < input.shardLines.length; s++) {
         const reason = input.lineFailures?.byShard?.[String(s)] ?? input.lineFailures?.job;
+        await ws.pullPrefix(`${workKey.outcomes(s)}/`);
+        await ws.pull(workKey.unit(1, s));
         await finalizeShard(workDir, s, input.shardLines[s]!, input.jobStatus, budget, arena, reason);
+        await ws.evict(workKey.outcomes(s), workKey.unit(1, s));
         ctx.heartbeat({ finalized: s + 1 });
       }
       const summary: MergeSummary = {
@@ -85,6 +129,9 @@ export function mergeActivities(deps: ActivityDeps) {
         usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
         usageByModel: {},
       };
+      await ws.pull(workKey.roundManifest(1));
+      await ws.pull(workKey.rejected());
+      for (let s = 0; s < input.shardLines.length; s++) await ws.pull(workKey.lineNumbers(s));
       const { results, errors } = await mergeShards(
         workDir,
         outDir,
@@ -102,6 +149,7 @@ export function mergeActivities(deps: ActivityDeps) {
         await Promise.all([results.abort(), errors.abort()]);
         throw err;
       }
+      for (const name of ['results', 'errors', 'rejected', 'manifest'] as const) await ws.pushOutput(name);
       return summary;
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
@@ -112,16 +160,28 @@ export function mergeActivities(deps: ActivityDeps) {
   return {
     /** Writes results.jsonl, errors.jsonl, rejected.jsonl and manifest.json into the output folder. */
     async mergeJob(input: MergeInput): Promise<MergeSummary> {
-      return withHeartbeat(() => merge(input));
+      return withHeartbeat(() =>
+        withWorkspace(storesOf(deps), input.paths.workDir, (ws) => merge(input, ws)),
+      );
     },
 
     /** Writes summary.json last, so its presence means the outputs are complete. */
     async writeSummary(input: { outDir: string; summary: unknown; removeWorkDir: boolean }): Promise<void> {
       const text = JSON.stringify(input.summary, null, 2) + '\n';
-      await writeFileAtomic(outputFile(input.outDir, 'summary'), text, 'durable').catch((err: unknown) =>
-        failOnDisk(err, input.outDir),
-      );
-      if (input.removeWorkDir) await clearWorkDir(workDirOf(input.outDir), true);
+      const ws = await storesOf(deps).workspace(workLocationOf(input.outDir));
+      try {
+        if (!ws.remote) {
+          await writeFileAtomic(outputFile(input.outDir, 'summary'), text, 'durable').catch((err: unknown) =>
+            failOnDisk(err, input.outDir),
+          );
+          if (input.removeWorkDir) await clearWorkDir(workDirOf(input.outDir), true);
+          return;
+        }
+        await commitSummary(ws, text, (input.summary as { workflowId?: string }).workflowId);
+        if (input.removeWorkDir) await clearWork(ws, true);
+      } finally {
+        await ws.release();
+      }
     },
   };
 }

@@ -1,13 +1,16 @@
 // The planning activity: resolves the job's paths under the data root, then runs the streaming
 // planner into the work directory, heartbeating how far it has read.
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { jobFingerprint } from '../common/job-record.ts';
 import { JobSpecError, planOptionsOf, resolveJobOptions } from '../common/job-spec.ts';
 import type { JobInput, JobOptions, JobPaths, JobSummary, PlanSummary } from '../common/job-types.ts';
 import type { Profile } from '../common/profiles.ts';
-import { PathOutsideDataRootError, resolveInDataRoot } from '../common/paths.ts';
+import { PathOutsideDataRootError } from '../common/paths.ts';
 import { InputError, planInput } from '../planner/index.ts';
 import type { ActivityDeps } from './deps.ts';
 import { failIfDamaged, userFixable } from './disk-errors.ts';
@@ -15,19 +18,50 @@ import { claimWorkDir, resumePoint } from './job-claim.ts';
 import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { readJson } from './lines.ts';
+import { storesOf } from './stores.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
-import { outputFile, planFile, roundDir, workDirOf } from '../storage/layout.ts';
+import { OUTPUT_NAMES, planFile, roundDir, workKey } from '../storage/layout.ts';
+import { resolveLocation, StorageConfigError, workLocationOf } from '../storage/location.ts';
+import { readText, type JobStore } from '../storage/store.ts';
+import { withWorkspace, type Workspace } from '../storage/workspace.ts';
 
-export function resolveJobPaths(dataDir: string, input: string, outDir: string): JobPaths {
+/**
+ * The job's input and output as locations: local paths under the data root, or `s3://` URIs
+ * (given so, or relative under BATCHPILOT_STORAGE when that is object storage).
+ */
+export function resolveJobPaths(dataDir: string, input: string, outDir: string, storage?: string): JobPaths {
   try {
-    const out = resolveInDataRoot(dataDir, outDir);
-    return { input: resolveInDataRoot(dataDir, input), outDir: out, workDir: workDirOf(out) };
+    const out = resolveLocation(outDir, storage, dataDir);
+    return { input: resolveLocation(input, storage, dataDir), outDir: out, workDir: workLocationOf(out) };
   } catch (err) {
     if (err instanceof PathOutsideDataRootError)
       throw ApplicationFailure.nonRetryable(err.message, 'PathOutsideDataRoot');
+    if (err instanceof StorageConfigError)
+      throw ApplicationFailure.nonRetryable(err.message, 'StorageConfig');
     throw err;
   }
 }
+
+/**
+ * The input as a local file the planner can read: itself when local, else a streamed copy in the
+ * activity's scratch folder. The planner reads with positioned, synchronous reads (it re-reads an
+ * earlier line's id when two ids' hashes meet), so an object is copied once, never held in memory.
+ */
+async function localInput(store: JobStore, key: string, ws: Workspace): Promise<string> {
+  if (store.kind === 'local') return store.describe(key);
+  const file = path.join(path.dirname(ws.dir), 'input', path.basename(key));
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await pipeline(await store.read(key), fs.createWriteStream(file));
+  return file;
+}
+
+const parseJson = <T>(text: string | undefined): T | undefined => {
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as T);
+  } catch {
+    return undefined;
+  }
+};
 
 /**
  * The job's options through the job spec, with this worker's provider profile: a job typed into the
@@ -52,84 +86,104 @@ export function planActivities(deps: ActivityDeps) {
     /** Validates and shards the input into `<out>/.batchpilot/round-1/`. */
     async planJob(job: JobInput): Promise<PlanSummary> {
       const options = jobOptionsOf(job, deps.profile);
-      const paths = userFixable(() => resolveJobPaths(deps.dataDir, job.input, job.outDir), {
+      const paths = userFixable(() => resolveJobPaths(deps.dataDir, job.input, job.outDir, deps.storage), {
         what: 'resolve the job paths',
         dataDir: deps.dataDir,
       });
-      const stat = await fsp.stat(paths.input).catch(() => undefined);
+      const source = storesOf(deps).forFile(paths.input);
+      const stat = await source.store.stat(source.key);
       if (!stat)
         throw ApplicationFailure.nonRetryable(
-          `input ${job.input} does not exist (looked at ${paths.input}, under this worker's data root ${deps.dataDir}: set BATCHPILOT_DATA_DIR on the worker to the folder that holds it)`,
+          source.store.kind === 'local'
+            ? `input ${job.input} does not exist (looked at ${paths.input}, under this worker's data root ${deps.dataDir}: set BATCHPILOT_DATA_DIR on the worker to the folder that holds it)`
+            : `input ${job.input} does not exist (looked at ${paths.input}): check the key, or BATCHPILOT_STORAGE on the worker`,
           'InputMissing',
         );
-      if (!stat.isFile())
+      if (source.store.kind === 'local' && !(await fsp.stat(paths.input)).isFile())
         throw ApplicationFailure.nonRetryable(`input ${job.input} is not a file`, 'InputNotAFile');
+      return withWorkspace(storesOf(deps), paths.workDir, (ws) =>
+        plan(job, options, paths, stat, ws, source),
+      );
+    },
+  };
+
+  async function plan(
+    job: JobInput,
+    options: JobOptions,
+    paths: JobPaths,
+    stat: { size: number; mtimeMs: number },
+    ws: Workspace,
+    source: { store: JobStore; key: string },
+  ): Promise<PlanSummary> {
+    if (!ws.remote)
       await userFixable(() => fsp.mkdir(paths.outDir, { recursive: true }), {
         what: `create the output folder ${job.outDir}`,
         path: paths.outDir,
         dataDir: deps.dataDir,
       });
-      const ctx = Context.current();
-      const jobId = ctx.info.workflowExecution?.workflowId ?? 'unknown-job';
-      const claim = await claimWorkDir({
-        workDir: paths.workDir,
-        jobId,
-        fingerprint: jobFingerprint({ ...job, options }, stat),
-        force: job.force === true,
-        client: ctx.client,
-      });
-      if (claim === 'resumed') {
-        const finished = await readJson<JobSummary>(outputFile(paths.outDir, 'summary')).catch(
-          () => undefined,
-        );
-        if (finished?.workflowId === jobId && finished.status === 'completed') {
-          logFor(deps).info({ jobId }, 'job already finished: nothing to send');
-          return {
-            paths,
-            lines: finished.lines.total,
-            valid: 0,
-            rejected: 0,
-            shardLines: [],
-            models: [],
-            options,
-            finished,
-          };
-        }
-        const saved = await readJson<PlanSummary>(planFile(paths.workDir)).catch(() => undefined);
-        if (saved) {
-          const resumeAt = await resumePoint(paths.workDir).catch(failIfDamaged);
-          logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');
-          return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
-        }
+    const ctx = Context.current();
+    const jobId = ctx.info.workflowExecution?.workflowId ?? 'unknown-job';
+    const claim = await claimWorkDir({
+      ws,
+      jobId,
+      fingerprint: jobFingerprint({ ...job, options }, stat),
+      force: job.force === true,
+      client: ctx.client,
+    });
+    if (claim === 'resumed') {
+      const finished = parseJson<JobSummary>(await readText(ws.store, OUTPUT_NAMES.summary));
+      if (finished?.workflowId === jobId && finished.status === 'completed') {
+        logFor(deps).info({ jobId }, 'job already finished: nothing to send');
+        return {
+          paths,
+          lines: finished.lines.total,
+          valid: 0,
+          rejected: 0,
+          shardLines: [],
+          models: [],
+          options,
+          finished,
+        };
       }
-      const report = await withHeartbeat(() =>
-        planInput({
-          ...planOptionsOf(paths.input, options),
-          outDir: roundDir(paths.workDir, 1),
-          onProgress: (p) => ctx.heartbeat(p),
-          maxProblems: 20,
-        }).catch((err: unknown) => {
-          // Bad input (CSV without its columns, more ids than the table holds) will not get better.
-          if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'InputError');
-          throw err;
-        }),
-      );
-      logFor(deps).info(
-        { lines: report.lines, valid: report.valid, rejected: report.rejected, shards: report.shards },
-        'planned input',
-      );
-      const plan: PlanSummary = {
-        paths,
-        lines: report.lines,
-        valid: report.valid,
-        rejected: report.rejected,
-        shardLines: report.shardList.map((s) => s.lines),
-        shardTokens: report.shardList.map((s) => ({ model: s.model, tokens: s.inputTokens })),
-        models: [...new Set(report.shardList.map((s) => s.model))],
-        options,
-      };
-      await writeJsonAtomic(planFile(paths.workDir), plan);
-      return claim === 'resumed' ? { ...plan, resumed: true } : plan;
-    },
-  };
+      const saved = await readJson<PlanSummary>(await ws.pull(workKey.plan())).catch(() => undefined);
+      if (saved) {
+        const resumeAt = await resumePoint(ws).catch(failIfDamaged);
+        logFor(deps).info({ jobId, resumeAt: resumeAt?.round ?? 1 }, 'resuming job from its work folder');
+        return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
+      }
+    }
+    const input = await localInput(source.store, source.key, ws);
+    const report = await withHeartbeat(() =>
+      planInput({
+        ...planOptionsOf(input, options),
+        ...(input !== paths.input ? { inputName: paths.input } : {}),
+        outDir: roundDir(ws.dir, 1),
+        onProgress: (p) => ctx.heartbeat(p),
+        maxProblems: 20,
+      }).catch((err: unknown) => {
+        // Bad input (CSV without its columns, more ids than the table holds) will not get better.
+        if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'InputError');
+        throw err;
+      }),
+    );
+    // The manifest is the round's commit marker: pushed after every file it covers.
+    await ws.pushPrefix(workKey.round(1), (k) => k === workKey.roundManifest(1));
+    logFor(deps).info(
+      { lines: report.lines, valid: report.valid, rejected: report.rejected, shards: report.shards },
+      'planned input',
+    );
+    const plan: PlanSummary = {
+      paths,
+      lines: report.lines,
+      valid: report.valid,
+      rejected: report.rejected,
+      shardLines: report.shardList.map((s) => s.lines),
+      shardTokens: report.shardList.map((s) => ({ model: s.model, tokens: s.inputTokens })),
+      models: [...new Set(report.shardList.map((s) => s.model))],
+      options,
+    };
+    await writeJsonAtomic(planFile(ws.dir), plan);
+    await ws.push(workKey.plan());
+    return claim === 'resumed' ? { ...plan, resumed: true } : plan;
+  }
 }

@@ -9,7 +9,8 @@ import type { Limits } from '../common/profiles.ts';
 import { estimateTokens, type UnitTokens } from '../common/tokens.ts';
 import { ShardPacker } from '../planner/shards.ts';
 import { AtomicWriter, fsyncPath, writeFileAtomic } from '../storage/atomic-file.ts';
-import { outcomeFilesOf, roundBuildDir, roundDir, roundFiles, unitFile } from '../storage/layout.ts';
+import { outcomeFilesOf, roundBuildDir, roundDir, roundFiles, unitFile, workKey } from '../storage/layout.ts';
+import { Stores, withWorkspace, type Workspace } from '../storage/workspace.ts';
 import { readPlanManifest, writeRoundManifest } from '../storage/manifest.ts';
 import { decodeOutcome } from '../storage/outcome-record.ts';
 import { failIfDamaged } from './disk-errors.ts';
@@ -67,14 +68,17 @@ async function retryIndexes(
   return out;
 }
 
-export function retryRoundActivities() {
+/** `stores`: the worker's (activities/stores.ts); a local-only one when absent (tests). */
+export function retryRoundActivities(stores: Stores = new Stores()) {
   return {
     /**
      * Writes `round-<r>/` with packed retry units; returns the lines of each unit, with their
      * models and tokens when asked (`withTokens`; the bare list is what older job runs expect).
      */
     async prepareRetryRound(input: RetryRoundInput): Promise<number[] | RetryRound> {
-      const units = await withHeartbeat(() => packRetryRound(input)).catch(failIfDamaged);
+      const units = await withHeartbeat(() =>
+        withWorkspace(stores, input.paths.workDir, (ws) => packRetryRound(input, ws)),
+      ).catch(failIfDamaged);
       const lines = units.map((u) => u.lines);
       if (!input.withTokens) return lines;
       return {
@@ -85,10 +89,12 @@ export function retryRoundActivities() {
   };
 }
 
-async function packRetryRound(input: RetryRoundInput): Promise<RetryUnit[]> {
-  const { workDir } = input.paths;
+async function packRetryRound(input: RetryRoundInput, ws: Workspace): Promise<RetryUnit[]> {
+  const workDir = ws.dir;
   const ctx = Context.current();
+  await ws.pull(workKey.roundManifest(1));
   const manifest = await readPlanManifest(workDir);
+  const prev = `/r${input.round - 1}-u`;
   const groupOf = new Map(manifest.shards.map((s) => [s.index, `${s.model}\u0000${String(s.thinking)}`]));
   const finalDir = roundDir(workDir, input.round);
   const tmpDir = roundBuildDir(workDir, input.round);
@@ -96,14 +102,21 @@ async function packRetryRound(input: RetryRoundInput): Promise<RetryUnit[]> {
   await fsp.mkdir(tmpDir, { recursive: true });
   const units = new RetryUnits(tmpDir, input.limits);
   for (let shard = 0; shard < input.shardCount; shard++) {
+    // On object storage, one shard's outcomes of the last round and its lines are in scratch at a time.
+    await ws.pullPrefix(`${workKey.outcomes(shard)}/`, (k) => k.includes(prev));
     const wanted = await retryIndexes(workDir, shard, input.round - 1, input.maxAttempts);
-    if (wanted.size === 0) continue;
+    if (wanted.size === 0) {
+      await ws.evict(workKey.outcomes(shard));
+      continue;
+    }
+    await ws.pull(workKey.unit(1, shard));
     const group = groupOf.get(shard) ?? '';
     let i = 0;
     for await (const line of readLines(unitFile(workDir, 1, shard))) {
       if (wanted.has(i)) await units.add(group, line, shard, i);
       i++;
     }
+    await ws.evict(workKey.outcomes(shard), workKey.unit(1, shard));
     ctx.heartbeat({ shard });
   }
   const done = await units.finish();
@@ -112,6 +125,9 @@ async function packRetryRound(input: RetryRoundInput): Promise<RetryUnit[]> {
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
   await fsyncPath(workDir);
+  // The units and sidecars, then the manifest (the round's marker). Packing is deterministic over
+  // the committed outcomes, so a retried attempt writes the same bytes under the same keys.
+  await ws.pushPrefix(workKey.round(input.round), (k) => k === workKey.roundManifest(input.round));
   return done;
 }
 

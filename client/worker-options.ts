@@ -13,6 +13,8 @@ export function workerOptionsFromConfig(
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     dataDir: config.dataDir,
+    ...(config.storage ? { storage: config.storage } : {}),
+    ...(config.scratchDir ? { scratchDir: config.scratchDir } : {}),
     profile: config.provider.profile,
     apiKey: config.provider.apiKey,
     logger,

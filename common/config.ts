@@ -34,6 +34,13 @@ const schema = z.object({
   DASHSCOPE_API_KEY: z.string().min(1).optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
   BATCHPILOT_DATA_DIR: z.string().min(1).default('./batchpilot-data'),
+  BATCHPILOT_STORAGE: z
+    .string()
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, {
+      error: 'must be s3://<bucket>/<prefix> (bucket in lower case), or unset for the local data root',
+    })
+    .optional(),
+  BATCHPILOT_SCRATCH_DIR: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   BATCHPILOT_METRICS_ADDRESS: hostPort.optional(),
   BATCHPILOT_MAX_IN_FLIGHT: z.coerce
@@ -105,6 +112,10 @@ export interface Config {
     apiKey: string | undefined;
   };
   dataDir: string;
+  /** BATCHPILOT_STORAGE: `s3://bucket/prefix` puts relative inputs and outputs in object storage. */
+  storage: string | undefined;
+  /** BATCHPILOT_SCRATCH_DIR: a worker's scratch root on object storage (OS temp dir when unset). */
+  scratchDir: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   metricsAddress: string | undefined;
   maxInFlight: number | undefined;
@@ -167,6 +178,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporal: { ...temporal, namespace: temporal.namespace ?? 'default', taskQueue: e.BATCHPILOT_TASK_QUEUE },
     provider: { profile, implicitEmulator: !e.BATCHPILOT_PROVIDER && !anyKey, baseUrl, apiKey },
     dataDir: e.BATCHPILOT_DATA_DIR,
+    storage: e.BATCHPILOT_STORAGE,
+    scratchDir: e.BATCHPILOT_SCRATCH_DIR,
     logLevel: e.LOG_LEVEL,
     metricsAddress: e.BATCHPILOT_METRICS_ADDRESS,
     maxInFlight: e.BATCHPILOT_MAX_IN_FLIGHT,

@@ -76,7 +76,17 @@ export function fingerprintDiff(was: JobFingerprint, now: JobFingerprint): strin
 /** The record of the job that owns `outDir`, or undefined when none does (or it is unreadable). */
 export function readJobRecord(outDir: string): JobRecord | undefined {
   try {
-    const r = JSON.parse(fs.readFileSync(jobRecordFile(outDir), 'utf8')) as Partial<JobRecord>;
+    return parseJobRecord(fs.readFileSync(jobRecordFile(outDir), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A job record's text, or undefined when it names no job (torn, or written without a fingerprint). */
+export function parseJobRecord(text: string | undefined): JobRecord | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const r = JSON.parse(text) as Partial<JobRecord>;
     return typeof r.jobId === 'string' && r.fingerprint ? (r as JobRecord) : undefined;
   } catch {
     return undefined;

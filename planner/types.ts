@@ -4,6 +4,8 @@ import type { ShardEntry } from '../storage/manifest.ts';
 export interface PlanOptions {
   /** Absolute path (.jsonl, or .csv with `csv`). */
   input: string;
+  /** How the manifest names the input, when not `input`: an object's URI read from a local copy. */
+  inputName?: string;
   /** Absolute; where shard files, manifest.json and rejected.jsonl go; omit to validate only. */
   outDir?: string;
   /** The job's endpoint, e.g. '/v1/chat/completions': every line's url must equal it. */

@@ -141,9 +141,14 @@ export class ObjectStore {
 
   /** The object's size, or undefined when there is none. */
   async size(loc: S3Location): Promise<number | undefined> {
+    return (await this.stat(loc))?.size;
+  }
+
+  /** The object's size and last modification time, or undefined when there is none. */
+  async stat(loc: S3Location): Promise<{ size: number; mtimeMs: number } | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
-      return res.ContentLength ?? 0;
+      return { size: res.ContentLength ?? 0, mtimeMs: res.LastModified?.getTime() ?? 0 };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw describeS3Error(err, `look up ${s3Uri(loc)}`);

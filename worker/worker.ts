@@ -27,6 +27,10 @@ export interface WorkerOptions {
   namespace: string;
   taskQueue: string;
   dataDir: string;
+  /** BATCHPILOT_STORAGE: unset (the data root) or `s3://bucket/prefix`. */
+  storage?: string;
+  /** BATCHPILOT_SCRATCH_DIR: per-activity scratch on object storage. */
+  scratchDir?: string;
   profile: Profile;
   baseUrl: string;
   apiKey: string | undefined;
@@ -129,6 +133,8 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
     chatOpenai,
     profile: opts.profile,
     dataDir: opts.dataDir,
+    ...(opts.storage ? { storage: opts.storage } : {}),
+    ...(opts.scratchDir ? { scratchDir: opts.scratchDir } : {}),
     logger: opts.logger.child({ component: 'activities' }),
     ...(opts.mergeShardBudgetBytes ? { mergeShardBudgetBytes: opts.mergeShardBudgetBytes } : {}),
     ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),

@@ -67,11 +67,18 @@ export interface HarnessOptions {
   unreachableAfterMs?: number;
   /** Limits the in-process worker paces the fleet by (common/rate-limits.ts); none when absent. */
   rateLimits?: RateLimits;
+  /** A Temporal server and workflow bundle of the test's own (tiers without the shared dev server). */
+  temporalAddress?: string;
+  workflowBundlePath?: string;
+  /** BATCHPILOT_STORAGE and BATCHPILOT_SCRATCH_DIR of the in-process worker. */
+  storage?: string;
+  scratchDir?: string;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-it-'));
-  const address = inject('temporalAddress');
+  const address = opts.temporalAddress ?? inject('temporalAddress');
+  const bundlePath = opts.workflowBundlePath ?? inject('workflowBundlePath');
   const stack = await startLocalStack({
     temporalAddress: address,
     emulator: {
@@ -84,7 +91,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   });
   const { client } = stack;
   const emulator = stack.emulator!;
-  const bundle = { code: fs.readFileSync(inject('workflowBundlePath'), 'utf8') };
+  const bundle = { code: fs.readFileSync(bundlePath, 'utf8') };
   const taskQueue = `it-${process.pid}-${++counter}-${Date.now()}`;
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   installRuntime(logger);
@@ -110,6 +117,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
         ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
         ...(opts.codecKey ? { codecKey: opts.codecKey } : {}),
+        ...(opts.storage ? { storage: opts.storage } : {}),
+        ...(opts.scratchDir ? { scratchDir: opts.scratchDir } : {}),
         workflowBundle: bundle as never,
       };
       worker = await runWorker(options, () => NativeConnection.connect({ address }));
@@ -120,7 +129,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         taskQueue,
         baseUrl: emulator.url,
         dataDir,
-        workflowBundle: inject('workflowBundlePath'),
+        workflowBundle: bundlePath,
         ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
         extraEnv,
       });
