@@ -201,6 +201,7 @@ async function main(): Promise<void> {
       },
     });
     const counts = counter.counts();
+    const areas = counter.areas();
     const all = totals(counts);
     const objectsLeft = await bucket.list('');
     const stats = await fleet.emulator!.stats();
@@ -235,8 +236,9 @@ async function main(): Promise<void> {
       ],
     );
     printTable('S3 traffic by operation (object-storage job)', countsRows(counts, inputBytes));
+    printTable('S3 traffic by part of the job', countsRows(areas, inputBytes));
     process.stdout.write(
-      `${JSON.stringify({ lines, inputBytes, shards: local.summary.shards, workers, localMs: Math.round(local.wallMs), s3Ms: Math.round(s3.wallMs), counts, objectsLeft: objectsLeft.map((o) => o.key), localPeakMB: local.workerPeakMB, s3PeakMB: s3.workerPeakMB })}\n`,
+      `${JSON.stringify({ lines, inputBytes, shards: local.summary.shards, workers, localMs: Math.round(local.wallMs), s3Ms: Math.round(s3.wallMs), counts, areas, objectsLeft: objectsLeft.map((o) => o.key), localPeakMB: local.workerPeakMB, s3PeakMB: s3.workerPeakMB })}\n`,
     );
   } finally {
     bucket.close();

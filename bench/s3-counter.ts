@@ -44,6 +44,21 @@ export function operationOf(method: string, url: URL, headers: http.IncomingHttp
   }
 }
 
+/**
+ * Which part of a job an object is, from its key: the work folder's first level under
+ * `.batchpilot/` (`round-1`, `outcomes`, `final`, `job.json`…), else `outputs` for a job's output
+ * names and `other` (inputs) for the rest.
+ */
+export function areaOf(url: URL): string {
+  const key = decodeURIComponent(url.pathname).split('/').slice(2).join('/');
+  if (!key) return 'bucket';
+  const work = /(?:^|\/)\.batchpilot\/([^/]+)/.exec(key);
+  if (work) return `work: ${work[1]!.replace(/^round-\d+$/, 'round-N')}`;
+  if (/(?:^|\/)(results|errors|rejected)\.jsonl$|(?:^|\/)(manifest|summary)\.json$/.test(key))
+    return 'outputs';
+  return 'other (inputs)';
+}
+
 function counter(add: (n: number) => void): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
@@ -56,7 +71,10 @@ function counter(add: (n: number) => void): Transform {
 export interface S3Counter {
   /** `http://127.0.0.1:<port>`: give this to clients as AWS_ENDPOINT_URL. */
   endpoint: string;
+  /** By S3 operation. */
   counts(): S3Counts;
+  /** The same requests by the part of the job their object is (areaOf). */
+  areas(): S3Counts;
   reset(): void;
   close(): Promise<void>;
 }
@@ -65,11 +83,24 @@ export async function startS3Counter(target: string): Promise<S3Counter> {
   const to = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
   let counts: S3Counts = {};
+  let areas: S3Counts = {};
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const op = operationOf(req.method ?? 'GET', url, req.headers);
-    const c = (counts[op] ??= { requests: 0, bytesIn: 0, bytesOut: 0, errors: 0 });
-    c.requests++;
+    const byOp = (counts[op] ??= { requests: 0, bytesIn: 0, bytesOut: 0, errors: 0 });
+    const byArea = (areas[areaOf(url)] ??= { requests: 0, bytesIn: 0, bytesOut: 0, errors: 0 });
+    const c = {
+      error() {
+        byOp.errors++;
+        byArea.errors++;
+      },
+      add(field: 'bytesIn' | 'bytesOut', n: number) {
+        byOp[field] += n;
+        byArea[field] += n;
+      },
+    };
+    byOp.requests++;
+    byArea.requests++;
     const upstream = http.request(
       {
         host: to.hostname,
@@ -80,23 +111,23 @@ export async function startS3Counter(target: string): Promise<S3Counter> {
         agent,
       },
       (answer) => {
-        if ((answer.statusCode ?? 500) >= 400) c.errors++;
+        if ((answer.statusCode ?? 500) >= 400) c.error();
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         pipeline(
           answer,
-          counter((n) => (c.bytesOut += n)),
+          counter((n) => c.add('bytesOut', n)),
           res,
         ).catch(() => res.destroy());
       },
     );
     upstream.on('error', () => {
-      c.errors++;
+      c.error();
       if (!res.headersSent) res.writeHead(502);
       res.end();
     });
     pipeline(
       req,
-      counter((n) => (c.bytesIn += n)),
+      counter((n) => c.add('bytesIn', n)),
       upstream,
     ).catch(() => upstream.destroy());
   });
@@ -106,8 +137,10 @@ export async function startS3Counter(target: string): Promise<S3Counter> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     counts: () => structuredClone(counts),
+    areas: () => structuredClone(areas),
     reset: () => {
       counts = {};
+      areas = {};
     },
     close: async () => {
       server.closeAllConnections();

@@ -346,6 +346,9 @@ describe('three workers without a shared disk, job data in a bucket', () => {
     for (const w of fleet.workers)
       expect(fs.readFileSync(w.logFile, 'utf8').includes(secret), w.name).toBe(false);
 
+    // The completed job emptied its work folder but for the record naming the job.
+    const work = await bucket.list(`${OUT_KEY}/.batchpilot/`);
+    expect(work.map((o) => o.key)).toEqual([`${OUT_KEY}/.batchpilot/job.json`]);
     const objects = await bucket.list('');
     console.log(
       `bucket after the job: ${objects.length} objects, ${objects.reduce((n, o) => n + o.size, 0)} bytes; under ${STORAGE}: ${objects.filter((o) => o.key.startsWith('work/')).length}`,
