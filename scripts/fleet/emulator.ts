@@ -26,6 +26,7 @@ export async function startFleetEmulator(opts: {
   logDir: string;
   faults?: FaultSettings;
 }): Promise<FleetEmulator> {
+  fs.mkdirSync(opts.root, { recursive: true });
   const port = await anyFreePort();
   const args = emulatorArgs('127.0.0.1', port, path.join(opts.root, 'emulator'));
   if (opts.faults) {

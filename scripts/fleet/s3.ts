@@ -68,3 +68,17 @@ export async function startObjectStore(opts: {
   );
   return { ...opts.credentials, endpoint, region, root, process: proc, stop: () => proc.stop() };
 }
+
+/**
+ * What a worker or a user's shell needs to keep a job's data in `storage` (an `s3://bucket/prefix`
+ * URI) on this server: the AWS SDK's own variables, the endpoint making addressing path-style.
+ */
+export function storageEnvironment(store: ObjectStore, storage: string): Record<string, string> {
+  return {
+    BATCHPILOT_STORAGE: storage,
+    AWS_ENDPOINT_URL: store.endpoint,
+    AWS_REGION: store.region,
+    AWS_ACCESS_KEY_ID: store.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: store.secretAccessKey,
+  };
+}
