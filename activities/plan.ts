@@ -16,7 +16,9 @@ import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { readJson } from './lines.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
-import { outputFile, planFile, roundDir, workDirOf } from '../storage/layout.ts';
+import { answersSettingsFile, outputFile, planFile, roundDir, workDirOf } from '../storage/layout.ts';
+import { ReusedLines } from '../storage/reused-lines.ts';
+import { ReuseSourceError, reuseSourceJob } from '../storage/reuse-source.ts';
 
 export function resolveJobPaths(dataDir: string, input: string, outDir: string): JobPaths {
   try {
@@ -45,6 +47,39 @@ export function jobOptionsOf(job: JobInput, profile: Profile): JobOptions {
       );
     throw err;
   }
+}
+
+/**
+ * The planner's reuse hook for this job, or undefined when the worker keeps no answers or the job
+ * said `--no-reuse`. Records in the work folder whether collection stores the job's answers (a
+ * `--no-reuse` job stores none), before any line is sent.
+ */
+async function reuseFor(
+  deps: ActivityDeps,
+  options: JobOptions,
+  workDir: string,
+): Promise<ReusedLines | undefined> {
+  const answers = deps.answers;
+  const on = answers !== undefined && options.reuse !== false;
+  await writeJsonAtomic(answersSettingsFile(workDir), { store: on });
+  if (!on) return undefined;
+  let fromJob: string | undefined;
+  try {
+    fromJob =
+      options.reuseFrom === undefined
+        ? undefined
+        : reuseSourceJob(options.reuseFrom, deps.dataDir, answers.store);
+  } catch (err) {
+    if (err instanceof ReuseSourceError)
+      throw ApplicationFailure.nonRetryable(err.message, 'InvalidJobOptions');
+    throw err;
+  }
+  return new ReusedLines({
+    store: answers.store,
+    scope: answers.scope,
+    dir: roundDir(workDir, 1),
+    ...(fromJob !== undefined ? { fromJob } : {}),
+  });
 }
 
 export function planActivities(deps: ActivityDeps) {
@@ -102,13 +137,16 @@ export function planActivities(deps: ActivityDeps) {
           return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
         }
       }
+      const reuse = await reuseFor(deps, options, paths.workDir);
       const report = await withHeartbeat(() =>
         planInput({
           ...planOptionsOf(paths.input, options),
           outDir: roundDir(paths.workDir, 1),
           onProgress: (p) => ctx.heartbeat(p),
           maxProblems: 20,
+          ...(reuse ? { reuse } : {}),
         }).catch((err: unknown) => {
+          reuse?.abandon();
           // Bad input (CSV without its columns, more ids than the table holds) will not get better.
           if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'InputError');
           throw err;
@@ -127,6 +165,7 @@ export function planActivities(deps: ActivityDeps) {
         shardTokens: report.shardList.map((s) => ({ model: s.model, tokens: s.inputTokens })),
         models: [...new Set(report.shardList.map((s) => s.model))],
         options,
+        ...(report.reused ? { reused: report.reused } : {}),
       };
       await writeJsonAtomic(planFile(paths.workDir), plan);
       return claim === 'resumed' ? { ...plan, resumed: true } : plan;

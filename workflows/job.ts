@@ -31,7 +31,7 @@ import type {
 } from '../common/job-types.ts';
 import { CHAT_DEFAULTS, jobInputProblem } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
-import { costOf } from '../common/pricing.ts';
+import { costOf, type PriceTable, type Usage } from '../common/pricing.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
 import { DRY_RUN } from '../common/profiles.ts';
 import { hasTemplate, resolveTemplate } from '../common/templates.ts';
@@ -407,6 +407,20 @@ function lineFailures(state: JobState) {
   return { byShard, ...(first ? { job: asLine(first) } : {}) };
 }
 
+/** What the reused answers had cost when they were first paid for: tokens, and at `prices` money. */
+function savedBy(
+  usageByModel: Record<string, Usage>,
+  prices: PriceTable | undefined,
+): NonNullable<JobSummary['saved']> {
+  const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  for (const u of Object.values(usageByModel)) {
+    usage.prompt_tokens += u.prompt_tokens;
+    usage.completion_tokens += u.completion_tokens;
+    usage.total_tokens += u.total_tokens;
+  }
+  return { usage, usageByModel, ...(prices ? { cost: costOf(usageByModel, prices) } : {}) };
+}
+
 async function finishJob(
   input: JobInput,
   state: JobState,
@@ -446,7 +460,11 @@ async function finishJob(
       succeeded: merged.succeeded,
       failed: merged.failed,
       rejected: merged.rejected,
+      ...(plan.reused ? { reused: merged.reused ?? 0 } : {}),
     },
+    ...(plan.reused && plan.reused.lines > 0
+      ? { saved: savedBy(plan.reused.usageByModel, input.options.prices) }
+      : {}),
     shards: plan.shardLines.length,
     batches: state.batches,
     rounds: state.round,
