@@ -2,7 +2,7 @@
 // a line found there is written, in input order, as an answered outcome record into the round
 // folder's `reused.jsonl` (its result re-addressed to the line's custom_id and marked reused), its
 // input line number into `reused.lines`, and goes into no shard. The merge reads the pair as one
-// more shard already in final form. Without a folder (`validate`) it only counts.
+// more shard already in final form. `validate` and `plan` only count.
 import fs from 'node:fs';
 import type { LineReuse, ReuseReport } from '../planner/types.ts';
 import { requestKey, type RequestParts } from '../common/request-key.ts';
@@ -64,8 +64,10 @@ export interface ReusedLinesOptions {
   scope: string;
   /** Only answers this job stored (`--reuse-from`). */
   fromJob?: string;
-  /** The round folder to write `reused.jsonl` and `reused.lines` into; absent: count only. */
+  /** The round folder to write `reused.jsonl` and `reused.lines` into. */
   dir?: string;
+  /** Only count the lines that would be reused; they still go into shards (`validate`, `plan`). */
+  countOnly?: boolean;
 }
 
 /** Answers earlier jobs' lines from the store (the planner's LineReuse). */
@@ -120,7 +122,7 @@ export class ReusedLines implements LineReuse {
       to.completion_tokens += u[1];
       to.total_tokens += u[2];
     }
-    return true;
+    return this.opts.countOnly !== true;
   }
 
   finish(): ReuseReport {
