@@ -11,6 +11,7 @@ import type { BatchView, UnattributedError, Unit, UnitCounts, UnitResult } from 
 import type { Usage } from '../common/pricing.ts';
 import { toView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
+import { AnswerCapture } from './answer-capture.ts';
 import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
@@ -73,11 +74,16 @@ async function loadOrigins(workDir: string, unit: Unit): Promise<Uint32Array | n
   return new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
 }
 
-async function loadIds(workDir: string, unit: Unit): Promise<{ ids: Map<string, number>; list: string[] }> {
+async function loadIds(
+  workDir: string,
+  unit: Unit,
+  capture: AnswerCapture | undefined,
+): Promise<{ ids: Map<string, number>; list: string[] }> {
   const ids = new Map<string, number>();
   const list: string[] = [];
   for await (const line of readByteLines(unitFile(workDir, unit.round, unit.index))) {
     const cid = customIdOf(line.bytes);
+    capture?.noteRequest(line.bytes);
     ids.set(cid, list.length);
     list.push(cid);
   }
@@ -176,7 +182,8 @@ export function collectActivities(deps: ActivityDeps) {
     const unattributed: UnattributedError[] = [];
     const status = batch?.status ?? 'completed';
     const origins = await loadOrigins(workDir, unit);
-    const { ids, list } = await loadIds(workDir, unit);
+    const capture = AnswerCapture.open(deps, workDir, input.jobId);
+    const { ids, list } = await loadIds(workDir, unit, capture);
     const seen = new Uint8Array(list.length);
     const writers = new Map<number, ByteWriter>();
     const counts: UnitCounts = { succeeded: 0, failed: 0, retry: 0 };
@@ -210,8 +217,10 @@ export function collectActivities(deps: ActivityDeps) {
         usage.completion_tokens += c.usage[1];
         usage.total_tokens += c.usage[2];
       }
-      if (c.kind === 'ok') counts.succeeded++;
-      else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
+      if (c.kind === 'ok') {
+        counts.succeeded++;
+        capture?.put(p, list[p]!, c.usage, result);
+      } else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
       else counts.failed++;
       if (isCancelledByUser(c.kind, c.error?.code)) cancelled++;
     };
@@ -311,9 +320,11 @@ export function collectActivities(deps: ActivityDeps) {
         await ws.push(workKey.collectedMarker(unit.round, unit.index), { ifAbsent: true });
       }
     } catch (err) {
+      capture?.close();
       for (const w of writers.values()) await w.abort();
       throw err;
     }
+    capture?.close();
     logFor(deps).info({ batchId: batch?.id, unit, ...counts }, 'collected results');
     count('linesSucceeded', counts.succeeded);
     count('linesFailed', counts.failed);

@@ -3,6 +3,7 @@ import type OpenAI from 'openai';
 import type { Logger } from 'pino';
 import type { Profile } from '../common/profiles.ts';
 import type { Stores } from '../storage/workspace.ts';
+import type { AnswerStore } from '../storage/answers.ts';
 
 export interface ActivityDeps {
   /** Provider client, built with maxRetries 0: Temporal's retry policy is the only retry loop. */
@@ -25,6 +26,11 @@ export interface ActivityDeps {
   maxInFlight?: number;
   /** BATCHPILOT_UNREACHABLE_AFTER in ms: failing provider calls become loud after this long. */
   unreachableAfterMs?: number;
+  /**
+   * Answers kept for reuse across jobs and the provider scope of their keys; absent: no job of
+   * this worker reuses or stores answers.
+   */
+  answers?: { store: AnswerStore; scope: string };
   /** Uploads a second this process sends at most, evenly spaced (its call queue's rate); none when unset. */
   uploadsPerSecond?: number;
   /** List calls a second this process's batch sweeps make at most, evenly spaced; none when unset. */

@@ -5,7 +5,7 @@
 // is parsed only for failed lines.
 import fs from 'node:fs';
 import type { MergeSummary } from '../common/job-types.ts';
-import { finalFile, lineNumbersFile, outputFile } from '../storage/layout.ts';
+import { finalFile, lineNumbersFile, outputFile, reusedFile, reusedLinesFile } from '../storage/layout.ts';
 import { readPlanManifest } from '../storage/manifest.ts';
 import {
   decodeOutcomeHead,
@@ -164,8 +164,12 @@ export async function mergeShards(
   const results = new ByteWriter(outputFile(outDir, 'results'), 'durable');
   const errors = new ByteWriter(outputFile(outDir, 'errors'), 'durable');
   const readers: ShardReader[] = [];
-  const bufferBytes = mergeReadBuffer(shards, budget);
-  const heap = new ShardHeap(shards);
+  // Lines answered from earlier jobs are one more sorted input, already in final form.
+  const reused = fs.existsSync(reusedFile(workDir)) ? shards : -1;
+  const inputs = shards + (reused >= 0 ? 1 : 0);
+  if (reused >= 0) summary.reused = 0;
+  const bufferBytes = mergeReadBuffer(inputs, budget);
+  const heap = new ShardHeap(inputs);
   const advance = (s: number) => {
     const r = readers[s]!;
     if (r.next()) heap.push(s, r.lineNumber());
@@ -175,6 +179,10 @@ export async function mergeShards(
     for (let s = 0; s < shards; s++) {
       readers.push(new ShardReader(finalFile(workDir, s), lineNumbersFile(workDir, s), bufferBytes));
       advance(s);
+    }
+    if (reused >= 0) {
+      readers.push(new ShardReader(reusedFile(workDir), reusedLinesFile(workDir), bufferBytes));
+      advance(reused);
     }
     let n = 0;
     while (heap.size > 0) {
@@ -186,7 +194,8 @@ export async function mergeShards(
         const w = results.line(buf, headEnd + 1, le);
         if (w) await w;
         summary.succeeded++;
-        if (outcomeUsage(buf, p, headEnd, u)) {
+        if (s === reused) summary.reused!++;
+        else if (outcomeUsage(buf, p, headEnd, u)) {
           addUsage(summary.usage, u);
           addUsage(
             (summary.usageByModel[models.get(s) ?? 'unknown'] ??= {

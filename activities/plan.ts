@@ -20,10 +20,12 @@ import { withHeartbeat } from './heartbeat.ts';
 import { readPlanSummary } from '../storage/records.ts';
 import { storesOf } from './stores.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
-import { OUTPUT_NAMES, planFile, roundDir, workKey } from '../storage/layout.ts';
+import { answersSettingsFile, OUTPUT_NAMES, planFile, roundDir, workKey } from '../storage/layout.ts';
 import { resolveLocation, StorageConfigError, workLocationOf } from '../storage/location.ts';
 import { readText, type JobStore } from '../storage/store.ts';
 import { withWorkspace, type Workspace } from '../storage/workspace.ts';
+import { ReusedLines } from '../storage/reused-lines.ts';
+import { ReuseSourceError, reuseSourceJob } from '../storage/reuse-source.ts';
 
 /**
  * The job's input and output as locations: local paths under the data root, or `s3://` URIs
@@ -79,6 +81,40 @@ export function jobOptionsOf(job: JobInput, profile: Profile): JobOptions {
       );
     throw err;
   }
+}
+
+/**
+ * The planner's reuse hook for this job, or undefined when the worker keeps no answers or the job
+ * said `--no-reuse`. Records in the work folder whether collection stores the job's answers (a
+ * `--no-reuse` job stores none), before any line is sent.
+ */
+async function reuseFor(
+  deps: ActivityDeps,
+  options: JobOptions,
+  workDir: string,
+  localJob: boolean,
+): Promise<ReusedLines | undefined> {
+  const answers = deps.answers;
+  const on = answers !== undefined && options.reuse !== false && localJob;
+  await writeJsonAtomic(answersSettingsFile(workDir), { store: on });
+  if (!on) return undefined;
+  let fromJob: string | undefined;
+  try {
+    fromJob =
+      options.reuseFrom === undefined
+        ? undefined
+        : reuseSourceJob(options.reuseFrom, deps.dataDir, answers.store);
+  } catch (err) {
+    if (err instanceof ReuseSourceError)
+      throw ApplicationFailure.nonRetryable(err.message, 'InvalidJobOptions');
+    throw err;
+  }
+  return new ReusedLines({
+    store: answers.store,
+    scope: answers.scope,
+    dir: roundDir(workDir, 1),
+    ...(fromJob !== undefined ? { fromJob } : {}),
+  });
 }
 
 export function planActivities(deps: ActivityDeps) {
@@ -152,6 +188,9 @@ export function planActivities(deps: ActivityDeps) {
         return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
       }
     }
+    // Answers are kept on this worker's disk: a job whose data lives in object storage, which any
+    // worker of a fleet may run, neither reuses nor stores them.
+    const reuse = await reuseFor(deps, options, ws.dir, !ws.remote);
     const input = await localInput(source.store, source.key, ws);
     const report = await withHeartbeat(() =>
       planInput({
@@ -160,7 +199,9 @@ export function planActivities(deps: ActivityDeps) {
         outDir: roundDir(ws.dir, 1),
         onProgress: (p) => ctx.heartbeat(p),
         maxProblems: 20,
+        ...(reuse ? { reuse } : {}),
       }).catch((err: unknown) => {
+        reuse?.abandon();
         // Bad input (CSV without its columns, more ids than the table holds) will not get better.
         if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'InputError');
         throw err;
@@ -181,6 +222,7 @@ export function planActivities(deps: ActivityDeps) {
       shardTokens: report.shardList.map((s) => ({ model: s.model, tokens: s.inputTokens })),
       models: [...new Set(report.shardList.map((s) => s.model))],
       options,
+      ...(report.reused ? { reused: report.reused } : {}),
     };
     await writeJsonAtomic(planFile(ws.dir), plan);
     await ws.push(workKey.plan());

@@ -19,6 +19,7 @@ export function workerOptionsFromConfig(
     apiKey: config.provider.apiKey,
     logger,
     ...(config.maxInFlight ? { maxInFlight: config.maxInFlight } : {}),
+    ...(config.answers ? { answers: config.answers } : {}),
     ...(config.unreachableAfterMs ? { unreachableAfterMs: config.unreachableAfterMs } : {}),
     ...(config.codecKey ? { codecKey: config.codecKey } : {}),
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),

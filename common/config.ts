@@ -1,10 +1,12 @@
 // Configuration from the environment as one schema (the variables README.md lists). Parsed once at an
 // entry point with loadConfig(process.env); a bad value is an error naming the variable and the fix.
+import path from 'node:path';
 import { z } from 'zod';
+import { ANSWERS_DIR_NAME, DEFAULT_ANSWERS_MAX_BYTES } from '../storage/answers.ts';
 import { DEFAULT_TASK_QUEUE } from './definitions.ts';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
 import { parseRateLimits, type RateLimits } from './rate-limits.ts';
-import { parseDuration } from './units.ts';
+import { parseDuration, parseSize } from './units.ts';
 import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection.ts';
 import { tracingSettings, type TracingSettings } from './tracing.ts';
 
@@ -41,6 +43,20 @@ const schema = z.object({
     })
     .optional(),
   BATCHPILOT_SCRATCH_DIR: z.string().min(1).optional(),
+  BATCHPILOT_ANSWERS_DIR: z.string().min(1).optional(),
+  BATCHPILOT_ANSWERS_MAX_BYTES: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        const bytes = parseSize(text);
+        if (bytes > 0) return bytes;
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: 'custom', message: 'must be a size such as 4GB or 500MB' });
+      return z.NEVER;
+    })
+    .optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   BATCHPILOT_METRICS_ADDRESS: hostPort.optional(),
   BATCHPILOT_MAX_IN_FLIGHT: z.coerce
@@ -116,6 +132,11 @@ export interface Config {
   storage: string | undefined;
   /** BATCHPILOT_SCRATCH_DIR: a worker's scratch root on object storage (OS temp dir when unset). */
   scratchDir: string | undefined;
+  /**
+   * Answers kept for reuse by later jobs: their folder (BATCHPILOT_ANSWERS_DIR, default beside the
+   * data root's contents) and size bound; undefined when BATCHPILOT_ANSWERS_DIR is `off`.
+   */
+  answers: { dir: string; maxBytes: number } | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   metricsAddress: string | undefined;
   maxInFlight: number | undefined;
@@ -180,6 +201,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.BATCHPILOT_DATA_DIR,
     storage: e.BATCHPILOT_STORAGE,
     scratchDir: e.BATCHPILOT_SCRATCH_DIR,
+    answers:
+      e.BATCHPILOT_ANSWERS_DIR === 'off'
+        ? undefined
+        : {
+            dir: e.BATCHPILOT_ANSWERS_DIR ?? path.join(e.BATCHPILOT_DATA_DIR, ANSWERS_DIR_NAME),
+            maxBytes: e.BATCHPILOT_ANSWERS_MAX_BYTES ?? DEFAULT_ANSWERS_MAX_BYTES,
+          },
     logLevel: e.LOG_LEVEL,
     metricsAddress: e.BATCHPILOT_METRICS_ADDRESS,
     maxInFlight: e.BATCHPILOT_MAX_IN_FLIGHT,

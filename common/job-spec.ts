@@ -134,6 +134,11 @@ const optionsSchema = z.strictObject(
       )
       .optional(),
     prices: z.unknown().optional(),
+    reuse: z.boolean({ error: 'must be true or false' }).optional(),
+    reuseFrom: z
+      .string({ error: 'must be a job output folder or a job id' })
+      .min(1, 'must be a job output folder or a job id')
+      .optional(),
     keepWorkDir: z.boolean().optional(),
   },
   { error: 'must be an object of job options, e.g. {"maxAttempts":3}' },
@@ -218,6 +223,17 @@ export function resolveJobOptions(raw: unknown, profile: Profile, input: string)
     if (o.chat) options.chat = o.chat;
   }
   if (o.chatLatencyMs !== undefined) options.chatLatencyMs = o.chatLatencyMs;
+  // Reuse is on by default and stays implicit, so the fingerprint of a job that says nothing about
+  // it is what it was before reuse existed (a resumed folder still matches).
+  if (o.reuse === false) {
+    if (o.reuseFrom !== undefined)
+      throw new JobSpecError(
+        'reuseFrom',
+        'takes answers from a job, which reuse false turns off: drop one of them',
+      );
+    options.reuse = false;
+  }
+  if (o.reuseFrom !== undefined) options.reuseFrom = o.reuseFrom;
   const csv = csvOf(o.csv, input);
   if (csv) options.csv = csv;
   if (o.prices !== undefined) {

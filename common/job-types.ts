@@ -41,6 +41,13 @@ export interface JobOptions {
   csv?: CsvSpec;
   /** `--prices`: the summary reports the cost at the batch discount. */
   prices?: PriceTable;
+  /**
+   * `--no-reuse`: this job neither takes answers from earlier jobs nor stores its own. Absent: on
+   * (where the worker has an answer store).
+   */
+  reuse?: false;
+  /** `--reuse-from`: take answers only from this job (its output folder or its workflow id). */
+  reuseFrom?: string;
   /** Keep `<out>/.batchpilot/` after success (for debugging); removed by default. */
   keepWorkDir?: boolean;
   /**
@@ -147,6 +154,8 @@ export interface PlanSummary {
   finished?: JobSummary;
   /** The folder held this job before (a resume): its batch keys may already be at the provider. */
   resumed?: boolean;
+  /** With reuse on: lines answered from earlier jobs' stored answers, and what those had cost. */
+  reused?: { lines: number; usageByModel: Record<string, Usage> };
   /**
    * The job's options as the job spec completed them (defaults, the worker's profile limits): the
    * workflow runs with these. Optional: recorded histories and work folders may hold plans without
@@ -306,6 +315,8 @@ export interface ProviderUnreachable {
 }
 
 export interface MergeSummary {
+  /** Lines answered from earlier jobs (inside `succeeded`); absent when the plan reused none. */
+  reused?: number;
   succeeded: number;
   failed: number;
   rejected: number;
@@ -317,7 +328,10 @@ export interface JobSummary {
   workflowId: string;
   status: 'completed' | 'cancelled' | 'failed';
   input: string;
-  lines: { total: number; succeeded: number; failed: number; rejected: number };
+  /** `reused`: lines answered from earlier jobs (inside `succeeded`), when reuse was on. */
+  lines: { total: number; succeeded: number; failed: number; rejected: number; reused?: number };
+  /** What reused answers saved: the tokens they had cost, and at `prices` their cost. */
+  saved?: { usage: Usage; usageByModel: Record<string, Usage>; cost?: Cost };
   shards: number;
   batches: number;
   rounds: number;

@@ -55,6 +55,8 @@ export interface EmulatorStats {
   bytesStored: number;
   /** Batches refused for the enqueued-token limit (`enqueuedTokenLimit`). */
   tokenLimitRefusals: number;
+  /** Request lines in every batch created (each batch's `request_counts.total`). */
+  linesInBatches: number;
   /** The most input tokens each model had enqueued at once since the emulator started. */
   peakEnqueuedTokens: Record<string, number>;
 }
@@ -216,7 +218,9 @@ export class Store {
   stats(): EmulatorStats {
     const batchesByInputFile: Record<string, number> = {};
     let tokenLimitRefusals = 0;
+    let linesInBatches = 0;
     for (const b of this.batches.values()) {
+      linesInBatches += b.batch.request_counts?.total ?? 0;
       batchesByInputFile[b.batch.input_file_id] = (batchesByInputFile[b.batch.input_file_id] ?? 0) + 1;
       if (b.run.refusedForTokens) tokenLimitRefusals++;
     }
@@ -235,6 +239,7 @@ export class Store {
       files,
       bytesStored,
       tokenLimitRefusals,
+      linesInBatches,
       peakEnqueuedTokens: { ...this.#peakEnqueued },
     };
   }

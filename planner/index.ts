@@ -6,7 +6,16 @@ import { runPlan } from './plan.ts';
 import type { PlanOptions, PlanReport, PlanTuning } from './types.ts';
 
 export { InputError } from './errors.ts';
-export type { PlanOptions, PlanProblem, PlanReport, PlanTuning, PlanWarning, ShardInfo } from './types.ts';
+export type {
+  LineReuse,
+  PlanOptions,
+  PlanProblem,
+  PlanReport,
+  PlanTuning,
+  PlanWarning,
+  ReuseReport,
+  ShardInfo,
+} from './types.ts';
 
 /** Validates `opts.input` and, with `outDir`, writes its shards, manifest.json and rejected.jsonl. */
 export async function planInput(opts: PlanOptions): Promise<PlanReport> {

@@ -209,6 +209,7 @@ class Planner {
     const files = this.files;
     const packer = this.packer;
     const groups = this.groups.list;
+    const reuse = this.opts.reuse;
     for (let k = 0; k < part.n; k++) {
       const r = k * REC;
       let line: number;
@@ -235,6 +236,15 @@ class Planner {
           dupOf,
           flags & F_HAS_ID ? this.ids.currentId() : problem?.customId,
         );
+        continue;
+      }
+      if (
+        reuse &&
+        (flags & F_REWRITTEN
+          ? reuse.take(line, part.out!, recs[r + R_OUT]!, recs[r + R_LEN]!)
+          : reuse.take(line, this.slots.u8, meta.base + recs[r + R_START]!, recs[r + R_LEN]!))
+      ) {
+        this.valid++;
         continue;
       }
       const ref = recs[r + R_REF]!;
@@ -297,6 +307,7 @@ class Planner {
       });
     }
     const warnings = this.groups.warnings();
+    const reused = this.opts.reuse?.finish();
     if (this.opts.outDir) {
       // Shards and sidecars are fsynced (awaited above) and rejected.jsonl is committed before the
       // manifest, which is written last and durably: it marks the folder complete.
@@ -313,6 +324,7 @@ class Planner {
       shardList,
       problems,
       warnings,
+      ...(reused ? { reused } : {}),
     };
   }
 }

@@ -19,6 +19,24 @@ export interface PlanOptions {
   onProgress?: (p: { bytesRead: number; linesRead: number }) => void;
   /** Cap on problems kept in the report (rejected.jsonl has them all); default 1000. */
   maxProblems?: number;
+  /** Answers of earlier jobs: a valid line it takes is not packed into a shard. */
+  reuse?: LineReuse;
+}
+
+/**
+ * Called for every valid line in input order, with its bytes as they would be sent. Returns true
+ * when the line is answered from an earlier job (it then goes into no shard). `finish` runs before
+ * the manifest is written, so what it commits is in place when the plan folder is complete.
+ */
+export interface LineReuse {
+  take(line: number, bytes: Uint8Array, start: number, len: number): boolean;
+  finish(): ReuseReport;
+}
+
+/** Valid lines answered from earlier jobs, and the tokens those answers had cost (by model). */
+export interface ReuseReport {
+  lines: number;
+  usageByModel: Record<string, { prompt_tokens: number; completion_tokens: number; total_tokens: number }>;
 }
 
 /** One shard of the plan, as round 1's manifest lists it (storage/manifest.ts). */
@@ -47,6 +65,8 @@ export interface PlanReport {
   shardList: ShardInfo[];
   problems: PlanProblem[];
   warnings: PlanWarning[];
+  /** With `reuse`: valid lines answered from earlier jobs (counted in `valid`, in no shard). */
+  reused?: ReuseReport;
 }
 
 export interface CpuUsage {

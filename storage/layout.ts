@@ -11,6 +11,8 @@
 //     round-<r>/shard-NNNNN.origin          Uint32LE pairs (original shard, line index), r ≥ 2
 //     round-<r>/manifest.json               the round's units (storage/manifest.ts); written last
 //     round-1/rejected.jsonl                input lines the planner refused
+//     round-1/reused.jsonl, reused.lines    lines answered from earlier jobs, as final outcome records
+//     answers.json                          whether collection stores this job's answers (reuse)
 //     outcomes/shard-NNNNN/r<r>-u<m>.jsonl  classified results for lines of original shard N
 //     outcomes/collected/r<r>-u<m>.json     a collected unit's counts: its outcomes are complete
 //     final/shard-NNNNN.jsonl               each line's last outcome, in shard order (merge)
@@ -30,6 +32,9 @@ export const RUN_DIR_NAME = 'run';
 export const JOB_RECORD_NAME = 'job.json';
 export const MANIFEST_NAME = 'manifest.json';
 export const REJECTED_NAME = 'rejected.jsonl';
+/** Round 1's lines answered from earlier jobs (outcome records) and their input line numbers. */
+export const REUSED_NAME = 'reused.jsonl';
+export const REUSED_LINES_NAME = 'reused.lines';
 
 /** The files a finished job leaves in its output folder (results.csv only when asked for). */
 export const OUTPUT_NAMES = {
@@ -105,12 +110,17 @@ export function roundFiles(dir: string) {
     origin: (index: number): string => path.join(dir, originFileName(index)),
     manifest: (): string => path.join(dir, MANIFEST_NAME),
     rejected: (): string => path.join(dir, REJECTED_NAME),
+    reused: (): string => path.join(dir, REUSED_NAME),
+    reusedLines: (): string => path.join(dir, REUSED_LINES_NAME),
   };
 }
 
 /** A file the planner writes into a round folder (a shard, its sidecar, the manifest, rejected lines). */
 export function isPlanOutputName(name: string): boolean {
-  return /^shard-\d{5,}\.(jsonl|lines)$/.test(name) || name === MANIFEST_NAME || name === REJECTED_NAME;
+  return (
+    /^shard-\d{5,}\.(jsonl|lines)$/.test(name) ||
+    [MANIFEST_NAME, REJECTED_NAME, REUSED_NAME, REUSED_LINES_NAME].includes(name)
+  );
 }
 
 // ---- keys under the work folder -----------------------------------------------------------------
@@ -126,6 +136,10 @@ export const workKey = {
   origin: (round: number, index: number): string => `round-${round}/${originFileName(index)}`,
   roundManifest: (round: number): string => `round-${round}/${MANIFEST_NAME}`,
   rejected: (): string => `round-1/${REJECTED_NAME}`,
+  reused: (): string => `round-1/${REUSED_NAME}`,
+  reusedLines: (): string => `round-1/${REUSED_LINES_NAME}`,
+  /** Whether and where collection stores this job's answers (written by the plan). */
+  answers: (): string => 'answers.json',
   outcomes: (shard: number): string => `outcomes/${shardBaseName(shard)}`,
   outcome: (shard: number, round: number, unit: number): string =>
     `outcomes/${shardBaseName(shard)}/${outcomeName(round, unit)}.jsonl`,
@@ -154,6 +168,9 @@ export const originFile = (workDir: string, round: number, index: number): strin
 export const roundManifestFile = (workDir: string, round: number): string =>
   at(workDir, workKey.roundManifest(round));
 export const rejectedFile = (workDir: string): string => at(workDir, workKey.rejected());
+export const reusedFile = (workDir: string): string => at(workDir, workKey.reused());
+export const reusedLinesFile = (workDir: string): string => at(workDir, workKey.reusedLines());
+export const answersSettingsFile = (workDir: string): string => at(workDir, workKey.answers());
 export const outcomeDir = (workDir: string, shard: number): string => at(workDir, workKey.outcomes(shard));
 export const outcomeFile = (workDir: string, shard: number, round: number, unit: number): string =>
   at(workDir, workKey.outcome(shard, round, unit));

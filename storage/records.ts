@@ -44,6 +44,8 @@ export const planSummarySchema = z.looseObject({
   shardTokens: z.array(z.object({ model: z.string(), tokens: count })).optional(),
   models: z.array(z.string()),
   options: z.looseObject({}).optional(),
+  /** Lines answered from earlier jobs (absent when reuse was off). */
+  reused: z.looseObject({ lines: count }).optional(),
 });
 
 export const collectedMarkerSchema = z.looseObject({

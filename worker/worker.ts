@@ -7,6 +7,8 @@ import type { NativeConnection } from '@temporalio/worker';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.ts';
+import { providerScope } from '../common/request-key.ts';
+import { LocalAnswerStore } from '../storage/answers.ts';
 import { createBatchChatClient, createProviderClient } from './provider-client.ts';
 import { dataConverterFor } from '../common/codec.ts';
 import type { Profile } from '../common/profiles.ts';
@@ -41,6 +43,8 @@ export interface WorkerOptions {
   mergeShardBudgetBytes?: number;
   /** BATCHPILOT_MAX_IN_FLIGHT. */
   maxInFlight?: number;
+  /** BATCHPILOT_ANSWERS_DIR/_MAX_BYTES: the answer store jobs reuse from; none when absent. */
+  answers?: { dir: string; maxBytes: number };
   /** BATCHPILOT_UNREACHABLE_AFTER in ms. */
   unreachableAfterMs?: number;
   /** BATCHPILOT_CODEC_KEY: encrypt every payload (common/codec.ts). */
@@ -142,6 +146,14 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
     ...(opts.unreachableAfterMs ? { unreachableAfterMs: opts.unreachableAfterMs } : {}),
     ...(uploadsPerSecond !== undefined ? { uploadsPerSecond } : {}),
     ...(listsPerSecond !== undefined ? { listsPerSecond } : {}),
+    ...(opts.answers
+      ? {
+          answers: {
+            store: new LocalAnswerStore({ root: opts.answers.dir, maxBytes: opts.answers.maxBytes }),
+            scope: providerScope(opts.profile.name, opts.baseUrl),
+          },
+        }
+      : {}),
   });
   const common = {
     connection: opts.connection,

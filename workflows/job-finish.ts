@@ -4,10 +4,24 @@ import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow
 import { SEARCH_ATTRIBUTES } from '../common/definitions.ts';
 import type { FailureInfo, JobSummary, MergeSummary, PlanSummary } from '../common/job-types.ts';
 import { deadlineSummary } from '../common/deadline.ts';
-import { costOf } from '../common/pricing.ts';
+import { costOf, type PriceTable, type Usage } from '../common/pricing.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
 import { longLocal, planOptions } from './job-calls.ts';
 import { showProgress, type JobRun, type JobState } from './job-state.ts';
+
+/** What the reused answers had cost when they were first paid for: tokens, and at `prices` money. */
+function savedBy(
+  usageByModel: Record<string, Usage>,
+  prices: PriceTable | undefined,
+): NonNullable<JobSummary['saved']> {
+  const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  for (const u of Object.values(usageByModel)) {
+    usage.prompt_tokens += u.prompt_tokens;
+    usage.completion_tokens += u.completion_tokens;
+    usage.total_tokens += u.total_tokens;
+  }
+  return { usage, usageByModel, ...(prices ? { cost: costOf(usageByModel, prices) } : {}) };
+}
 
 /** Failed batches counted by code (each code once per batch). */
 function countBatchFailures(state: JobState): Record<string, number> {
@@ -44,7 +58,11 @@ function summaryOf(run: JobRun, plan: PlanSummary, merged: MergeSummary, status:
       succeeded: merged.succeeded,
       failed: merged.failed,
       rejected: merged.rejected,
+      ...(plan.reused ? { reused: merged.reused ?? 0 } : {}),
     },
+    ...(plan.reused && plan.reused.lines > 0
+      ? { saved: savedBy(plan.reused.usageByModel, run.input.options.prices) }
+      : {}),
     shards: plan.shardLines.length,
     batches: state.batches,
     rounds: state.round,

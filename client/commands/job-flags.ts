@@ -116,8 +116,28 @@ export const DRY_RUN_FLAGS: FlagSchema = {
   },
 };
 
+/** Answers of earlier jobs (`validate` and `plan` report how many lines they would answer). */
+export const REUSE_FLAGS: FlagSchema = {
+  'no-reuse': {
+    type: 'boolean',
+    description: "send every line: take no earlier job's answers and store none of this job's",
+  },
+  'reuse-from': {
+    type: 'string',
+    arg: '<dir|jobId>',
+    description: 'take answers only from this job (its output folder or workflow id)',
+    default: 'any earlier job with the same provider',
+  },
+};
+
 /** What `validate` and `plan` take. */
-export const PLAN_FLAGS: FlagSchema = { ...LIMIT_FLAGS, ...CSV_FLAGS, ...THINKING_FLAGS, ...DRY_RUN_FLAGS };
+export const PLAN_FLAGS: FlagSchema = {
+  ...LIMIT_FLAGS,
+  ...CSV_FLAGS,
+  ...THINKING_FLAGS,
+  ...DRY_RUN_FLAGS,
+  ...REUSE_FLAGS,
+};
 
 /** Everything `run`, `start` and `schedule create` take. */
 export const JOB_FLAGS: FlagSchema = {
@@ -251,6 +271,8 @@ const FLAG_OF: Record<string, string> = {
   'csv.model': 'model',
   'csv.system': 'system',
   prices: 'prices',
+  reuse: 'no-reuse',
+  reuseFrom: 'reuse-from',
 };
 
 const CSV_ONLY = ['model', 'system', 'prompt-column', 'id-column', 'no-header'];
@@ -299,6 +321,8 @@ export function optionsFromFlags(input: string, flags: ParsedFlags): Record<stri
   if (boolFlag(flags, 'allow-duplicate-batches')) raw.allowDuplicateBatches = true;
   set('thinking', stringFlag(flags, 'thinking'));
   set('thinkingBudget', intFlag(flags, 'thinking-budget'));
+  if (boolFlag(flags, 'no-reuse')) raw.reuse = false;
+  set('reuseFrom', stringFlag(flags, 'reuse-from'));
   if (path.extname(input).toLowerCase() === '.csv') {
     const model = stringFlag(flags, 'model');
     if (!model)

@@ -3,9 +3,11 @@
 import { estimateTokens } from '../../common/tokens.ts';
 import { formatBytes } from '../../common/units.ts';
 import { InputError, planInput, type PlanOptions, type PlanReport } from '../../planner/index.ts';
-import { UsageError, boolFlag, intFlag, type Command, type CommandContext } from '../command.ts';
+import { UsageError, boolFlag, intFlag, stringFlag, type Command, type CommandContext } from '../command.ts';
 import { STDIN_ARG, withInputFile } from '../stdin-input.ts';
-import { PLAN_FLAGS, planOptionsFromFlags, profileFromFlags } from './job-flags.ts';
+import { planOptionsOf } from '../../common/job-spec.ts';
+import { reuseCounter } from '../reuse-count.ts';
+import { PLAN_FLAGS, jobOptionsFromFlags, profileFromFlags } from './job-flags.ts';
 
 /** Input tokens before anything is sent, by model, from the bytes of each group's valid lines. */
 export function estimateInputTokens(groups: PlanReport['groups']): {
@@ -43,12 +45,15 @@ async function planFile(
   input: string,
   extra: Pick<PlanOptions, 'outDir' | 'maxProblems'>,
 ): Promise<PlanReport> {
-  const opts = planOptionsFromFlags(input, ctx.flags, profileFromFlags(ctx.flags, ctx.env));
+  const options = jobOptionsFromFlags(input, ctx.flags, profileFromFlags(ctx.flags, ctx.env));
+  const opts = planOptionsOf(input, options);
+  const reuse = reuseCounter(options, stringFlag(ctx.flags, 'profile'), ctx.env);
   const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
   try {
     const report = await planInput({
       ...opts,
       ...extra,
+      ...(reuse ? { reuse } : {}),
       ...(tty
         ? {
             onProgress: (p: { bytesRead: number; linesRead: number }) =>
@@ -92,6 +97,10 @@ export function renderReport(input: string, r: PlanReport): string {
     }
   }
   out.push('', `shards: ${num(r.shards)}`);
+  if (r.reused)
+    out.push(
+      `reused: ${num(r.reused.lines)} line${r.reused.lines === 1 ? '' : 's'} would be answered from earlier jobs' stored answers instead of sent (--no-reuse sends them)`,
+    );
   const tokens = estimateInputTokens(r.groups);
   if (tokens.total > 0)
     out.push(`estimated input tokens: about ${num(tokens.total)} (characters / 4, an upper bound)`);
@@ -120,10 +129,10 @@ export const validateCommand: Command = {
   async run(ctx) {
     const report = await planForCommand(ctx, { maxProblems: intFlag(ctx.flags, 'max-problems') ?? 1000 });
     if (boolFlag(ctx.flags, 'json')) {
-      const { lines, valid, rejected, groups, shards, problems, warnings } = report;
+      const { lines, valid, rejected, groups, shards, problems, warnings, reused } = report;
       const estimatedInputTokens = estimateInputTokens(groups);
       ctx.stdout.write(
-        `${JSON.stringify({ lines, valid, rejected, groups, shards, problems, warnings, estimatedInputTokens })}\n`,
+        `${JSON.stringify({ lines, valid, rejected, groups, shards, problems, warnings, estimatedInputTokens, ...(reused ? { reused } : {}) })}\n`,
       );
     } else {
       ctx.stdout.write(renderReport(inputLabel(ctx.args[0]!), report));

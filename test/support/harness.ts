@@ -12,6 +12,7 @@ import type { EmulatorStats, FaultSettings, RunningEmulator } from '../../emulat
 import { JOB_WORKFLOW } from '../../common/definitions.ts';
 import { JOB_DEFAULTS, type JobInput, type JobOptions, type JobSummary } from '../../common/job-types.ts';
 import { PROFILES } from '../../common/profiles.ts';
+import { ANSWERS_DIR_NAME } from '../../storage/answers.ts';
 import type { RateLimits } from '../../common/rate-limits.ts';
 import { installRuntime } from '../../worker/runtime.ts';
 import { runWorker, startLocalStack, type RunningWorker } from '../../worker/local-stack.ts';
@@ -65,6 +66,8 @@ export interface HarnessOptions {
   baseUrl?: string;
   /** BATCHPILOT_UNREACHABLE_AFTER of the in-process worker, in ms. */
   unreachableAfterMs?: number;
+  /** The in-process worker keeps an answer store (`<data root>/.batchpilot-answers`) and reuses from it. */
+  answers?: boolean;
   /** Limits the in-process worker paces the fleet by (common/rate-limits.ts); none when absent. */
   rateLimits?: RateLimits;
   /** A Temporal server and workflow bundle of the test's own (tiers without the shared dev server). */
@@ -119,6 +122,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         ...(opts.codecKey ? { codecKey: opts.codecKey } : {}),
         ...(opts.storage ? { storage: opts.storage } : {}),
         ...(opts.scratchDir ? { scratchDir: opts.scratchDir } : {}),
+        ...(opts.answers ? { answers: { dir: path.join(dataDir, ANSWERS_DIR_NAME), maxBytes: 1e9 } } : {}),
         workflowBundle: bundle as never,
       };
       worker = await runWorker(options, () => NativeConnection.connect({ address }));

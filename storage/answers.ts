@@ -1,0 +1,327 @@
+// The answer store: successful answers of earlier jobs, keyed by their request's canonical hash
+// (common/request-key.ts), so that a later job hands them out instead of paying for them again.
+// `AnswerStore` is what the planner's lookups and the collection's writes need; `LocalAnswerStore`
+// keeps it in a folder beside the data root. An object-storage store would implement the same
+// interface over the job storage's bucket (one object per answer under `<prefix>/answers/`, a
+// conditional put for the per-job name); its lookups are remote calls, so it would prefetch keys in
+// batches ahead of the planner's synchronous `get`.
+//
+// Layout (one file per answer; docs/reuse.md says why not segments):
+//   objects/<k0k1>/<k2k3>/<key>           the answer: first job to store that key wins the name
+//   objects/<k0k1>/<k2k3>/<key>.<jobTag>  the same answer as that job stored it (often a hard link
+//                                         to the name above: one inode, no extra bytes)
+//   jobs/<jobTag>.json                    {jobId}: this job stored answers here (for --reuse-from)
+//   ledger/<ms>-<pid>-<rand>-<bytes>      bytes written since the last eviction pass, one empty
+//                                         file per writer (names only: no read-modify-write race)
+//   evicting/                             held (mkdir) while one process evicts
+//
+// A file is `<meta JSON>\n<result line>`; it appears by rename of a whole temporary file, and a
+// reader checks the result's length against the meta, so a torn file (a crash before the data
+// reached the disk) reads as a miss, never as a wrong answer.
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** What is kept beside an answer's bytes. */
+export interface AnswerMeta {
+  /** The workflow id of the job that stored it. */
+  job: string;
+  /** The request's model (for tokens and cost saved by model). */
+  model: string;
+  /** prompt, completion, total tokens the provider reported, if any. */
+  usage: [number, number, number] | null;
+  /** Byte range of the custom_id's JSON string in the result line: where a new one goes. */
+  at: [number, number];
+  /** Bytes of the result line (a shorter file is torn and ignored). */
+  n: number;
+}
+
+export interface StoredAnswer {
+  meta: AnswerMeta;
+  /** The provider's result line as stored (no newline). */
+  result: Buffer;
+}
+
+export interface NewAnswer {
+  model: string;
+  usage: [number, number, number] | null;
+  customId: string;
+  /** The provider's result line (no newline). */
+  result: Uint8Array;
+}
+
+/** Where answers are stored and found. Synchronous: the planner looks up in its decide loop. */
+export interface AnswerStore {
+  /** The answer stored under `key` (only one that `fromJob` stored, when given), or undefined. */
+  get(key: string, fromJob?: string): StoredAnswer | undefined;
+  /** Whether `jobId` stored any answer here. */
+  hasJob(jobId: string): boolean;
+  /** A writer for the answers of `jobId`; close it to account its bytes (and maybe evict). */
+  writer(jobId: string): AnswerWriter;
+}
+
+export interface AnswerWriter {
+  /** Stores one answer under `key`; a result without its custom_id where expected is skipped. */
+  put(key: string, answer: NewAnswer): boolean;
+  close(): void;
+}
+
+/** Default size bound of a store: answers past it are evicted oldest first. */
+export const DEFAULT_ANSWERS_MAX_BYTES = 4 * 1000 ** 3;
+/** The folder under the data root where answers live by default. */
+export const ANSWERS_DIR_NAME = '.batchpilot-answers';
+/** An eviction pass brings the store down to this fraction of its bound, so passes stay rare. */
+const EVICT_TO = 0.8;
+/** An eviction lock older than this is taken to be a crashed evictor's. */
+const STALE_LOCK_MS = 30 * 60_000;
+
+/** A short, name-safe tag of a job id (ids may hold `/` and be 1,000 characters long). */
+export function jobTag(jobId: string): string {
+  return createHash('sha256').update(jobId).digest('hex').slice(0, 16);
+}
+
+/** Where the custom_id's JSON string sits in a result line, checked by parsing the result. */
+export function customIdRange(result: Uint8Array, customId: string): [number, number] | undefined {
+  const buf = Buffer.from(result.buffer, result.byteOffset, result.byteLength);
+  const value = Buffer.from(JSON.stringify(customId));
+  const key = Buffer.from('"custom_id"');
+  for (let from = 0; ;) {
+    const k = buf.indexOf(key, from);
+    if (k < 0) return undefined;
+    let p = k + key.length;
+    while (buf[p] === 0x20 || buf[p] === 0x09 || buf[p] === 0x0a || buf[p] === 0x0d) p++;
+    if (buf[p] === 0x3a) {
+      p++;
+      while (buf[p] === 0x20 || buf[p] === 0x09 || buf[p] === 0x0a || buf[p] === 0x0d) p++;
+      if (buf.compare(value, 0, value.length, p, p + value.length) === 0) {
+        // The top-level custom_id, not one nested in the response: replacing it must show there.
+        const probe = Buffer.concat([
+          buf.subarray(0, p),
+          Buffer.from('"\\u0000probe"'),
+          buf.subarray(p + value.length),
+        ]);
+        try {
+          if ((JSON.parse(probe.toString('utf8')) as { custom_id?: unknown }).custom_id === '\u0000probe')
+            return [p, p + value.length];
+        } catch {
+          // not this occurrence
+        }
+      }
+    }
+    from = k + 1;
+  }
+}
+
+/**
+ * The stored result line re-addressed to `customId` and marked as reused: the custom_id's value
+ * replaced, `"batchpilot_reused":true` right after it, every other byte as the provider sent it.
+ */
+export function reusedResult(answer: StoredAnswer, customId: string): Buffer {
+  const [a, b] = answer.meta.at;
+  return Buffer.concat([
+    answer.result.subarray(0, a),
+    Buffer.from(`${JSON.stringify(customId)},"batchpilot_reused":true`),
+    answer.result.subarray(b),
+  ]);
+}
+
+export interface LocalAnswerStoreOptions {
+  /** The store's folder (created when first written). */
+  root: string;
+  /** Size bound in bytes; eviction brings it back under. */
+  maxBytes?: number;
+}
+
+/** The answer store in a local folder (layout above). Safe for many processes at once. */
+export class LocalAnswerStore implements AnswerStore {
+  readonly root: string;
+  readonly maxBytes: number;
+  private readonly made = new Set<string>();
+
+  constructor(opts: LocalAnswerStoreOptions) {
+    this.root = path.resolve(opts.root);
+    this.maxBytes = opts.maxBytes ?? DEFAULT_ANSWERS_MAX_BYTES;
+  }
+
+  private dirOf(key: string): string {
+    return path.join(this.root, 'objects', key.slice(0, 2), key.slice(2, 4));
+  }
+
+  get(key: string, fromJob?: string): StoredAnswer | undefined {
+    const base = path.join(this.dirOf(key), key);
+    if (fromJob === undefined) return this.read(base);
+    return this.read(`${base}.${jobTag(fromJob)}`);
+  }
+
+  private read(file: string): StoredAnswer | undefined {
+    // Half the lookups or more miss: a stat that returns undefined is far cheaper than the
+    // exception a failed open throws.
+    if (!fs.statSync(file, { throwIfNoEntry: false })) return undefined;
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch {
+      return undefined;
+    }
+    const nl = bytes.indexOf(10);
+    if (nl < 0) return undefined;
+    try {
+      const meta = JSON.parse(bytes.toString('utf8', 0, nl)) as AnswerMeta;
+      if (bytes.length - nl - 1 !== meta.n) return undefined;
+      return { meta, result: bytes.subarray(nl + 1) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  hasJob(jobId: string): boolean {
+    return fs.existsSync(path.join(this.root, 'jobs', `${jobTag(jobId)}.json`));
+  }
+
+  writer(jobId: string): AnswerWriter {
+    const tag = jobTag(jobId);
+    let written = 0;
+    let registered = false;
+    return {
+      put: (key, answer) => {
+        const at = customIdRange(answer.result, answer.customId);
+        if (!at) return false;
+        if (!registered) {
+          this.registerJob(jobId, tag);
+          registered = true;
+        }
+        const meta: AnswerMeta = {
+          job: jobId,
+          model: answer.model,
+          usage: answer.usage,
+          at,
+          n: answer.result.byteLength,
+        };
+        const dir = this.dirOf(key);
+        this.mkdir(dir);
+        const own = path.join(dir, `${key}.${tag}`);
+        const tmp = `${own}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+        const bytes = Buffer.concat([Buffer.from(`${JSON.stringify(meta)}\n`), answer.result]);
+        fs.writeFileSync(tmp, bytes);
+        fs.renameSync(tmp, own);
+        written += bytes.length;
+        try {
+          // The shared name, if no job holds it yet: link() refuses to replace, so of two writers
+          // exactly one wins and the name always points at one whole answer.
+          fs.linkSync(own, path.join(dir, key));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        return true;
+      },
+      close: () => {
+        if (written === 0) return;
+        const ledger = path.join(this.root, 'ledger');
+        this.mkdir(ledger);
+        fs.writeFileSync(
+          path.join(ledger, `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}-${written}`),
+          '',
+        );
+        written = 0;
+        if (this.ledgerBytes() > this.maxBytes) this.evict();
+      },
+    };
+  }
+
+  private registerJob(jobId: string, tag: string): void {
+    const dir = path.join(this.root, 'jobs');
+    this.mkdir(dir);
+    try {
+      fs.writeFileSync(path.join(dir, `${tag}.json`), JSON.stringify({ jobId }), { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+
+  private mkdir(dir: string): void {
+    if (this.made.has(dir)) return;
+    fs.mkdirSync(dir, { recursive: true });
+    this.made.add(dir);
+  }
+
+  /** The store's size as the ledger tells it (an upper bound: overwritten answers count twice). */
+  ledgerBytes(): number {
+    let total = 0;
+    for (const name of readdirOrEmpty(path.join(this.root, 'ledger')))
+      total += Number(name.split('-').pop()) || 0;
+    return total;
+  }
+
+  /**
+   * Evicts the oldest answers until the store is at most EVICT_TO of its bound. Memory: one entry
+   * per distinct minute of the answers' ages, not per answer. One process at a time; another
+   * finding the lock held leaves the work to it.
+   */
+  evict(): { before: number; after: number; removed: number } | undefined {
+    const lock = path.join(this.root, 'evicting');
+    try {
+      fs.mkdirSync(lock);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age < STALE_LOCK_MS) return undefined;
+      fs.rmSync(lock, { recursive: true, force: true });
+      return this.evict();
+    }
+    try {
+      const ledger = path.join(this.root, 'ledger');
+      const accounted = readdirOrEmpty(ledger);
+      // Pass 1: bytes by minute of last modification (a file's bytes shared by its links count once).
+      const byMinute = new Map<number, number>();
+      let before = 0;
+      this.walk((_, st) => {
+        const bytes = st.size / Math.max(1, st.nlink);
+        const minute = Math.floor(st.mtimeMs / 60_000);
+        byMinute.set(minute, (byMinute.get(minute) ?? 0) + bytes);
+        before += bytes;
+      });
+      let after = before;
+      let cutoff = -Infinity;
+      const target = this.maxBytes * EVICT_TO;
+      for (const minute of [...byMinute.keys()].sort((a, b) => a - b)) {
+        if (after <= target) break;
+        after -= byMinute.get(minute)!;
+        cutoff = minute + 1;
+      }
+      // Pass 2: remove every name older than the cutoff minute.
+      let removed = 0;
+      if (cutoff > -Infinity)
+        this.walk((file, st) => {
+          if (Math.floor(st.mtimeMs / 60_000) < cutoff) {
+            fs.rmSync(file, { force: true });
+            removed++;
+          }
+        });
+      for (const name of accounted) fs.rmSync(path.join(ledger, name), { force: true });
+      this.mkdir(ledger);
+      fs.writeFileSync(path.join(ledger, `${Date.now()}-${process.pid}-base-${Math.ceil(after)}`), '');
+      return { before: Math.ceil(before), after: Math.ceil(after), removed };
+    } finally {
+      fs.rmSync(lock, { recursive: true, force: true });
+    }
+  }
+
+  private walk(visit: (file: string, st: fs.Stats) => void): void {
+    const objects = path.join(this.root, 'objects');
+    for (const a of readdirOrEmpty(objects))
+      for (const b of readdirOrEmpty(path.join(objects, a)))
+        for (const name of readdirOrEmpty(path.join(objects, a, b))) {
+          const file = path.join(objects, a, b, name);
+          const st = fs.statSync(file, { throwIfNoEntry: false });
+          if (st?.isFile()) visit(file, st);
+        }
+  }
+}
+
+function readdirOrEmpty(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
