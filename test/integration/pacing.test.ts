@@ -67,7 +67,8 @@ describe('pacing by the published rate limits', () => {
     h = await startHarness({ faults: FAULTS, rateLimits: DASHSCOPE_RATE_LIMITS });
     const { calls, throttled, retrieves, throttledBy } = await runJob(h);
     console.log(`paced: ${throttled} of ${calls} calls answered 429 (${retrieves} retrieves)`, throttledBy);
-    expect(retrieves, 'every shard polled several times').toBeGreaterThan(3 * SHARDS);
+    // The emulator can list, so the task queue's watcher polls every batch by listing.
+    expect(retrieves, 'no batch polled alone').toBe(0);
     expect(throttled / calls).toBeLessThanOrEqual(0.01);
   });
 
