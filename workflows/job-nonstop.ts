@@ -40,6 +40,14 @@ export const NONSTOP_PATCH = 'job-never-idles';
 export const CHILDREN_PER_RUN = 1_900;
 
 /**
+ * Shards one workflow task starts at most. Starting is synchronous work in the task (commands and
+ * their payloads); a window of 2,000 started at once made one task outlast the SDK's 5 s limit on a
+ * busy worker, failing it again on every retry. The next slice starts when this one's starts are
+ * recorded, in the next task, with no timer.
+ */
+const STARTS_PER_TASK = 100;
+
+/**
  * Signals one run takes before it continues as new: the server refuses a run more than 10,000. Half
  * of it leaves room for the signals that arrive while the run ends (a cancelled job cannot continue
  * as new, and its in-flight shards each send a few more).
@@ -221,7 +229,8 @@ export async function runWindowNonstop(run: JobRun): Promise<boolean> {
     while (
       inFlight.length - cancellingUnits(run) < windowSize(run) &&
       pending.length > 0 &&
-      open < CHILDREN_PER_RUN
+      open < CHILDREN_PER_RUN &&
+      starts.length < STARTS_PER_TASK
     ) {
       if (mustEndRun(run)) break;
       // The first pending unit whose model has room: one model at its limit does not hold up others.
@@ -236,6 +245,8 @@ export async function runWindowNonstop(run: JobRun): Promise<boolean> {
     if (state.cancelled) continue;
     const blocked = open >= CHILDREN_PER_RUN && pending.length > 0 && inFlight.length < windowSize(run);
     if (mustEndRun(run) || blocked) return false;
+    // A full slice leaves room and shards to start: the next slice, without waiting for a change.
+    if (starts.length === STARTS_PER_TASK) continue;
     run.changed = false;
     armCheck();
     armDeadline(run);
