@@ -164,7 +164,13 @@ export interface PlanSummary {
   options?: JobOptions;
 }
 
-/** One batch's worth of lines in one round: a shard of the plan (round 1) or a retry shard. */
+/**
+ * One batch's worth of lines in one round. The code calls it a unit everywhere, and keeps "shard"
+ * for the plan's round-1 pieces of the input, under which outcomes are filed: a round-1 unit is a
+ * shard; a unit of a later round packs retry lines of many shards. What users see calls every unit
+ * a shard (its file `round-<r>/shard-NNNNN.jsonl`, the `shardBatch` workflow, `status`, the Web UI),
+ * and the recorded names stay as they are (`shards` in progress, `unit` in failures and signals).
+ */
 export interface Unit {
   round: number;
   index: number;
@@ -356,7 +362,8 @@ export interface JobSummary {
   deadline?: DeadlineSummary;
 }
 
-export interface ShardProgress {
+/** A unit's live state in the job (progress calls these `shards`, as users do). */
+export interface UnitProgress {
   round: number;
   index: number;
   status: UnitStatus;
@@ -389,7 +396,7 @@ export interface JobProgress {
     failed: number;
     pendingRetry: number;
   };
-  shards: ShardProgress[];
+  shards: UnitProgress[];
   batchesCreated: number;
   startedAt: string;
   /** Failures so far (units that failed, failed batches). */

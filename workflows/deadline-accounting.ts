@@ -3,7 +3,7 @@
 // them; a unit sent by Batch Chat counts its lines and tokens as the deadline's. Types-only imports,
 // so the job's state module can call it without a cycle.
 import type { DeadlineState } from '../common/deadline.ts';
-import type { ShardProgress, UnitResult } from '../common/job-types.ts';
+import type { UnitProgress, UnitResult } from '../common/job-types.ts';
 
 /** Whether `unit` went (or goes) by Batch Chat because of the deadline's switch. */
 export function sentByChat(d: DeadlineState | undefined, unit: { round: number; index: number }): boolean {
@@ -20,7 +20,7 @@ export function cancelledBySwitch(
 }
 
 /** Applies a unit's result to the deadline's accounting (after the job's own). */
-export function applyDeadlineResult(d: DeadlineState | undefined, unit: ShardProgress, r: UnitResult): void {
+export function applyDeadlineResult(d: DeadlineState | undefined, unit: UnitProgress, r: UnitResult): void {
   if (!d) return;
   if (cancelledBySwitch(d, unit)) {
     // Stopped by the switch, not by the user: these lines are still to be answered, by chat.

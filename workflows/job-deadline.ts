@@ -12,7 +12,7 @@ import {
   type DeadlineState,
   type SwitchInputs,
 } from '../common/deadline.ts';
-import { CHAT_DEFAULTS, CHAT_LATENCY_DEFAULT_MS, type ShardProgress } from '../common/job-types.ts';
+import { CHAT_DEFAULTS, CHAT_LATENCY_DEFAULT_MS, type UnitProgress } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
 import { sentByChat } from './deadline-accounting.ts';
 import { showProgress, type JobRun } from './job-state.ts';
@@ -43,7 +43,7 @@ function deadlineOf(run: JobRun): DeadlineState | undefined {
 }
 
 /** Lines of the current round not answered yet: what Batch Chat would have to send. */
-export function remainingLines(units: ShardProgress[]): number {
+export function remainingLines(units: UnitProgress[]): number {
   let n = 0;
   for (const u of units) {
     if (u.status === 'done' || u.status === 'cancelled' || u.status === 'failed') n += u.retry;
@@ -143,7 +143,7 @@ export function cancellingUnits(run: JobRun): number {
  */
 export function deadlineChat(
   run: JobRun,
-  unit: ShardProgress,
+  unit: UnitProgress,
   window: number,
 ): { concurrency: number; qps: number } | undefined {
   const d = run.state.deadline;

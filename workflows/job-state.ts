@@ -7,7 +7,7 @@ import type {
   JobProgress,
   PlanSummary,
   ProviderLookup,
-  ShardProgress,
+  UnitProgress,
   UnitResult,
 } from '../common/job-types.ts';
 import { deadlineView, type DeadlineState } from '../common/deadline.ts';
@@ -22,7 +22,7 @@ export interface JobState {
   notBefore: number;
   plan?: PlanSummary;
   round: number;
-  units: ShardProgress[];
+  units: UnitProgress[];
   batches: number;
   /** Lines settled in earlier rounds (the current round's units hold the rest). */
   settled: { succeeded: number; failed: number };
@@ -58,7 +58,7 @@ export interface JobRun {
   /** Set when a unit settles, so the window wakes to launch the next. */
   changed: boolean;
   /** What the window does when a unit settles (frees its room). */
-  onSettled?: (unit: ShardProgress) => void;
+  onSettled?: (unit: UnitProgress) => void;
   /** This run's timer towards the deadline's switch (workflows/job-deadline.ts). */
   deadlineClock?: { timerAt?: number; woke: boolean };
 }
@@ -87,7 +87,7 @@ export function addFailure(state: JobState, f: FailureInfo): void {
 }
 
 /** A round's units, all pending; `tokens` (model and estimate per unit) where known. */
-export function freshUnits(round: number, lines: number[], tokens?: UnitTokens[]): ShardProgress[] {
+export function freshUnits(round: number, lines: number[], tokens?: UnitTokens[]): UnitProgress[] {
   return lines.map((n, index) => {
     const t = tokens?.[index];
     return {
@@ -144,20 +144,20 @@ export function showProgress(run: JobRun): void {
 }
 
 /** The longest-running outage among the units, for progress. */
-function providerOutage(units: ShardProgress[]): Pick<JobProgress, 'providerUnreachable'> {
-  let worst: ShardProgress['unreachable'];
+function providerOutage(units: UnitProgress[]): Pick<JobProgress, 'providerUnreachable'> {
+  let worst: UnitProgress['unreachable'];
   for (const u of units)
     if (u.unreachable && (!worst || u.unreachable.since < worst.since)) worst = u.unreachable;
   return worst ? { providerUnreachable: worst } : {};
 }
 
 /** A failed child: what the provider said, unwrapped from the child and activity wrappers. */
-export function recordChildFailure(state: JobState, unit: ShardProgress, err: unknown): void {
+export function recordChildFailure(state: JobState, unit: UnitProgress, err: unknown): void {
   recordUnitFailure(state, unit, failureFromError(err, unitName(unit)));
 }
 
 /** A unit that failed for `f`: counted against the job, and the reason its lines carry. */
-export function recordUnitFailure(state: JobState, unit: ShardProgress, f: FailureInfo): void {
+export function recordUnitFailure(state: JobState, unit: UnitProgress, f: FailureInfo): void {
   state.childFailures.push(`${f.unit}: ${f.message}`);
   addFailure(state, f);
   if (unit.round === 1) {

@@ -1,18 +1,18 @@
 // The job's window over a round's units: which shard goes next (admission) and the shard
 // workflow's arguments.
 import { ParentClosePolicy, executeChild, isCancellation, workflowInfo } from '@temporalio/workflow';
-import type { ShardProgress, UnitResult } from '../common/job-types.ts';
+import type { UnitProgress, UnitResult } from '../common/job-types.ts';
 import { CHAT_DEFAULTS } from '../common/job-types.ts';
 import { unitWorkflowId } from '../common/keys.ts';
 import { DRY_RUN } from '../common/profiles.ts';
 import { deadlineChat } from './job-deadline.ts';
 import { applyResult, recordChildFailure, showProgress, type JobRun } from './job-state.ts';
 import { shardBatch } from './shard-report.ts';
-import type { ShardInput } from './shard.ts';
+import type { UnitInput } from './shard.ts';
 import { EnqueuedTokens } from './token-limit.ts';
 
 /** The current round's units still to run (neither settled nor given up). */
-export function pendingUnits(units: ShardProgress[]): number[] {
+export function pendingUnits(units: UnitProgress[]): number[] {
   return units
     .filter((u) => u.status !== 'done' && u.status !== 'failed' && u.status !== 'cancelled')
     .map((u) => u.index);
@@ -31,7 +31,7 @@ export function tokenLimitOf(run: JobRun): EnqueuedTokens {
 }
 
 /** The shard workflow's arguments for one unit. */
-export function shardInputOf(run: JobRun, unit: ShardProgress): ShardInput {
+export function shardInputOf(run: JobRun, unit: UnitProgress): UnitInput {
   const o = run.input.options;
   const plan = run.state.plan!;
   const metadata: Record<string, string> = {};
@@ -59,7 +59,7 @@ export function shardInputOf(run: JobRun, unit: ShardProgress): ShardInput {
 }
 
 /** The Web UI's one line about a shard workflow. */
-export function shardSummary(run: JobRun, unit: ShardProgress): string {
+export function shardSummary(run: JobRun, unit: UnitProgress): string {
   return `shard ${unit.index} of ${run.jobId}, round ${unit.round}: ${unit.lines} lines`;
 }
 

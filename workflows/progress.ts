@@ -1,5 +1,5 @@
 // Progress arithmetic and the Web UI table: pure, shared by the job workflow and its tests.
-import type { JobProgress, ShardProgress } from '../common/job-types.ts';
+import type { JobProgress, UnitProgress } from '../common/job-types.ts';
 
 /** A markdown table for `setCurrentDetails`: the job at a glance in the Temporal Web UI. */
 export function progressTable(p: JobProgress, maxRows = 50): string {
@@ -18,6 +18,6 @@ export function progressTable(p: JobProgress, maxRows = 50): string {
   return [...head, ...rows, ...more].join('\n');
 }
 
-function row(s: ShardProgress): string {
+function row(s: UnitProgress): string {
   return `| ${s.index} | ${s.round} | ${s.status} | ${s.batchId ?? ''} | ${s.lines} | ${s.completed} | ${s.succeeded} | ${s.failed} | ${s.retry} |`;
 }

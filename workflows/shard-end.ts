@@ -3,7 +3,7 @@
 import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
 import type { BatchView, UnitResult, UnitStatus } from '../common/job-types.ts';
 import { TERMINAL_STATUSES } from './poll.ts';
-import type { ShardInput, ShardState } from './shard.ts';
+import type { UnitInput, UnitState } from './shard.ts';
 import {
   chatOptions,
   collectOptions,
@@ -18,7 +18,7 @@ import {
  * The shard failed: its provider files go all the same (a failed shard must not leave its input at
  * the provider). The input of a batch still running stays, since the batch may still read it.
  */
-export async function deleteAfterFailure(input: ShardInput, state: ShardState): Promise<void> {
+export async function deleteAfterFailure(input: UnitInput, state: UnitState): Promise<void> {
   if (input.keepRemoteFiles) return;
   const b = state.batch;
   const running = b !== undefined && !TERMINAL_STATUSES.has(b.status);
@@ -34,7 +34,7 @@ export type Persist = <T>(fn: (inOutage: boolean) => Promise<T>) => Promise<T>;
 
 /** Batch Chat mode: one long activity answers every line (resuming from its own results file). */
 export async function chatUnit(
-  input: ShardInput,
+  input: UnitInput,
   chat: { concurrency: number; qps: number },
   key: string,
   report: (s: UnitStatus) => Promise<void>,
@@ -87,9 +87,9 @@ export async function chatUnit(
 
 /** The user cancelled: cancel the provider batch, wait for it to settle, keep what finished. */
 export async function cancelAndCollect(
-  input: ShardInput,
+  input: UnitInput,
   key: string,
-  state: ShardState,
+  state: UnitState,
   report: (s: UnitStatus) => Promise<void>,
   persist: Persist,
 ): Promise<UnitResult> {
@@ -159,8 +159,8 @@ export async function cancelAndCollect(
 }
 
 export async function finish(
-  input: ShardInput,
-  state: ShardState,
+  input: UnitInput,
+  state: UnitState,
   cancelledByUs: boolean,
   report: (s: UnitStatus) => Promise<void>,
   persist: Persist,

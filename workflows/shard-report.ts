@@ -12,14 +12,14 @@ import {
 import type { UnitResult } from '../common/job-types.ts';
 import { failureFromError, unitName } from './failures.ts';
 import { unitFailedSignal, unitResultSignal } from './messages.ts';
-import { runShard, type ShardInput } from './shard.ts';
+import { runUnit, type UnitInput } from './shard.ts';
 
 /**
  * Sends the shard's end to the job. A refused signal (the job has ended, or passed its signal limit)
  * is logged: the job also finds ended shards by describing them, so the result is not lost.
  */
 async function tell<T extends unknown[]>(
-  input: ShardInput,
+  input: UnitInput,
   signal: SignalDefinition<T>,
   ...args: T
 ): Promise<void> {
@@ -34,11 +34,11 @@ async function tell<T extends unknown[]>(
 }
 
 /** Runs one unit's batch and reports its line counts (to the job by signal too, when asked). */
-export async function shardBatch(input: ShardInput): Promise<UnitResult> {
-  if (!input.reportResult) return runShard(input);
+export async function shardBatch(input: UnitInput): Promise<UnitResult> {
+  if (!input.reportResult) return runUnit(input);
   let result: UnitResult;
   try {
-    result = await runShard(input);
+    result = await runUnit(input);
   } catch (err) {
     // Continuing as new is not an end: the next run reports.
     if (err instanceof ContinueAsNew) throw err;

@@ -3,7 +3,7 @@
 import { patched, sleep } from '@temporalio/workflow';
 import type { UnitStatus } from '../common/job-types.ts';
 import { nextPollDelay } from './poll.ts';
-import type { ShardInput, ShardState } from './shard.ts';
+import type { UnitInput, UnitState } from './shard.ts';
 import { MAX_TOKEN_LIMIT_WAITS, tokenLimitDelay } from './token-limit.ts';
 
 const TOKEN_LIMIT_WAIT = 'token-limit-wait';
@@ -12,14 +12,14 @@ const TOKEN_LIMIT_WAIT = 'token-limit-wait';
  * Whether a refusal for the enqueued-token limit is waited out: not past MAX_TOKEN_LIMIT_WAITS in a
  * row, and not in a run recorded before units waited (those failed the batch, and replay must too).
  */
-export function canWaitForTokens(state: ShardState): boolean {
+export function canWaitForTokens(state: UnitState): boolean {
   return (state.tokenLimitWaits ?? 0) < MAX_TOKEN_LIMIT_WAITS && patched(TOKEN_LIMIT_WAIT);
 }
 
 /** Notes the refused batch (if one was made), tells the job, and sleeps before sending again. */
 export async function waitForTokens(
-  input: ShardInput,
-  state: ShardState,
+  input: UnitInput,
+  state: UnitState,
   refusedBatchId: string | undefined,
   report: (s: UnitStatus) => Promise<void>,
 ): Promise<void> {

@@ -8,7 +8,7 @@ import { watchFingerprint } from '../common/batch-watch.ts';
 import type { BatchView, UnitStatus } from '../common/job-types.ts';
 import { TERMINAL_STATUSES } from './poll.ts';
 import { paced, provider, providerOptions } from './shard-calls.ts';
-import type { ShardInput, ShardState, runShard } from './shard.ts';
+import type { UnitInput, UnitState, runUnit } from './shard.ts';
 import { batchWakeSignal } from './watch-signals.ts';
 
 /** The safety read's interval at the default poll interval: 8 reads in a 24 h batch. */
@@ -29,7 +29,7 @@ const registrations = proxyActivities<Activities>({
  * Whether this shard's batch can be polled by listing: the provider answered its batch list (a
  * missing list route is recorded by the create call as an unavailable lookup).
  */
-export function canPollByList(state: ShardState): boolean {
+export function canPollByList(state: UnitState): boolean {
   return !(state.unavailableLookups ?? []).includes('GET /batches');
 }
 
@@ -38,8 +38,8 @@ export function canPollByList(state: ShardState): boolean {
  * (batch not ended) when the watcher says the provider cannot list: the caller then polls itself.
  */
 export async function watchUntilEnd(
-  input: ShardInput,
-  state: ShardState,
+  input: UnitInput,
+  state: UnitState,
   report: (status: UnitStatus) => Promise<void>,
   persist: <T>(fn: (inOutage: boolean) => Promise<T>) => Promise<T>,
 ): Promise<void> {
@@ -89,7 +89,7 @@ export async function watchUntilEnd(
     state.polls++;
     await report(state.batch.status);
     if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
-      await continueAsNew<typeof runShard>({ ...input, state });
+      await continueAsNew<typeof runUnit>({ ...input, state });
     }
   }
 }

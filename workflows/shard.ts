@@ -34,7 +34,7 @@ import { cancelAndCollect, chatUnit, deleteAfterFailure, finish } from './shard-
 import { canWaitForTokens, waitForTokens } from './shard-token-wait.ts';
 import { canPollByList, watchUntilEnd } from './shard-watch.ts';
 
-export interface ShardInput {
+export interface UnitInput {
   jobId: string;
   workDir: string;
   unit: Unit;
@@ -63,10 +63,10 @@ export interface ShardInput {
   /** Batch Chat mode: lines go one by one through the synchronous API instead of a batch file. */
   chat?: { concurrency: number; qps: number };
   /** Carried across continue-as-new. */
-  state?: ShardState;
+  state?: UnitState;
 }
 
-export interface ShardState {
+export interface UnitState {
   fileId?: string;
   fileCreatedAt?: number;
   batch?: BatchView;
@@ -95,7 +95,7 @@ function outageOf(err: unknown): ProviderFailureDetails | undefined {
   );
 }
 
-function addLookups(state: ShardState, found: ProviderLookup[] | undefined): void {
+function addLookups(state: UnitState, found: ProviderLookup[] | undefined): void {
   for (const l of found ?? []) {
     state.unavailableLookups ??= [];
     if (!state.unavailableLookups.includes(l)) state.unavailableLookups.push(l);
@@ -108,14 +108,15 @@ const PROGRESS_QUARTERS = 'progress-quarters';
 const POLL_BY_LIST = 'poll-by-list';
 
 /**
- * Runs one unit's batch and returns its line counts (the `shardBatch` workflow, shard-report.ts). Longer than most functions here: `report` and
- * `persist` share the unit's last status and outage, and the upload, create and poll steps share
- * them; splitting them apart would change no command but would thread that state through each.
+ * Runs one unit's batch and returns its line counts (the `shardBatch` workflow, shard-report.ts).
+ * Longer than most functions here: `report` and `persist` share the unit's last status and outage,
+ * and the upload, create and poll steps share them; splitting them apart would change no command
+ * but would thread that state through each.
  */
-export async function runShard(input: ShardInput): Promise<UnitResult> {
+export async function runUnit(input: UnitInput): Promise<UnitResult> {
   const { unit } = input;
   const key = unitKey(input.jobId, unit.round, unit.index);
-  const state: ShardState = input.state ?? { polls: 0 };
+  const state: UnitState = input.state ?? { polls: 0 };
   const job = getExternalWorkflowHandle(input.jobId);
   let lastSent = '';
   let lastStatus: UnitStatus = 'uploading';
@@ -259,7 +260,7 @@ export async function runShard(input: ShardInput): Promise<UnitResult> {
         state.polls++;
         await report(state.batch.status);
         if (workflowInfo().continueAsNewSuggested && !TERMINAL_STATUSES.has(state.batch.status)) {
-          await continueAsNew<typeof runShard>({ ...input, state });
+          await continueAsNew<typeof runUnit>({ ...input, state });
         }
       }
       if (!refusedForTokens(state.batch) || !canWaitForTokens(state)) break;

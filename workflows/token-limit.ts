@@ -3,7 +3,7 @@
 // unit waits on a durable timer and sends the same file again, without spending a retry round. The
 // job also admits units so that each model's enqueued estimate stays under the job's limit. Pure.
 import type { BatchView } from '../common/job-types.ts';
-import type { ProviderFailureDetails, ShardProgress } from '../common/job-types.ts';
+import type { ProviderFailureDetails, UnitProgress } from '../common/job-types.ts';
 
 export const TOKEN_LIMIT_CODE = 'token_limit_exceeded';
 
@@ -51,18 +51,18 @@ export class EnqueuedTokens {
     this.limit = limit;
   }
 
-  admits(u: ShardProgress): boolean {
+  admits(u: UnitProgress): boolean {
     if (this.limit === undefined || !u.model || u.tokens === undefined) return true;
     const held = this.byModel.get(u.model) ?? 0;
     return held === 0 || held + u.tokens <= this.limit;
   }
 
-  add(u: ShardProgress): void {
+  add(u: UnitProgress): void {
     if (u.model && u.tokens !== undefined)
       this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) + u.tokens);
   }
 
-  remove(u: ShardProgress): void {
+  remove(u: UnitProgress): void {
     if (u.model && u.tokens !== undefined)
       this.byModel.set(u.model, (this.byModel.get(u.model) ?? 0) - u.tokens);
   }
