@@ -201,6 +201,11 @@ function listMissing(err: unknown): boolean {
   return s === 404 || s === 405 || s === 501;
 }
 
+/**
+ * The activities that upload unit files and create, read, find and cancel batches, built on the worker's dependencies. Long as a whole, not as a unit: each
+ * inner function is one activity or one named step of one, and they share the dependencies and the
+ * provider caller this closure holds.
+ */
 export function batchActivities(deps: ActivityDeps) {
   const call = providerCaller(deps);
   // List routes found missing on this worker's provider: asked once, then not again.

@@ -12,23 +12,22 @@ import type { Usage } from '../common/pricing.ts';
 import { toView } from './batches.ts';
 import { chatResultsFile } from './chat.ts';
 import { AnswerCapture } from './answer-capture.ts';
-import { classifyResult, isCancelledByUser, missingLine, readError, type Classified } from './classify.ts';
+import { classifyResult } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
-import { malformedLine, missingAmidUnreadable, readResultFileLine } from './malformed-output.ts';
-import { ByteWriter } from './byte-writer.ts';
+import { malformedLine, readResultFileLine } from './malformed-output.ts';
 import { customIdOf, readByteLines, splitByteLines, type ByteLine } from './lines.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { count } from './metrics.ts';
 import { providerCaller } from './provider-calls.ts';
 import { storesOf } from './stores.ts';
 import { writeJsonAtomic } from '../storage/atomic-file.ts';
-import { collectedMarker, originFile, outcomeFile, unitFile, workKey } from '../storage/layout.ts';
+import { collectedMarker, originFile, unitFile, workKey } from '../storage/layout.ts';
 import { readCollectedMarker, type CollectedMarker } from '../storage/records.ts';
 import { withWorkspace, type Workspace } from '../storage/workspace.ts';
-import { encodeOutcomeHead, resultBytes } from '../storage/outcome-record.ts';
+import { resultBytes } from '../storage/outcome-record.ts';
+import { NO_RESULT, settleUnanswered, UnitOutcomes } from './unit-outcomes.ts';
 
-const NO_RESULT = new Uint8Array(0);
 /** Error-file lines naming no line of the unit that are kept (the rest are only counted). */
 const MAX_UNATTRIBUTED = 20;
 
@@ -104,6 +103,11 @@ function unattributedError(parsed: Record<string, unknown>): UnattributedError |
   return { custom_id: typeof cid === 'string' ? cid : null, ...c.error };
 }
 
+/**
+ * The activities of collection (collectUnit, collectedUnit), built on the worker's dependencies. Long as a whole, not as a unit: each
+ * inner function is one activity or one named step of one, and they share the dependencies and the
+ * provider caller this closure holds.
+ */
 export function collectActivities(deps: ActivityDeps) {
   const call = providerCaller(deps);
   return {
@@ -174,64 +178,22 @@ export function collectActivities(deps: ActivityDeps) {
     return call('read batch', () => deps.openai.batches.retrieve(id));
   }
 
-  /** `ws`: the scratch workspace to commit to, on object storage. */
-  async function collect(input: CollectInput, ws?: Workspace): Promise<CollectedCounts> {
-    const { workDir, unit, maxAttempts } = input;
+  /**
+   * Reads the batch's output and error files (or the unit's Batch Chat file) and records each line
+   * that names a request of the unit; malformed lines and lines naming none are accounted for.
+   */
+  async function readResults(
+    out: UnitOutcomes,
+    ids: Map<string, number>,
+    batch: OpenAI.Batches.Batch | undefined,
+    input: CollectInput,
+  ): Promise<void> {
     const ctx = Context.current();
-    const batch = await batchOf(input);
-    const unattributed: UnattributedError[] = [];
-    const status = batch?.status ?? 'completed';
-    const origins = await loadOrigins(workDir, unit);
-    const capture = AnswerCapture.open(deps, workDir, input.jobId);
-    const { ids, list } = await loadIds(workDir, unit, capture);
-    const seen = new Uint8Array(list.length);
-    const writers = new Map<number, ByteWriter>();
-    const counts: UnitCounts = { succeeded: 0, failed: 0, retry: 0 };
-    let cancelled = 0;
-    let tokens = 0;
-    const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
-    const originOf = (p: number): [number, number] =>
-      origins ? [origins[2 * p]!, origins[2 * p + 1]!] : [unit.index, p];
-
-    const record = async (p: number, c: Classified, result: Uint8Array) => {
-      seen[p] = 1;
-      const [shard, i] = originOf(p);
-      let w = writers.get(shard);
-      if (!w) {
-        w = new ByteWriter(outcomeFile(workDir, shard, unit.round, unit.index), 'durable');
-        writers.set(shard, w);
-      }
-      const head = encodeOutcomeHead({
-        line: i,
-        kind: c.kind,
-        attempt: unit.round,
-        customId: list[p]!,
-        ...(c.usage ? { usage: c.usage } : {}),
-        ...(c.error ? { error: c.error } : {}),
-      });
-      const wait = w.headed(head, result);
-      if (wait) await wait;
-      if (c.usage) {
-        tokens += c.usage[2];
-        usage.prompt_tokens += c.usage[0];
-        usage.completion_tokens += c.usage[1];
-        usage.total_tokens += c.usage[2];
-      }
-      if (c.kind === 'ok') {
-        counts.succeeded++;
-        capture?.put(p, list[p]!, c.usage, result);
-      } else if (c.kind === 'retry' && unit.round < maxAttempts) counts.retry++;
-      else counts.failed++;
-      if (isCancelledByUser(c.kind, c.error?.code)) cancelled++;
-    };
-
-    // Malformed lines naming no request of the unit, counted to account for the lines left missing.
-    const unreadable = { count: 0, first: '' };
     const malformed = async (customId: string | undefined, excerpt: string, bytes: number) => {
       const p = customId === undefined ? undefined : ids.get(customId);
-      const mine = p !== undefined && !seen[p];
-      if (mine) await record(p, malformedLine(excerpt), NO_RESULT);
-      else if (customId === undefined && unreadable.count++ === 0) unreadable.first = excerpt;
+      const mine = p !== undefined && !out.seen[p];
+      if (mine) await out.record(p, malformedLine(excerpt), NO_RESULT);
+      else if (customId === undefined && out.unreadable.count++ === 0) out.unreadable.first = excerpt;
       // The line's content stays out of the log (it may hold the user's data); errors.jsonl quotes it.
       const whose = customId === undefined ? 'custom_id unreadable' : `custom_id ${JSON.stringify(customId)}`;
       logFor(deps).warn(
@@ -239,75 +201,53 @@ export function collectActivities(deps: ActivityDeps) {
         `malformed line in the provider's results (${whose}): ${mine ? 'that line fails' : 'no unanswered line of this unit names it'}`,
       );
     };
+    let n = 0;
+    const chatFile = input.chat ? chatResultsFile(input.workDir, input.unit) : undefined;
+    for (const source of resultSources(batch, chatFile)) {
+      for await (const line of source()) {
+        const read = readResultFileLine(line.bytes);
+        if (!read.ok) {
+          await malformed(read.customId, read.excerpt, line.bytes.length);
+          continue;
+        }
+        const parsed = read.parsed;
+        const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
+        if (p === undefined || out.seen[p]) {
+          // Some servers report a batch's own failure as an error line under a custom_id of their
+          // own (e.g. "turn"): that is the batch's reason, kept for its lines and the summary.
+          const reason = p === undefined ? unattributedError(parsed) : undefined;
+          if (reason && out.unattributed.length < MAX_UNATTRIBUTED) out.unattributed.push(reason);
+          logFor(deps).warn(
+            { batchId: batch?.id, custom_id: parsed.custom_id, ...(reason ? { error: reason } : {}) },
+            reason
+              ? `error line for custom_id ${JSON.stringify(parsed.custom_id)}, not in this batch: kept as the batch's failure (${reason.code}: ${reason.message})`
+              : 'result line for an unknown or repeated custom_id: ignored',
+          );
+          continue;
+        }
+        await out.record(p, classifyResult(parsed, input.cancelledByUs), resultBytes(line.bytes, parsed));
+        if (++n % 5000 === 0) ctx.heartbeat({ lines: n });
+      }
+    }
+  }
 
+  /** `ws`: the scratch workspace to commit to, on object storage. */
+  async function collect(input: CollectInput, ws?: Workspace): Promise<CollectedCounts> {
+    const { workDir, unit } = input;
+    const batch = await batchOf(input);
+    const status = batch?.status ?? 'completed';
+    const origins = await loadOrigins(workDir, unit);
+    const capture = AnswerCapture.open(deps, workDir, input.jobId);
+    const { ids, list } = await loadIds(workDir, unit, capture);
+    const out = new UnitOutcomes(workDir, unit, input.maxAttempts, list, origins, capture);
+    const { counts, unattributed } = out;
     try {
-      let n = 0;
-      for (const source of resultSources(batch, input.chat ? chatResultsFile(workDir, unit) : undefined)) {
-        for await (const line of source()) {
-          const read = readResultFileLine(line.bytes);
-          if (!read.ok) {
-            await malformed(read.customId, read.excerpt, line.bytes.length);
-            continue;
-          }
-          const parsed = read.parsed;
-          const p = typeof parsed.custom_id === 'string' ? ids.get(parsed.custom_id) : undefined;
-          if (p === undefined || seen[p]) {
-            // Some servers report a batch's own failure as an error line under a custom_id of their
-            // own (e.g. "turn"): that is the batch's reason, kept for its lines and the summary.
-            const reason = p === undefined ? unattributedError(parsed) : undefined;
-            if (reason && unattributed.length < MAX_UNATTRIBUTED) unattributed.push(reason);
-            logFor(deps).warn(
-              { batchId: batch?.id, custom_id: parsed.custom_id, ...(reason ? { error: reason } : {}) },
-              reason
-                ? `error line for custom_id ${JSON.stringify(parsed.custom_id)}, not in this batch: kept as the batch's failure (${reason.code}: ${reason.message})`
-                : 'result line for an unknown or repeated custom_id: ignored',
-            );
-            continue;
-          }
-          await record(p, classifyResult(parsed, input.cancelledByUs), resultBytes(line.bytes, parsed));
-          if (++n % 5000 === 0) ctx.heartbeat({ lines: n });
-        }
-      }
-      // A failed batch ran nothing: lines it names are bad for good, the rest go again.
-      const fileErrors = new Map<number, { code: string; message: string }>();
-      let wholeFile: { code: string; message: string } | undefined;
-      for (const e of batch?.errors?.data ?? []) {
-        const { code, message } = readError(e);
-        const err = { code: code ?? 'batch_failed', message: message ?? '' };
-        if (typeof e.line === 'number' && e.line >= 1) fileErrors.set(e.line - 1, err);
-        else wholeFile ??= err;
-      }
-      // Lines the batch left unanswered get the most specific reason known: the line's own entry
-      // in errors.data, the batch's whole-file error, the error file's unattributed lines.
-      const batchReason = unattributed[0]
-        ? {
-            code: unattributed[0].code,
-            message: unattributed[0].message,
-            status_code: unattributed[0].status_code,
-          }
-        : undefined;
-      const missingCount = list.length - seen.reduce((a, b) => a + b, 0);
-      for (let p = 0; p < list.length; p++) {
-        if (seen[p]) continue;
-        const named = fileErrors.get(p);
-        if (status === 'failed') {
-          const err = named ??
-            wholeFile ??
-            batchReason ?? { code: 'batch_failed', message: 'the batch failed without naming this line' };
-          const kind = named ? 'permanent' : 'retry';
-          await record(p, { kind, error: { status_code: null, ...err }, usage: null }, NO_RESULT);
-        } else {
-          const missing = missingLine(status, input.cancelledByUs);
-          let c = batchReason && !input.cancelledByUs ? { ...missing, error: batchReason } : missing;
-          if (unreadable.count > 0 && !input.cancelledByUs)
-            c = missingAmidUnreadable(c, missingCount, unreadable);
-          await record(p, c, NO_RESULT);
-        }
-      }
-      for (const w of writers.values()) await w.commit();
+      await readResults(out, ids, batch, input);
+      await settleUnanswered(out, batch, input.cancelledByUs);
+      await out.commit();
       const marker: CollectedUnit = {
         ...counts,
-        cancelled,
+        cancelled: out.cancelled,
         batchId: batch?.id ?? null,
         batchStatus: status,
         fileErrors: batch && status === 'failed' ? toView(batch).errors : [],
@@ -316,12 +256,12 @@ export function collectActivities(deps: ActivityDeps) {
       await writeJsonAtomic(collectedMarker(workDir, unit.round, unit.index), marker);
       if (ws) {
         // Outcomes first, the marker that vouches for them last, and only if no attempt committed one.
-        for (const shard of writers.keys()) await ws.push(workKey.outcome(shard, unit.round, unit.index));
+        for (const shard of out.writers.keys()) await ws.push(workKey.outcome(shard, unit.round, unit.index));
         await ws.push(workKey.collectedMarker(unit.round, unit.index), { ifAbsent: true });
       }
     } catch (err) {
       capture?.close();
-      for (const w of writers.values()) await w.abort();
+      await out.abort();
       throw err;
     }
     capture?.close();
@@ -329,12 +269,12 @@ export function collectActivities(deps: ActivityDeps) {
     count('linesSucceeded', counts.succeeded);
     count('linesFailed', counts.failed);
     count('linesRetried', counts.retry);
-    count('tokens', tokens);
+    count('tokens', out.tokens);
     return {
       ...counts,
       ...(unattributed.length ? { unattributed } : {}),
-      ...(cancelled ? { cancelled } : {}),
-      ...(tokens ? { usage } : {}),
+      ...(out.cancelled ? { cancelled: out.cancelled } : {}),
+      ...(out.tokens ? { usage: out.usage } : {}),
     };
   }
 }

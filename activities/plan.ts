@@ -117,6 +117,11 @@ async function reuseFor(
   });
 }
 
+/**
+ * The activities of planning (planJob), built on the worker's dependencies. Long as a whole, not as a unit: each
+ * inner function is one activity or one named step of one, and they share the dependencies and the
+ * provider caller this closure holds.
+ */
 export function planActivities(deps: ActivityDeps) {
   return {
     /** Validates and shards the input into `<out>/.batchpilot/round-1/`. */
