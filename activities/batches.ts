@@ -255,18 +255,33 @@ export function batchActivities(deps: ActivityDeps) {
   // share the same link: a worker sends a few at a time rather than one per activity slot.
   const uploads = new Semaphore(UPLOADS_AT_ONCE);
   const uploadTurns = new Spacer(deps.uploadsPerSecond);
-  async function createOnce(input: CreateBatchInput, ws: Workspace | undefined): Promise<BatchView> {
+  async function createOnce(input: CreateBatchInput): Promise<BatchView> {
     const found = await lookup(
       'GET /batches',
       'look up batches',
       () => findBatch(deps, input.key, input.fileId, input.fileCreatedAt, input.skipBatchIds),
       firstSend(input.fresh),
     );
-    const blind = missing.has('GET /batches');
     if (found) {
       logFor(deps).info({ key: input.key, batchId: found.id }, 'found batch made by an earlier attempt');
       return toView(found);
     }
+    // Known only after the lookup: the work folder's sending marker is needed when batches cannot
+    // be listed, and then on an attempt's first create too.
+    const blind = missing.has('GET /batches');
+    const ws = blind && input.workDir ? await storesOf(deps).workspace(input.workDir) : undefined;
+    try {
+      return await sendCreate(input, blind, ws);
+    } finally {
+      await ws?.release();
+    }
+  }
+
+  async function sendCreate(
+    input: CreateBatchInput,
+    blind: boolean,
+    ws: Workspace | undefined,
+  ): Promise<BatchView> {
     const metadata = {
       ...input.metadata,
       [BATCH_KEY_METADATA]: input.key,
@@ -356,16 +371,7 @@ export function batchActivities(deps: ActivityDeps) {
 
     /** Creates the unit's batch exactly once (lookup first, no SDK retries). */
     async createBatch(input: CreateBatchInput): Promise<BatchView> {
-      // The work folder holds the sending marker, needed only when batches cannot be listed.
-      const ws =
-        missing.has('GET /batches') && input.workDir
-          ? await storesOf(deps).workspace(input.workDir)
-          : undefined;
-      try {
-        return await createOnce(input, ws);
-      } finally {
-        await ws?.release();
-      }
+      return createOnce(input);
     },
 
     /** Reads a batch's status (one poll). */
