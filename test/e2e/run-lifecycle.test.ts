@@ -34,14 +34,20 @@ describe('batchpilot run, interrupted and repeated', () => {
       BATCHPILOT_PROVIDER: 'emulator',
       BATCHPILOT_BASE_URL: emulator.url,
       BATCHPILOT_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+      // Every test here sends the same input: without this, later runs would reuse earlier answers
+      // and buy nothing to interrupt. Reuse has its own test at the end, with a store of its own.
+      BATCHPILOT_ANSWERS_DIR: 'off',
     });
   });
   afterAll(async () => {
     await emulator.close();
   });
 
-  const run = (out: string, extra: string[] = []) =>
-    startCli(['run', 'in.jsonl', '--out', out, ...JOB_ARGS, ...extra], { cwd: dir, env });
+  const run = (out: string, extra: string[] = [], more: NodeJS.ProcessEnv = {}) =>
+    startCli(['run', 'in.jsonl', '--out', out, ...JOB_ARGS, ...extra], {
+      cwd: dir,
+      env: { ...env, ...more },
+    });
   const runSync = (args: string[]) =>
     spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env, encoding: 'utf8', timeout: 240_000 });
   const idsIn = (out: string, file: string) =>
@@ -188,6 +194,28 @@ describe('batchpilot run, interrupted and repeated', () => {
     expect((await p.exit).code, p.stderr()).toBe(0);
     expect((await stats()).batchesCreated).toBe(bought + 3);
     expectAllAnswered(out);
+  });
+
+  it('the same input into another folder reuses every answer and buys nothing, unless --no-reuse', async () => {
+    const answers = { BATCHPILOT_ANSWERS_DIR: path.join(dir, 'answers') };
+    const resultsOf = (out: string) =>
+      readJsonl<{ custom_id: string; batchpilot_reused?: boolean }>(path.join(dir, out, 'results.jsonl'));
+    const buy = async (out: string, extra: string[] = []) => {
+      const before = (await stats()).batchesCreated;
+      const p = run(out, extra, answers);
+      expect((await p.exit).code, p.stderr()).toBe(0);
+      expectAllAnswered(out);
+      return (await stats()).batchesCreated - before;
+    };
+    expect(await buy('reuse-a')).toBe(3);
+    expect(await buy('reuse-b')).toBe(0);
+    expect(resultsOf('reuse-b').every((r) => r.batchpilot_reused === true)).toBe(true);
+    const summary = JSON.parse(fs.readFileSync(path.join(dir, 'reuse-b', 'summary.json'), 'utf8')) as {
+      lines: { reused?: number };
+    };
+    expect(summary.lines.reused).toBe(LINES);
+    expect(await buy('reuse-c', ['--no-reuse'])).toBe(3);
+    expect(resultsOf('reuse-c').some((r) => r.batchpilot_reused)).toBe(false);
   });
 
   it('mistakes a user can fix end at once with exit 2, before any server starts', () => {

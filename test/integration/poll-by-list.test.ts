@@ -3,49 +3,14 @@
 // no per-batch retrieve. A shard whose watcher is gone still ends through its fallback read, and a
 // provider that cannot list keeps the per-batch poll.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
 import { watcherWorkflowId } from '../../common/batch-watch.ts';
-import type { SweepResult } from '../../activities/watch.ts';
 import { FAST_FAULTS, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
 import { startStranger, type Stranger } from '../support/stranger-server.ts';
+import { sweepsOf } from '../support/watcher.ts';
 import path from 'node:path';
 
 const LIMITS = { maxBytes: 500_000_000, maxLineBytes: 6_000_000 };
-
-interface Sweep {
-  watched: number;
-  result: SweepResult;
-}
-
-/** Every sweep the watcher made (all runs): how many batches it listed and what it found. */
-async function sweepsOf(client: Client, workflowId: string): Promise<Sweep[]> {
-  const sweeps: Sweep[] = [];
-  let runId: string | undefined;
-  for (;;) {
-    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
-    const inputs = new Map<string, number>();
-    const json = (data: Uint8Array | null | undefined): unknown =>
-      JSON.parse(Buffer.from(data ?? new Uint8Array()).toString('utf8'));
-    for (const ev of history.events ?? []) {
-      const s = ev.activityTaskScheduledEventAttributes;
-      if (s?.activityType?.name === 'sweepBatches') {
-        const arg = json(s.input?.payloads?.[0]?.data) as { batches: unknown[] };
-        inputs.set(String(ev.eventId), arg.batches.length);
-      }
-      const c = ev.activityTaskCompletedEventAttributes;
-      if (c && inputs.has(String(c.scheduledEventId))) {
-        sweeps.unshift({
-          watched: inputs.get(String(c.scheduledEventId))!,
-          result: json(c.result?.payloads?.[0]?.data) as SweepResult,
-        });
-      }
-    }
-    const prev = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
-    if (!prev) return sweeps;
-    runId = prev;
-  }
-}
 
 async function stopWatcher(h: Harness): Promise<void> {
   await h.client.workflow
