@@ -9,26 +9,21 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { BATCH_KEY_METADATA, JOB_ID_METADATA } from '../common/definitions.ts';
-import {
-  BATCH_STATUSES,
-  type BatchStatus,
-  type BatchView,
-  type ProviderFailureDetails,
-  type ProviderLookup,
-} from '../common/job-types.ts';
+import { type BatchView, type ProviderFailureDetails, type ProviderLookup } from '../common/job-types.ts';
 import { unitFileName } from '../common/keys.ts';
 import { lookupMeaning } from '../common/provider-lookups.ts';
 import type { ActivityDeps } from './deps.ts';
 import { logFor } from './log.ts';
 import { describeError, publicUrl, statusOf, surelyNotDone } from './provider-errors.ts';
 import { failureOf, providerCaller } from './provider-calls.ts';
-import { readError } from './classify.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { ensureRoom } from './in-flight-cap.ts';
 import { Semaphore } from './semaphore.ts';
 import { Spacer } from './spacer.ts';
 import { count } from './metrics.ts';
 import { uploadBatchFile } from './upload.ts';
+import { findBatch, findUploaded, listMissing, signal } from './batch-lookups.ts';
+import { toView } from './batch-view.ts';
 import { storesOf } from './stores.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import { workKey } from '../storage/layout.ts';
@@ -84,38 +79,7 @@ function firstSend(fresh: boolean | undefined): boolean {
   }
 }
 
-const MAX_ERRORS_IN_VIEW = 20;
 const UPLOADS_AT_ONCE = 4;
-/** Clock skew allowed between us and the provider when bounding lookups. */
-const SKEW_SECONDS = 300;
-
-/**
- * A status outside the Batch API's list (a provider's own, or one added later) reads as a batch still
- * running: the workflow keeps polling it, as it does any status that is not an end.
- */
-function knownStatus(s: string): BatchStatus {
-  return (BATCH_STATUSES as readonly string[]).includes(s) ? (s as BatchStatus) : 'in_progress';
-}
-
-export function toView(b: OpenAI.Batches.Batch): BatchView {
-  const rc = b.request_counts ?? { total: 0, completed: 0, failed: 0 };
-  const errors = (b.errors?.data ?? []).slice(0, MAX_ERRORS_IN_VIEW).map((e) => {
-    const { code, message } = readError(e);
-    return {
-      code: code ?? 'unknown',
-      message: message ?? '',
-      line: typeof e.line === 'number' ? e.line : null,
-    };
-  });
-  return {
-    id: b.id,
-    status: knownStatus(b.status),
-    outputFileId: b.output_file_id ?? null,
-    errorFileId: b.error_file_id ?? null,
-    requestCounts: { total: rc.total, completed: rc.completed, failed: rc.failed },
-    errors,
-  };
-}
 
 /** The non-retryable failure of a create whose outcome is unknown on a provider that cannot be asked. */
 function outcomeUnknown(
@@ -143,62 +107,6 @@ function outcomeUnknown(
     nonRetryable: true,
     details: [details],
   });
-}
-
-/**
- * Where a create in flight is noted on a provider that cannot list batches: a worker that dies
- * between sending and recording the answer leaves it, and the next attempt knows a batch may exist.
- */
-function signal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Finds a file this unit already uploaded (same name and size), newest first. */
-async function findUploaded(
-  openai: OpenAI,
-  name: string,
-  bytes: number,
-  notBefore: number,
-): Promise<UploadedFile | undefined> {
-  for await (const f of openai.files.list({ limit: 100 }, { signal: signal() })) {
-    if (f.created_at < notBefore - SKEW_SECONDS) return undefined;
-    if (f.filename === name && f.bytes === bytes && f.purpose === 'batch')
-      return { fileId: f.id, createdAt: f.created_at };
-  }
-  return undefined;
-}
-
-/** Finds the batch made for this key: by DashScope's input_file_ids filter, or by scanning newest first. */
-export async function findBatch(
-  deps: ActivityDeps,
-  key: string,
-  fileId: string,
-  notBefore: number,
-  skip: readonly string[] = [],
-): Promise<OpenAI.Batches.Batch | undefined> {
-  const matches = (b: OpenAI.Batches.Batch) =>
-    (b.metadata?.[BATCH_KEY_METADATA] === key || b.input_file_id === fileId) && !skip.includes(b.id);
-  if (deps.profile.listFilters) {
-    // DashScope filters go in the query itself (docs/providers.md, Traps in the openai Node SDK).
-    const query = { input_file_ids: fileId, limit: 100 } as OpenAI.Batches.BatchListParams;
-    for await (const b of deps.openai.batches.list(query, { signal: signal() })) if (matches(b)) return b;
-    return undefined;
-  }
-  for await (const b of deps.openai.batches.list({ limit: 100 }, { signal: signal() })) {
-    if (b.created_at < notBefore - SKEW_SECONDS) return undefined;
-    if (matches(b)) return b;
-  }
-  return undefined;
-}
-
-/** A list route the server does not have: 404 or 405 (some gateways answer 501). */
-function listMissing(err: unknown): boolean {
-  const s = statusOf(err);
-  return s === 404 || s === 405 || s === 501;
 }
 
 /**

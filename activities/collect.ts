@@ -9,7 +9,7 @@ import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import type { BatchView, UnattributedError, Unit, UnitCounts, UnitResult } from '../common/job-types.ts';
 import type { Usage } from '../common/pricing.ts';
-import { toView } from './batches.ts';
+import { toView } from './batch-view.ts';
 import { chatResultsFile } from './chat.ts';
 import { AnswerCapture } from './answer-capture.ts';
 import { classifyResult } from './classify.ts';

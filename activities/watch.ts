@@ -12,7 +12,8 @@ import {
 } from '../common/batch-watch.ts';
 import type { BatchView } from '../common/job-types.ts';
 import type { ActivityDeps } from './deps.ts';
-import { toView } from './batches.ts';
+import { listMissing, signal, SKEW_SECONDS } from './batch-lookups.ts';
+import { toView } from './batch-view.ts';
 import { logFor } from './log.ts';
 import { count } from './metrics.ts';
 import { failureOf } from './provider-calls.ts';
@@ -42,8 +43,6 @@ const UNFINISHED = ['validating', 'in_progress', 'finalizing', 'cancelling'];
 const PAGE = 100;
 /** DashScope's input_file_ids filter takes at most 20 ids. */
 const FILE_IDS_PER_CALL = 20;
-/** Clock skew allowed between us and the provider when bounding a newest-first scan. */
-const SKEW_SECONDS = 300;
 /**
  * DashScope does not say in which time zone it reads `create_after`; a day's margin keeps the
  * bound safe whatever it is, at the price of also listing the account's other unfinished batches
@@ -54,20 +53,6 @@ const CREATE_AFTER_MARGIN_SECONDS = 86_400;
 /** `yyyyMMddHHmmss` in UTC, DashScope's format for `create_after`. */
 function stamp(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
-}
-
-/** A list route the server does not have: 404 or 405 (some gateways answer 501). */
-function listMissing(err: unknown): boolean {
-  const s = statusOf(err);
-  return s === 404 || s === 405 || s === 501;
-}
-
-function signal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
 }
 
 export function watchActivities(deps: ActivityDeps) {
