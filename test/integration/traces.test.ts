@@ -122,7 +122,9 @@ describe('traces over OTLP/HTTP', () => {
     ).toBe(true);
     const provider = trace.filter((s) => attr(s, 'batchpilot.provider.route') !== undefined);
     const routes = new Set(provider.map((s) => attr(s, 'batchpilot.provider.route')));
-    for (const route of ['upload', 'create', 'retrieve', 'content']) expect(routes, route).toContain(route);
+    // Batches are polled by the task queue's watcher, a workflow of its own (its list calls are not
+    // in this job's trace), so a clean run has no retrieve.
+    for (const route of ['upload', 'create', 'content']) expect(routes, route).toContain(route);
     const create = provider.find((s) => attr(s, 'batchpilot.provider.route') === 'create')!;
     expect(create.name).toBe('provider create');
     expect(attr(create, 'http.request.method')).toBe('POST');
