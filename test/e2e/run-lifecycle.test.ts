@@ -7,18 +7,34 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { startEmulator, type EmulatorStats, type RunningEmulator } from '../../emulator/index.ts';
+import {
+  startEmulator,
+  type EmulatorStats,
+  type FaultSettings,
+  type RunningEmulator,
+} from '../../emulator/index.ts';
 import { readJsonl, writeChatInput } from '../support/harness.ts';
 import { BIN, cliEnv, processesMentioning, startCli } from '../support/cli-process.ts';
 
 const LINES = 300;
 // Three shards of 100 lines; at 40 ms a line a batch runs ~4 s, long enough to interrupt.
 const JOB_ARGS = ['--max-lines', '100', '--poll-interval', '300ms'];
+const FAULTS: FaultSettings = { seed: 3, validatingMs: 100, perLineMs: 40, finalizingMs: 100 };
+/** Batches that make no progress until let go: an interrupt then always meets them running. */
+const HELD: FaultSettings = { ...FAULTS, perLineMs: 3_600_000, finalizingMs: 3_600_000 };
 
 describe('batchpilot run, interrupted and repeated', () => {
   let emulator: RunningEmulator;
   let dir: string;
   let env: NodeJS.ProcessEnv;
+  const setFaults = async (f: FaultSettings) => {
+    const res = await fetch(emulator.url.replace(/\/v1$/, '/_emulator/faults'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(f),
+    });
+    expect(res.ok).toBe(true);
+  };
   const stats = async (): Promise<EmulatorStats> =>
     (await fetch(emulator.url.replace(/\/v1$/, '/_emulator/stats'))).json() as Promise<EmulatorStats>;
 
@@ -27,7 +43,7 @@ describe('batchpilot run, interrupted and repeated', () => {
     emulator = await startEmulator({
       port: 0,
       dataDir: path.join(dir, '.emulator-state'),
-      faults: { seed: 3, validatingMs: 100, perLineMs: 40, finalizingMs: 100 },
+      faults: FAULTS,
     });
     writeChatInput(dir, 'in.jsonl', LINES);
     env = cliEnv({
@@ -85,16 +101,22 @@ describe('batchpilot run, interrupted and repeated', () => {
     // Interrupt once a batch is running at the provider.
     const created = (await stats()).batchesCreated;
     for (let i = 0; i < 600 && (await stats()).batchesCreated === created; i++) await sleep(100);
-    const before = await stats();
-    p.signalGroup('SIGINT');
-    const end = await p.exit;
-    expect(end.code, p.stderr()).toBe(130);
-    expect(p.stderr()).toContain(`cancelling job ${id}`);
-    expect(p.stderr()).toContain(`resume it with: batchpilot run in.jsonl --out ${out} --id ${id}`);
-    const summary = JSON.parse(fs.readFileSync(path.join(dir, out, 'summary.json'), 'utf8'));
-    expect(summary).toMatchObject({ workflowId: id, status: 'cancelled' });
-    expect((await stats()).requests.cancel ?? 0).toBeGreaterThan(before.requests.cancel ?? 0);
-    expect(processesMentioning(serverOf(out))).toEqual([]);
+    // However slow this machine, the batch is still running when Ctrl-C arrives.
+    await setFaults(HELD);
+    try {
+      const before = await stats();
+      p.signalGroup('SIGINT');
+      const end = await p.exit;
+      expect(end.code, p.stderr()).toBe(130);
+      expect(p.stderr()).toContain(`cancelling job ${id}`);
+      expect(p.stderr()).toContain(`resume it with: batchpilot run in.jsonl --out ${out} --id ${id}`);
+      const summary = JSON.parse(fs.readFileSync(path.join(dir, out, 'summary.json'), 'utf8'));
+      expect(summary).toMatchObject({ workflowId: id, status: 'cancelled' });
+      expect((await stats()).requests.cancel ?? 0).toBeGreaterThan(before.requests.cancel ?? 0);
+      expect(processesMentioning(serverOf(out))).toEqual([]);
+    } finally {
+      await setFaults(FAULTS);
+    }
 
     const resumed = run(out);
     expect((await resumed.exit).code, resumed.stderr()).toBe(0);

@@ -79,8 +79,13 @@ describe('worker killed and restarted', () => {
     await kill();
     await waitFor('a batch created', async () => (await h.stats()).batchesCreated >= 2);
     await kill();
-    const polls = (await h.stats()).requests.retrieve ?? 0;
-    await waitFor('polling', async () => ((await h.stats()).requests.retrieve ?? 0) >= polls + 3);
+    // Batches are polled by the task queue's watcher (list calls), or one by one (retrieves).
+    const polls = async () => {
+      const r = (await h.stats()).requests;
+      return (r.list ?? 0) + (r.retrieve ?? 0);
+    };
+    const before = await polls();
+    await waitFor('polling', async () => (await polls()) >= before + 3);
     await kill();
     // The merge can be quicker than this loop: a summary means the window has passed.
     const out = path.join(h.dataDir, 'out-kill');

@@ -30,6 +30,9 @@ export function spawnWorkerProcess(o: WorkerProcessOptions): ChildProcessByStdio
       BATCHPILOT_DATA_DIR: o.dataDir,
       BATCHPILOT_WORKFLOW_BUNDLE: o.workflowBundle,
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      // As the in-process test worker: no answers kept, so a test that sends an input twice buys
+      // twice. Reuse is tested with a store of its own (extraEnv, or the harness's `answers`).
+      BATCHPILOT_ANSWERS_DIR: 'off',
       ...(o.apiKey ? { BATCHPILOT_API_KEY: o.apiKey } : {}),
       ...o.extraEnv,
     },
