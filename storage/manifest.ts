@@ -56,7 +56,11 @@ export class ManifestError extends Error {
   override name = 'ManifestError';
 }
 
-function parse<T>(schema: z.ZodType<T>, file: string, text: string): T {
+/**
+ * A work-folder record's text parsed by its schema; one that is not JSON or does not match fails
+ * naming the file, what it should be and the fix.
+ */
+export function parseWorkRecord<T>(schema: z.ZodType<T>, file: string, text: string, what = 'manifest'): T {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -69,7 +73,7 @@ function parse<T>(schema: z.ZodType<T>, file: string, text: string): T {
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
     throw new ManifestError(
-      `${file} is not a batchpilot manifest (${issues.slice(0, 3).join('; ')}): the work folder is damaged or from another version; start the job afresh with --force`,
+      `${file} is not a batchpilot ${what} (${issues.slice(0, 3).join('; ')}): the work folder is damaged or from another version; start the job afresh with --force`,
     );
   }
   return parsed.data;
@@ -86,7 +90,7 @@ export function writePlanManifestSync(file: string, manifest: PlanManifest & { s
 
 export async function readPlanManifest(workDir: string): Promise<PlanManifest> {
   const file = roundManifestFile(workDir, 1);
-  return parse(planManifestSchema, file, await fsp.readFile(file, 'utf8'));
+  return parseWorkRecord(planManifestSchema, file, await fsp.readFile(file, 'utf8'));
 }
 
 /** Writes a retry round's manifest (into the round's folder while it is being built). */
@@ -101,5 +105,5 @@ export async function readRoundManifest(workDir: string, round: number): Promise
     if (err.code === 'ENOENT') return undefined;
     throw err;
   });
-  return content === undefined ? undefined : parse(roundManifestSchema, file, content);
+  return content === undefined ? undefined : parseWorkRecord(roundManifestSchema, file, content);
 }

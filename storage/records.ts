@@ -7,7 +7,7 @@ import fsp from 'node:fs/promises';
 import { z } from 'zod';
 import type { JobRecord } from '../common/job-record.ts';
 import type { PlanSummary } from '../common/job-types.ts';
-import { ManifestError } from './manifest.ts';
+import { parseWorkRecord } from './manifest.ts';
 
 const count = z.number().int().nonnegative();
 
@@ -70,28 +70,9 @@ export const collectedMarkerSchema = z.looseObject({
 });
 export type CollectedMarker = z.infer<typeof collectedMarkerSchema>;
 
-function parse<T>(schema: z.ZodType<T>, file: string, text: string, what: string): T {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ManifestError(
-      `${file} is not JSON (${(err as Error).message}): the work folder is damaged; start the job afresh with --force`,
-    );
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
-    throw new ManifestError(
-      `${file} is not a batchpilot ${what} (${issues.slice(0, 3).join('; ')}): the work folder is damaged or from another version; start the job afresh with --force`,
-    );
-  }
-  return parsed.data;
-}
-
 /** A collected unit's marker, parsed; fails naming the file when it is damaged. */
 export async function readCollectedMarker(file: string): Promise<CollectedMarker> {
-  return parse(collectedMarkerSchema, file, await fsp.readFile(file, 'utf8'), 'collected marker');
+  return parseWorkRecord(collectedMarkerSchema, file, await fsp.readFile(file, 'utf8'), 'collected marker');
 }
 
 /** plan.json, parsed; undefined when absent (the job is planned again). */
@@ -101,5 +82,5 @@ export async function readPlanSummary(file: string): Promise<PlanSummary | undef
     throw err;
   });
   if (content === undefined) return undefined;
-  return parse(planSummarySchema, file, content, 'plan summary') as unknown as PlanSummary;
+  return parseWorkRecord(planSummarySchema, file, content, 'plan summary') as unknown as PlanSummary;
 }
