@@ -187,6 +187,10 @@ async function answer(
   }
 }
 
+/**
+ * The activities of Batch Chat mode, built on the worker's dependencies. Long as a whole, not as a unit: each
+ * inner function is one activity or one named step of one, sharing what this closure holds.
+ */
 export function chatActivities(deps: ActivityDeps) {
   return {
     /** Sends a unit's lines through Batch Chat; returns the local results file for collection. */

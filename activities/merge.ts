@@ -99,6 +99,10 @@ async function commitSummary(ws: Workspace, text: string, workflowId: string | u
   await ws.store.write(OUTPUT_NAMES.summary, text);
 }
 
+/**
+ * The activities of the merge (mergeJob, writeSummary), built on the worker's dependencies. Long as a whole, not as a unit: each
+ * inner function is one activity or one named step of one, sharing what this closure holds.
+ */
 export function mergeActivities(deps: ActivityDeps) {
   /**
    * On object storage the merge works in scratch: each shard's outcomes are pulled, finalized into

@@ -148,6 +148,11 @@ export function planActivities(deps: ActivityDeps) {
     },
   };
 
+  /**
+   * Claims the work folder, then reports a finished job, resumes a planned one or plans the input
+   * and commits the round: one sequence, each step deciding whether the next runs, kept whole so
+   * it reads in the order it happens.
+   */
   async function plan(
     job: JobInput,
     options: JobOptions,

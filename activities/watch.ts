@@ -55,6 +55,10 @@ function stamp(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
 
+/**
+ * The activities of polling by listing (the watcher's sweep and a shard's registration), built on the worker's dependencies. Long as a whole, not as a unit: each
+ * inner function is one activity or one named step of one, sharing what this closure holds.
+ */
 export function watchActivities(deps: ActivityDeps) {
   // List calls leave this process evenly at the list class's paced rate. One watcher per task
   // queue makes one sweep at a time, so this is also the fleet's rate of sweep list calls.

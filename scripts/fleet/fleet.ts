@@ -61,6 +61,11 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
+/**
+ * Brings the fleet up in dependency order, each step timed. Long because it is a list: each step
+ * is one call into postgres.ts, temporal.ts, s3.ts, emulator.ts or workers.ts, and the stoppers
+ * each step registers are what stop() runs in reverse.
+ */
 export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
   const bin: FleetBinaries = fleetBinaries();
   const root = opts.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-fleet-'));
