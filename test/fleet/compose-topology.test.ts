@@ -204,7 +204,8 @@ describe('the docker-compose topology as processes (PostgreSQL-backed Temporal, 
   });
 
   it('finishes a job with the Temporal server crashed (SIGKILL) and restarted, and a worker SIGKILLed, mid-job', async () => {
-    const input = writeChatInput(fleet!.dataDir, 'in-2.jsonl', LINES, ['qwen-plus']);
+    // Other questions than the first job's: answers it already bought would be reused, not batched.
+    const input = writeChatInput(fleet!.dataDir, 'in-2.jsonl', LINES, ['qwen-plus'], 'second question');
     const id = `fleet-job-2-${Date.now()}`;
     const started = await batchpilot(fleet!, [
       'start',

@@ -11,6 +11,7 @@ import { stopProcess } from '../../worker/dev-server.ts';
 import {
   FAST_FAULTS,
   jobOptions,
+  pollsIn,
   readJsonl,
   startHarness,
   writeChatInput,
@@ -79,11 +80,7 @@ describe('worker killed and restarted', () => {
     await kill();
     await waitFor('a batch created', async () => (await h.stats()).batchesCreated >= 2);
     await kill();
-    // Batches are polled by the task queue's watcher (list calls), or one by one (retrieves).
-    const polls = async () => {
-      const r = (await h.stats()).requests;
-      return (r.list ?? 0) + (r.retrieve ?? 0);
-    };
+    const polls = async () => pollsIn(await h.stats());
     const before = await polls();
     await waitFor('polling', async () => (await polls()) >= before + 3);
     await kill();

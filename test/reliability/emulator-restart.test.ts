@@ -13,6 +13,7 @@ import {
   jobOptions,
   jobResult,
   log,
+  pollsIn,
   sleep,
   startRig,
   waitFor,
@@ -69,7 +70,7 @@ describe('provider (emulator) away and back', () => {
       const before = {
         uploads: s.requests.upload ?? 0,
         batches: s.batchesCreated,
-        polls: (s.requests.list ?? 0) + (s.requests.retrieve ?? 0),
+        polls: pollsIn(s),
       };
       await rig.stopEmulator();
       log('emulator', `${at()}: provider away (${phase}) for ${ms} ms, ${JSON.stringify(before)}`);
@@ -105,11 +106,7 @@ describe('provider (emulator) away and back', () => {
     //    normal speed every running batch could finish between two polls and the outage would
     //    meet only collects and uploads); the provider comes back with its normal settings.
     await rig.setFaults({ ...FAULTS, perLineMs: 1500 });
-    // A poll is a list call of the task queue's watcher, or a retrieve where batches cannot be listed.
-    const pollCount = async () => {
-      const r = (await rig.stats()).requests;
-      return (r.list ?? 0) + (r.retrieve ?? 0);
-    };
+    const pollCount = async () => pollsIn(await rig.stats());
     const polls = await pollCount();
     await waitFor('polling', async () => (await pollCount()) >= polls + 5);
     await waitFor('a running batch', async () => (await runningBatches(rig.emulatorUrl)) > 0);

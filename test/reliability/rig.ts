@@ -21,7 +21,7 @@ import { freePort } from '../../worker/dev-server.ts';
 import { installRuntime } from '../../worker/runtime.ts';
 import { runWorker, startLocalStack, type RunningWorker } from '../../worker/local-stack.ts';
 import type { WorkerOptions } from '../../worker/worker.ts';
-import { jobOptions, type EmulatorStats } from '../support/harness.ts';
+import { jobOptions, pollsIn, type EmulatorStats } from '../support/harness.ts';
 import { spawnWorkerProcess } from '../support/worker-process.ts';
 
 /** An integer from the environment (soak sizes, outage lengths), or the default. */
@@ -399,4 +399,4 @@ export async function jobResult(handle: WorkflowHandle, timeoutMs = 600_000): Pr
   }
 }
 
-export { jobOptions };
+export { jobOptions, pollsIn };

@@ -13,6 +13,7 @@ import {
   jobOptions,
   jobResult,
   log,
+  pollsIn,
   sleep,
   startRig,
   waitFor,
@@ -113,11 +114,7 @@ describe('provider weather', () => {
       200,
     );
     const stuck = (await allBatches(rig)).filter((b) => b.status === 'finalizing').length;
-    // A poll is a list call of the task queue's watcher, or a retrieve where batches cannot be listed.
-    const polls = async () => {
-      const r = (await rig.stats()).requests;
-      return (r.list ?? 0) + (r.retrieve ?? 0);
-    };
+    const polls = async () => pollsIn(await rig.stats());
     const pollsBefore = await polls();
     log('weather', `${at()}: ${stuck} batch(es) stuck in finalizing for ${STUCK_MS} ms`);
     await sleep(STUCK_MS);

@@ -177,7 +177,22 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 }
 
 /** Writes a chat JSONL input under the harness's data root. */
-export function writeChatInput(dataDir: string, name: string, lines: number, models = ['qwen-plus']): string {
+/**
+ * Polls the provider has answered: list calls of the task queue's watcher, and retrieves where a
+ * batch is read one by one (the watcher's fallback, or a provider that cannot list).
+ */
+export function pollsIn(stats: EmulatorStats): number {
+  return (stats.requests.list ?? 0) + (stats.requests.retrieve ?? 0);
+}
+
+/** `prompt` starts each question: jobs that must not reuse each other's answers ask different ones. */
+export function writeChatInput(
+  dataDir: string,
+  name: string,
+  lines: number,
+  models = ['qwen-plus'],
+  prompt = 'question',
+): string {
   const rows: string[] = [];
   for (let i = 0; i < lines; i++) {
     const model = models[i % models.length]!;
@@ -186,7 +201,7 @@ export function writeChatInput(dataDir: string, name: string, lines: number, mod
         custom_id: `req-${i}`,
         method: 'POST',
         url: '/v1/chat/completions',
-        body: { model, messages: [{ role: 'user', content: `question ${i}` }] },
+        body: { model, messages: [{ role: 'user', content: `${prompt} ${i}` }] },
       }),
     );
   }
