@@ -29,12 +29,22 @@ export interface WatchRegistration {
   seen: string;
   /** The job's `--poll-interval` when fixed; the watcher sweeps at the shortest one it holds. */
   pollIntervalMs?: number;
+  /**
+   * Workflow time (ms) the watcher last registered or woke the shard: its fallback timer runs
+   * from then. Set by the watcher, not the shard.
+   */
+  wokenAt?: number;
 }
 
 /** What the watcher tells a shard: its batch's new state, or that listing cannot be used. */
 export interface BatchWake {
   view?: BatchView;
   listUnavailable?: boolean;
+  /**
+   * The id of a batch the watcher's last sweep listed unchanged: it is still watched, so its
+   * shard restarts its fallback timer instead of reading the batch from the provider.
+   */
+  stillWatched?: string;
 }
 
 /** How many quarters of the batch's lines the provider reports answered (0-4). */
@@ -49,4 +59,28 @@ export function answeredQuarter(b: BatchView): number {
  */
 export function watchFingerprint(b: BatchView): string {
   return `${b.status}/q${answeredQuarter(b)}`;
+}
+
+/**
+ * A shard's fallback read: with the watcher lost, it reads its batch itself this long after the
+ * watcher last woke it. At the default poll interval, every 3 h.
+ */
+export const FALLBACK_MS = 3 * 3_600_000;
+/** With a fixed `--poll-interval`, the fallback read comes after this many intervals (at most FALLBACK_MS). */
+export const FALLBACK_POLLS = 120;
+
+export function fallbackDelay(pollIntervalMs: number | undefined): number {
+  return pollIntervalMs === undefined ? FALLBACK_MS : Math.min(FALLBACK_MS, pollIntervalMs * FALLBACK_POLLS);
+}
+
+/**
+ * Whether the watcher should tell a shard its batch is still watched, at workflow time `now`: when
+ * the shard's fallback timer is within an eighth of its length of firing. The eighth (22 minutes
+ * at the default, about eleven sweeps) leaves room for slow sweeps, and keeps the "still watched"
+ * wakes about as rare as the fallback reads they replace, so they cost no more Temporal actions
+ * while saving the provider call of each read.
+ */
+export function stillWatchedDue(r: WatchRegistration, now: number): boolean {
+  const fallback = fallbackDelay(r.pollIntervalMs);
+  return r.wokenAt !== undefined && now - r.wokenAt >= fallback - fallback / 8;
 }

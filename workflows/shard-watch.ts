@@ -4,21 +4,12 @@
 // that is lost never leaves it waiting and a 24 h batch costs a few dozen actions, not thousands.
 import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { watchFingerprint } from '../common/batch-watch.ts';
+import { fallbackDelay, watchFingerprint } from '../common/batch-watch.ts';
 import type { BatchView, UnitStatus } from '../common/job-types.ts';
 import { TERMINAL_STATUSES } from './poll.ts';
 import { paced, provider, providerOptions } from './shard-calls.ts';
 import type { UnitInput, UnitState, runUnit } from './shard.ts';
 import { batchWakeSignal } from './watch-signals.ts';
-
-/** The safety read's interval at the default poll interval: 8 reads in a 24 h batch. */
-export const FALLBACK_MS = 3 * 3_600_000;
-/** With a fixed `--poll-interval`, the safety read comes after this many intervals (at most FALLBACK_MS). */
-export const FALLBACK_POLLS = 120;
-
-export function fallbackDelay(pollIntervalMs: number | undefined): number {
-  return pollIntervalMs === undefined ? FALLBACK_MS : Math.min(FALLBACK_MS, pollIntervalMs * FALLBACK_POLLS);
-}
 
 const registrations = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
@@ -45,9 +36,11 @@ export async function watchUntilEnd(
 ): Promise<void> {
   let woken: BatchView | undefined;
   let listUnavailable = false;
+  let stillWatched = false;
   setHandler(batchWakeSignal, (w) => {
     if (w.listUnavailable) listUnavailable = true;
     else if (w.view && w.view.id === state.batch?.id) woken = w.view;
+    else if (w.stillWatched !== undefined && w.stillWatched === state.batch?.id) stillWatched = true;
   });
   const fallbackMs = fallbackDelay(input.pollIntervalMs);
   let register = true;
@@ -69,8 +62,15 @@ export async function watchUntilEnd(
       ]);
       register = false;
     }
-    await condition(() => woken !== undefined || listUnavailable, fallbackMs);
+    await condition(() => woken !== undefined || listUnavailable || stillWatched, fallbackMs);
     if (listUnavailable) return;
+    if (stillWatched && !woken) {
+      // The watcher listed the batch unchanged just now: no need to read it, only to wait again.
+      stillWatched = false;
+      if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof runUnit>({ ...input, state });
+      continue;
+    }
+    stillWatched = false;
     if (woken) {
       state.batch = woken;
       woken = undefined;

@@ -16,13 +16,19 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { watchFingerprint, type BatchWake, type WatchRegistration } from '../common/batch-watch.ts';
+import {
+  stillWatchedDue,
+  watchFingerprint,
+  type BatchWake,
+  type WatchRegistration,
+} from '../common/batch-watch.ts';
 import { TERMINAL_STATUSES, nextPollDelay } from './poll.ts';
 import { paced } from './shard-calls.ts';
 import { batchWakeSignal, watchBatchSignal } from './watch-signals.ts';
@@ -32,6 +38,9 @@ export interface WatcherInput {
   /** Carried across continue-as-new. */
   watched?: WatchRegistration[];
 }
+
+/** Watchers that tell shards their batch is still watched, sparing the shards' fallback reads. */
+const STILL_WATCHED_PATCH = 'watch-still-watched';
 
 /** How long a watcher with nothing to watch waits for a registration before it completes. */
 const IDLE_MS = 10 * 60_000;
@@ -56,7 +65,7 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
   const watched = new Map<string, WatchRegistration>();
   for (const r of input.watched ?? []) watched.set(r.batchId, r);
   // A shard registering again (after its fallback read) replaces its entry with what it now saw.
-  setHandler(watchBatchSignal, (r) => void watched.set(r.batchId, r));
+  setHandler(watchBatchSignal, (r) => void watched.set(r.batchId, { ...r, wokenAt: Date.now() }));
 
   for (;;) {
     if (watched.size === 0 && !(await condition(() => watched.size > 0, IDLE_MS))) return;
@@ -94,9 +103,11 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
       const r = watched.get(view.id);
       if (!r) continue;
       r.seen = watchFingerprint(view);
+      r.wokenAt = Date.now();
       if (TERMINAL_STATUSES.has(view.status)) watched.delete(view.id);
       wake(r, { view });
     }
+    if (patched(STILL_WATCHED_PATCH)) tellStillWatched(watched, result, wake);
     await Promise.all(wakes);
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof batchWatcher>({
@@ -104,5 +115,25 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
         watched: [...watched.values()],
       });
     }
+  }
+}
+
+/**
+ * Wakes the shards whose batches this sweep listed unchanged and whose fallback read is near, so
+ * that a batch the watcher sees costs no provider call of its own, however long it runs. A batch
+ * the listing missed gets no such wake: its shard reads it, as it would with no watcher at all.
+ */
+function tellStillWatched(
+  watched: Map<string, WatchRegistration>,
+  result: { changed: { id: string }[]; unseen: string[]; listUnavailable?: boolean },
+  wake: (r: WatchRegistration, w: BatchWake) => void,
+): void {
+  if (result.listUnavailable) return;
+  const notListed = new Set([...result.unseen, ...result.changed.map((v) => v.id)]);
+  const now = Date.now();
+  for (const r of watched.values()) {
+    if (notListed.has(r.batchId) || !stillWatchedDue(r, now)) continue;
+    r.wokenAt = now;
+    wake(r, { stillWatched: r.batchId });
   }
 }

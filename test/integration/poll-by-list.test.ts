@@ -3,7 +3,7 @@
 // no per-batch retrieve. A shard whose watcher is gone still ends through its fallback read, and a
 // provider that cannot list keeps the per-batch poll.
 import { afterEach, describe, expect, it } from 'vitest';
-import { watcherWorkflowId } from '../../common/batch-watch.ts';
+import { WAKE_SIGNAL, watcherWorkflowId, type BatchWake } from '../../common/batch-watch.ts';
 import { FAST_FAULTS, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
 import { startStranger, type Stranger } from '../support/stranger-server.ts';
@@ -17,6 +17,21 @@ async function stopWatcher(h: Harness): Promise<void> {
     .getHandle(watcherWorkflowId(h.taskQueue))
     .terminate('test over')
     .catch(() => undefined);
+}
+
+/** The "still watched" wakes the job's shards received, from their histories. */
+async function stillWatchedWakes(h: Harness): Promise<number> {
+  let n = 0;
+  for await (const wf of h.client.workflow.list({ query: `TaskQueue = "${h.taskQueue}"` })) {
+    const history = await h.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    for (const e of history.events ?? []) {
+      const a = e.workflowExecutionSignaledEventAttributes;
+      if (a?.signalName !== WAKE_SIGNAL) continue;
+      const wake = JSON.parse(Buffer.from(a.input!.payloads![0]!.data!).toString()) as BatchWake;
+      if (wake.stillWatched) n++;
+    }
+  }
+  return n;
 }
 
 describe('polling by listing', () => {
@@ -72,6 +87,30 @@ describe('polling by listing', () => {
       // Besides the sweeps, the worker's one batch lookup before its first create.
       expect(stats.requests.list).toBeLessThanOrEqual(sweepCalls + 1);
       expect(stats.requests.list).toBeGreaterThanOrEqual(sweepCalls);
+    },
+  );
+
+  it(
+    'a batch the watcher lists unchanged past several fallback intervals costs no retrieve',
+    { timeout: 240_000 },
+    async () => {
+      const shards = 3;
+      // Fallback after 120 intervals of 200 ms: 24 s. The batches stay validating for 60 s, two and
+      // a half fallback intervals, unchanged in every sweep: without the watcher's "still watched"
+      // wakes each shard would read its batch at least twice.
+      h = await startHarness({ faults: { ...FAST_FAULTS, validatingMs: 60_000, finalizingMs: 500 } });
+      const input = writeChatInput(h.dataDir, 'in.jsonl', shards * 2);
+      const summary = await h.runJob(input, 'out', {
+        limits: { ...LIMITS, maxLines: 2 },
+        pollIntervalMs: 200,
+      });
+      expect(summary.status).toBe('completed');
+      await expectInvariant(h, path.join(h.dataDir, 'out'), shards * 2);
+      expect((await h.stats()).requests.retrieve ?? 0, 'no fallback read').toBe(0);
+      const wakes = await stillWatchedWakes(h);
+      expect(wakes, 'the shards were told their batches are still watched').toBeGreaterThanOrEqual(
+        2 * shards,
+      );
     },
   );
 
