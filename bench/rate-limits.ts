@@ -6,7 +6,7 @@
 //
 //   npm run bench:rate-limits                    # 120 and 500 shards, off then on (~15 minutes)
 //   options: --shards 120,500, --lines 2 (per shard), --poll 1000 (ms), --batch-ms 60000 (how long
-//   a batch stays unfinished), --modes off,on
+//   a batch stays unfinished), --modes off,on, --max-in-flight (default: every shard at once)
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,6 +28,8 @@ interface Outcome {
   throttled: number;
   byRoute: Record<string, { calls: number; throttled: number }>;
   batches: number;
+  /** The most batches unfinished at the provider at once. */
+  peakInFlight: number;
   wallMs: number;
   /** Mean ms a poll took from scheduled to completed (its wait in the paced queue included), sampled. */
   pollQueueMs: number;
@@ -101,7 +103,7 @@ function tally(stats: EmulatorStats): Pick<Outcome, 'calls' | 'throttled' | 'byR
 async function runOnce(
   shards: number,
   mode: 'off' | 'on',
-  o: { lines: number; poll: number; batchMs: number },
+  o: { lines: number; poll: number; batchMs: number; maxInFlight?: number },
 ): Promise<Outcome> {
   const dir = path.join(ROOT, `${shards}-${mode}`);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -125,7 +127,7 @@ async function runOnce(
     const t0 = performance.now();
     const summary = await stack.runJob(jobId, 'input.jsonl', 'out', {
       pollIntervalMs: o.poll,
-      maxInFlight: shards,
+      maxInFlight: o.maxInFlight ?? shards,
       limits: { ...PROFILES.emulator.limits, maxLines: o.lines },
     });
     const wallMs = performance.now() - t0;
@@ -146,6 +148,7 @@ async function runOnce(
       mode,
       ...tally(stats),
       batches: stats.batchesCreated,
+      peakInFlight: stats.peakUnfinishedBatches,
       wallMs,
       pollQueueMs: waits.length ? waits.reduce((a, b) => a + b, 0) / waits.length : NaN,
       peakPerSecond: Object.fromEntries([...starts].map(([type, t]) => [type, peakInWindow(t)])),
@@ -166,9 +169,15 @@ async function main(): Promise<void> {
       poll: { type: 'string', default: '1000' },
       'batch-ms': { type: 'string', default: '60000' },
       modes: { type: 'string', default: 'off,on' },
+      'max-in-flight': { type: 'string' },
     },
   });
-  const o = { lines: Number(values.lines), poll: Number(values.poll), batchMs: Number(values['batch-ms']) };
+  const o = {
+    lines: Number(values.lines),
+    poll: Number(values.poll),
+    batchMs: Number(values['batch-ms']),
+    ...(values['max-in-flight'] ? { maxInFlight: Number(values['max-in-flight']) } : {}),
+  };
   const modes = values.modes.split(',') as ('off' | 'on')[];
   const results: Outcome[] = [];
   try {
@@ -195,6 +204,7 @@ async function main(): Promise<void> {
           .join(', '),
       ],
       ['batches created', `${r.batches} (${r.shards} shards)`],
+      ['most batches unfinished at once', int(r.peakInFlight)],
       ['provider calls per batch', (r.calls / r.batches).toFixed(2)],
       ['  answered (not 429) per batch', ((r.calls - r.throttled) / r.batches).toFixed(2)],
       ['mean poll activity, scheduled -> completed', secs(r.pollQueueMs)],

@@ -59,6 +59,8 @@ export interface EmulatorStats {
   linesInBatches: number;
   /** The most input tokens each model had enqueued at once since the emulator started. */
   peakEnqueuedTokens: Record<string, number>;
+  /** The most batches unfinished at once since the emulator started (counted at each create). */
+  peakUnfinishedBatches: number;
 }
 
 export interface StoredBatch {
@@ -89,6 +91,7 @@ export class Store {
   readonly #dir: string;
   /** In memory only: a statistic for tests, not state a restart must keep. */
   readonly #peakEnqueued: Record<string, number> = {};
+  #peakUnfinished = 0;
   #fileSeq = 0;
   #batchSeq = 0;
   #requestsTimer: NodeJS.Timeout | undefined;
@@ -180,6 +183,9 @@ export class Store {
   addBatch(batch: BatchObject, run: RunState): StoredBatch {
     const stored: StoredBatch = { batch, run, seq: ++this.#batchSeq };
     this.saveBatch(stored);
+    let unfinished = 0;
+    for (const b of this.batches.values()) if (!TERMINAL_STATUSES.includes(b.batch.status)) unfinished++;
+    this.#peakUnfinished = Math.max(this.#peakUnfinished, unfinished);
     return stored;
   }
 
@@ -241,6 +247,7 @@ export class Store {
       tokenLimitRefusals,
       linesInBatches,
       peakEnqueuedTokens: { ...this.#peakEnqueued },
+      peakUnfinishedBatches: this.#peakUnfinished,
     };
   }
 }

@@ -252,6 +252,8 @@ describe('enqueued-token limit', () => {
     const s = await stats(h.emu);
     expect(s.tokenLimitRefusals).toBe(1);
     expect(s.peakEnqueuedTokens['qwen-plus']).toBe(100);
+    // a and b running, qwen-max's and c itself being validated when c was created.
+    expect(s.peakUnfinishedBatches).toBe(4);
     expect(s.batchesByInputFile[c.input_file_id]).toBe(2);
   });
 
