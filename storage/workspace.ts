@@ -67,12 +67,16 @@ export class Stores {
     return { store: new S3Store(this.objectStore(), { bucket: loc.bucket, key: '' }), key: loc.key };
   }
 
-  /** A workspace on the job whose work folder is `workDir` (a path or an `s3://` URI). */
-  async workspace(workDir: string): Promise<Workspace> {
+  /**
+   * A workspace on the job whose work folder is `workDir` (a path or an `s3://` URI). `step` names
+   * its scratch folder (`<step>-<random>`), so that an operator (or a test) can tell which step
+   * holds how much of a worker's scratch.
+   */
+  async workspace(workDir: string, step = 'a'): Promise<Workspace> {
     const out = outLocationOf(workDir);
     const store = this.forOut(out);
     if (store.kind === 'local') return new Workspace(store, workDir, out, undefined);
-    const scratch = path.join(this.scratchDir, `a-${randomBytes(6).toString('hex')}`);
+    const scratch = path.join(this.scratchDir, `${step}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(scratch, { recursive: true });
     return new Workspace(store, path.join(scratch, WORK_DIR_NAME), path.join(scratch, 'out'), scratch);
   }
@@ -88,8 +92,9 @@ export async function withWorkspace<T>(
   stores: Stores,
   workDir: string,
   fn: (ws: Workspace) => Promise<T>,
+  step?: string,
 ): Promise<T> {
-  const ws = await stores.workspace(workDir);
+  const ws = await stores.workspace(workDir, step);
   try {
     return await fn(ws);
   } finally {
@@ -173,6 +178,16 @@ export class Workspace {
   async push(key: string, opts: { ifAbsent?: boolean } = {}): Promise<boolean> {
     if (!this.remote) return true;
     return this.store.write(WORK + key, fileBody(this.local(key)), opts);
+  }
+
+  /**
+   * Commits a finished local file under the work key `key` and drops it from scratch, for a step
+   * that writes many files it does not read again: scratch then holds only those still being written.
+   */
+  async pushAndDrop(key: string, file: string): Promise<void> {
+    if (!this.remote) return;
+    await this.store.write(WORK + key, fileBody(file));
+    await fsp.rm(file, { force: true });
   }
 
   /** Pushes every local work file under `prefix`, the keys `last` accepts after all others. */
