@@ -14,14 +14,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import {
-  clearWorkDir,
-  JOB_RECORD_NAME,
-  OUTPUT_NAMES,
-  RUN_DIR_NAME,
-  WORK_DIR_NAME,
-  type OutputName,
-} from './layout.ts';
+import { clearWorkDir, JOB_RECORD_NAME, RUN_DIR_NAME, WORK_DIR_NAME } from './layout.ts';
 import { isS3Uri, outLocationOf, workLocationOf } from './location.ts';
 import { ObjectStore, parseS3Uri, type ObjectStoreOptions } from './s3.ts';
 import { fileBody, LocalStore, S3Store, type JobStore } from './store.ts';
@@ -107,7 +100,7 @@ export class Workspace {
   readonly store: JobStore;
   /** The local work folder the activity reads and writes (layout.ts's paths go under it). */
   readonly dir: string;
-  /** The local folder outputs are written to before they are pushed. */
+  /** The local folder of the outputs: the job's own `<out>` on local storage (unused on objects). */
   readonly outDir: string;
   private readonly scratch: string | undefined;
 
@@ -202,12 +195,6 @@ export class Workspace {
     for (let i = 0; i < first.length; i += 8)
       await Promise.all(first.slice(i, i + 8).map((k) => this.push(k)));
     for (const k of keys.filter(last)) await this.push(k);
-  }
-
-  /** Commits an output file written under `outDir`. */
-  async pushOutput(name: OutputName, opts: { ifAbsent?: boolean } = {}): Promise<boolean> {
-    if (!this.remote) return true;
-    return this.store.write(OUTPUT_NAMES[name], fileBody(path.join(this.outDir, OUTPUT_NAMES[name])), opts);
   }
 
   /** Whether the work file `key` exists (in the store: the truth, not scratch). */
