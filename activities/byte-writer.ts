@@ -1,10 +1,12 @@
 // A file written from byte ranges, for the merge's hot loop: lines are copied into a 1 MiB buffer
 // and written a MiB at a time, double-buffered (one write runs while the next buffer fills), so a
-// line costs a memcpy, not a string, an encode and an awaited stream write. It writes under a
-// temporary name and commits through storage/atomic-file.ts with the durability its file needs.
+// line costs a memcpy, not a string, an encode and an awaited stream write. A local file is written
+// under a temporary name and committed through storage/atomic-file.ts with the durability it needs;
+// any other sink (an object's streamed upload, storage/byte-io.ts) commits as that sink does.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { commitFile, ensureDirSync, tempNameFor, type Durability } from '../storage/atomic-file.ts';
+import type { ByteSink } from '../storage/byte-io.ts';
 
 const CHUNK = 1 << 20;
 const NL = 10;
@@ -13,24 +15,54 @@ const spare: Buffer[] = [];
 const MAX_SPARE = 8;
 const take = (): Buffer => spare.pop() ?? Buffer.allocUnsafe(CHUNK);
 
-export class ByteWriter {
-  readonly file: string;
+/** A local file under a temporary name until commit. */
+class FileSink implements ByteSink {
+  private readonly file: string;
   private readonly tmp: string;
   private readonly durability: Durability;
-  private buf = take();
-  private spare = take();
-  private used = 0;
   private fh: fsp.FileHandle | undefined;
-  private inFlight: Promise<void> | undefined;
-  /** A failed background write (ENOSPC, EIO…), thrown by the next flush or commit. */
-  private failure: Error | undefined;
-  bytes = 0;
 
   constructor(file: string, durability: Durability) {
     this.file = file;
     this.durability = durability;
     this.tmp = tempNameFor(file);
     ensureDirSync(path.dirname(file), durability);
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    this.fh ??= await fsp.open(this.tmp, 'w');
+    await this.fh.write(data);
+  }
+
+  async commit(): Promise<void> {
+    this.fh ??= await fsp.open(this.tmp, 'w');
+    const fh = this.fh;
+    this.fh = undefined;
+    await commitFile(fh, this.tmp, this.file, this.durability);
+  }
+
+  async abort(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+    await fsp.rm(this.tmp, { force: true });
+  }
+}
+
+export class ByteWriter {
+  private readonly sink: ByteSink;
+  private buf = take();
+  private spare = take();
+  private used = 0;
+  private inFlight: Promise<void> | undefined;
+  /** A failed background write (ENOSPC, EIO…), thrown by the next flush or commit. */
+  private failure: Error | undefined;
+  bytes = 0;
+
+  /** A local file, committed with `durability`; or any sink. */
+  constructor(file: string, durability: Durability);
+  constructor(sink: ByteSink);
+  constructor(to: string | ByteSink, durability?: Durability) {
+    this.sink = typeof to === 'string' ? new FileSink(to, durability!) : to;
   }
 
   /** Appends src[start, end) and a newline. Returns a promise only when the caller must wait. */
@@ -73,15 +105,15 @@ export class ByteWriter {
     this.bytes += data.length;
     await this.flush();
     await this.settle();
-    await this.fh!.write(data);
+    await this.sink.write(data);
   }
 
   private async lineSlow(src: Uint8Array, start: number, end: number): Promise<void> {
     await this.flush();
     if (end - start + 1 > CHUNK) {
       await this.settle();
-      await this.fh!.write(src.subarray(start, end));
-      await this.fh!.write(Buffer.from('\n'));
+      await this.sink.write(src.subarray(start, end));
+      await this.sink.write(Buffer.from('\n'));
       return;
     }
     this.buf.set(src.subarray(start, end), 0);
@@ -95,10 +127,9 @@ export class ByteWriter {
   }
 
   private async flush(): Promise<void> {
-    this.fh ??= await fsp.open(this.tmp, 'w');
     await this.settle();
     if (this.used === 0) return;
-    this.inFlight = this.fh.write(this.buf, 0, this.used).then(
+    this.inFlight = this.sink.write(this.buf.subarray(0, this.used)).then(
       () => undefined,
       (err: Error) => {
         this.failure ??= err;
@@ -108,14 +139,12 @@ export class ByteWriter {
     this.used = 0;
   }
 
-  /** Writes what is buffered and renames the file into place as its durability asks. */
+  /** Writes what is buffered and commits: a file is renamed into place as its durability asks. */
   async commit(): Promise<void> {
     await this.flush();
     await this.settle();
-    const fh = this.fh!;
-    this.fh = undefined;
     this.release();
-    await commitFile(fh, this.tmp, this.file, this.durability);
+    await this.sink.commit();
   }
 
   /** Hands the (idle) buffers back for the next writer; this writer is done. */
@@ -124,12 +153,10 @@ export class ByteWriter {
     this.buf = this.spare = Buffer.alloc(0);
   }
 
-  /** Drops the temporary file (on failure). */
+  /** Drops what was written (on failure). */
   async abort(): Promise<void> {
     await this.inFlight;
-    await this.fh?.close().catch(() => undefined);
-    this.fh = undefined;
     this.release();
-    await fsp.rm(this.tmp, { force: true });
+    await this.sink.abort();
   }
 }

@@ -5,7 +5,8 @@
 // is parsed only for failed lines.
 import fs from 'node:fs';
 import type { MergeSummary } from '../common/job-types.ts';
-import { finalFile, lineNumbersFile, outputFile, reusedFile, reusedLinesFile } from '../storage/layout.ts';
+import { FileSource, ObjectSink, ObjectSource, type ByteSource } from '../storage/byte-io.ts';
+import { OUTPUT_NAMES, outputFile, WORK_DIR_NAME, workKey } from '../storage/layout.ts';
 import { readPlanManifest } from '../storage/manifest.ts';
 import {
   decodeOutcomeHead,
@@ -14,45 +15,86 @@ import {
   outcomeLineEnd,
   outcomeUsage,
 } from '../storage/outcome-record.ts';
+import type { Workspace } from '../storage/workspace.ts';
 import { ByteWriter } from './byte-writer.ts';
 
 const NL = 10;
 
-/** The read buffer per shard: large for speed, smaller when there are many shards. */
-function mergeReadBuffer(shards: number, budget: number): number {
+/** The read buffer per local shard file: large for speed, smaller when there are many shards. */
+function fileReadBuffer(shards: number, budget: number): number {
   return Math.max(16 * 1024, Math.min(256 * 1024, Math.floor(budget / Math.max(1, shards))));
 }
 
 /**
- * One shard's final file through a refilled buffer, with its `.lines` input line numbers. Reads are
- * synchronous: from the page cache a refill takes microseconds, where an awaited thread-pool read
- * per refill kept the k-way merge waiting; the merge still yields at every MiB it writes.
+ * The chunk of a ranged read per shard object: a shard reading holds two (one read, one in flight),
+ * a shard waiting its turn one; at least 256 KiB so that a GET's latency is spread over enough bytes.
+ */
+function objectReadChunk(shards: number, budget: number): number {
+  return Math.max(256 * 1024, Math.min(8 * 1024 * 1024, Math.floor(budget / Math.max(1, shards) / 2)));
+}
+
+/** Where the merge reads its inputs (work files by key) and writes its two outputs. */
+export interface MergeIo {
+  has(key: string): Promise<boolean>;
+  open(key: string, bufferBytes: number): Promise<ByteSource>;
+  output(name: 'results' | 'errors'): ByteWriter;
+  readBuffer(shards: number, budget: number): number;
+}
+
+/**
+ * The merge's files in a workspace: on a local folder its own files, read synchronously; on object
+ * storage the committed objects, read in ranged chunks, and the outputs streamed to their objects.
+ */
+export function mergeIoOf(ws: Workspace): MergeIo {
+  if (!ws.remote)
+    return {
+      has: (key) => Promise.resolve(fs.existsSync(ws.local(key))),
+      open: (key) => Promise.resolve(new FileSource(ws.local(key))),
+      output: (name) => new ByteWriter(outputFile(ws.outDir, name), 'durable'),
+      readBuffer: fileReadBuffer,
+    };
+  return {
+    has: (key) => ws.has(key),
+    open: (key, chunk) => ObjectSource.open(ws.store, `${WORK_DIR_NAME}/${key}`, chunk),
+    output: (name) => new ByteWriter(new ObjectSink(ws.store, OUTPUT_NAMES[name])),
+    readBuffer: objectReadChunk,
+  };
+}
+
+/**
+ * One shard's final file through a refilled buffer, with its `.lines` input line numbers. Local
+ * files are read synchronously: from the page cache a refill takes microseconds, where an awaited
+ * thread-pool read per refill kept the k-way merge waiting; the merge still yields at every MiB it
+ * writes. `next()` returns a promise only when a source has no bytes at hand (an object's next chunk).
  */
 class ShardReader {
   buf: Buffer;
   /** The current line is buf[lineStart, lineEnd). */
   lineStart = 0;
   lineEnd = 0;
+  /** The input line number of the current line. */
+  number = 0;
   private start = 0;
   private end = 0;
-  private pos = 0;
   private eof = false;
-  private readonly fd: number;
-  private readonly nums: number;
+  private readonly lines: ByteSource;
+  private readonly nums: ByteSource;
   private readonly numBuf = Buffer.allocUnsafe(64 * 1024);
   private numHave = 0;
   private numAt = 0;
-  private numPos = 0;
 
-  constructor(file: string, numbers: string, bufferBytes: number) {
+  constructor(lines: ByteSource, nums: ByteSource, bufferBytes: number) {
     this.buf = Buffer.allocUnsafe(bufferBytes);
-    this.fd = fs.openSync(file, 'r');
-    this.nums = fs.openSync(numbers, 'r');
+    this.lines = lines;
+    this.nums = nums;
   }
 
-  /** Moves to the next line: true, or false at the end. */
-  next(): boolean {
-    return this.take() || this.refill();
+  /** Moves to the next line and its number: true, false at the end, or a promise of either. */
+  next(): boolean | Promise<boolean> {
+    const got = this.take() || this.refill();
+    if (got === true) return this.numbered();
+    if (got === false) return false;
+    return got.then((ok) => ok && this.numbered());
   }
 
   /** Steps to the next whole line in the buffer, if there is one. */
@@ -65,7 +107,7 @@ class ShardReader {
     return true;
   }
 
-  private refill(): boolean {
+  private refill(): boolean | Promise<boolean> {
     for (;;) {
       if (this.eof) return false;
       this.buf.copy(this.buf, 0, this.start, this.end);
@@ -76,30 +118,33 @@ class ShardReader {
         this.buf.copy(bigger, 0, 0, this.end);
         this.buf = bigger;
       }
-      const bytesRead = fs.readSync(this.fd, this.buf, this.end, this.buf.length - this.end, this.pos);
-      this.pos += bytesRead;
+      const bytesRead = this.lines.readSync(this.buf, this.end, this.buf.length - this.end);
+      if (bytesRead === undefined) return this.lines.ready().then(() => this.refill());
       this.end += bytesRead;
       if (bytesRead === 0) this.eof = true;
       if (this.take()) return true;
     }
   }
 
-  /** The input line number of the line just read (Uint32LE, one per line, in shard order). */
-  lineNumber(): number {
-    if (this.numAt + 4 > this.numHave) {
-      this.numHave = fs.readSync(this.nums, this.numBuf, 0, this.numBuf.length, this.numPos);
-      this.numPos += this.numHave;
+  /** Reads the current line's input line number (Uint32LE, one per line, in shard order). */
+  private numbered(): true | Promise<true> {
+    while (this.numAt + 4 > this.numHave) {
+      this.numBuf.copy(this.numBuf, 0, this.numAt, this.numHave);
+      this.numHave -= this.numAt;
       this.numAt = 0;
-      if (this.numHave < 4) throw new Error('line-number sidecar ended early');
+      const n = this.nums.readSync(this.numBuf, this.numHave, this.numBuf.length - this.numHave);
+      if (n === undefined) return this.nums.ready().then(() => this.numbered());
+      if (n === 0) throw new Error('line-number sidecar ended early');
+      this.numHave += n;
     }
-    const v = this.numBuf.readUInt32LE(this.numAt);
+    this.number = this.numBuf.readUInt32LE(this.numAt);
     this.numAt += 4;
-    return v;
+    return true;
   }
 
   close(): void {
-    fs.closeSync(this.fd);
-    fs.closeSync(this.nums);
+    this.lines.close();
+    this.nums.close();
   }
 }
 
@@ -152,7 +197,7 @@ function addUsage(to: MergeSummary['usage'], u: number[]): void {
 /** Step 2: the k-way merge into results.jsonl and errors.jsonl. */
 export async function mergeShards(
   workDir: string,
-  outDir: string,
+  io: MergeIo,
   shards: number,
   budget: number,
   summary: MergeSummary,
@@ -161,29 +206,37 @@ export async function mergeShards(
   // Usage per model: each original shard has one model (manifest.json of round 1).
   const manifest = await readPlanManifest(workDir);
   const models = new Map(manifest.shards.map((m) => [m.index, m.model]));
-  const results = new ByteWriter(outputFile(outDir, 'results'), 'durable');
-  const errors = new ByteWriter(outputFile(outDir, 'errors'), 'durable');
+  const results = io.output('results');
+  const errors = io.output('errors');
   const readers: ShardReader[] = [];
   // Lines answered from earlier jobs are one more sorted input, already in final form.
-  const reused = fs.existsSync(reusedFile(workDir)) ? shards : -1;
+  const reused = (await io.has(workKey.reused())) ? shards : -1;
   const inputs = shards + (reused >= 0 ? 1 : 0);
   if (reused >= 0) summary.reused = 0;
-  const bufferBytes = mergeReadBuffer(inputs, budget);
+  const bufferBytes = io.readBuffer(inputs, budget);
   const heap = new ShardHeap(inputs);
-  const advance = (s: number) => {
+  const advance = (s: number): Promise<void> | undefined => {
     const r = readers[s]!;
-    if (r.next()) heap.push(s, r.lineNumber());
+    const got = r.next();
+    if (got === true) heap.push(s, r.number);
+    else if (got !== false)
+      return got.then((ok) => {
+        if (ok) heap.push(s, r.number);
+      });
+    return undefined;
   };
   const u = [0, 0, 0];
+  const opened: Promise<ShardReader>[] = [];
+  const open = async (lines: string, nums: string): Promise<ShardReader> => {
+    const [l, n] = await Promise.all([io.open(lines, bufferBytes), io.open(nums, 64 * 1024)]);
+    return new ShardReader(l, n, bufferBytes);
+  };
   try {
-    for (let s = 0; s < shards; s++) {
-      readers.push(new ShardReader(finalFile(workDir, s), lineNumbersFile(workDir, s), bufferBytes));
-      advance(s);
-    }
-    if (reused >= 0) {
-      readers.push(new ShardReader(reusedFile(workDir), reusedLinesFile(workDir), bufferBytes));
-      advance(reused);
-    }
+    // Every input opened at once: an object's first chunk is fetched while the others are opened.
+    for (let s = 0; s < shards; s++) opened.push(open(workKey.finalShard(s), workKey.lineNumbers(s)));
+    if (reused >= 0) opened.push(open(workKey.reused(), workKey.reusedLines()));
+    for (const r of await Promise.all(opened)) readers.push(r);
+    for (let s = 0; s < inputs; s++) await advance(s);
     let n = 0;
     while (heap.size > 0) {
       const s = heap.top;
@@ -218,13 +271,15 @@ export async function mergeShards(
       }
       if (++n % 20000 === 0) heartbeat(n);
       heap.pop();
-      advance(s);
+      const wait = advance(s);
+      if (wait) await wait;
     }
   } catch (err) {
     await Promise.all([results.abort(), errors.abort()]);
     throw err;
   } finally {
-    for (const r of readers) r.close();
+    // Readers opened after a failure are closed too.
+    for (const r of await Promise.allSettled(opened)) if (r.status === 'fulfilled') r.value.close();
   }
   return { results, errors };
 }

@@ -7,7 +7,7 @@
 // (bench/README.md, Merge). Each step writes to temporary names and renames, and step 1 skips
 // shards already finalized, so a retried merge resumes where the last attempt stopped.
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
+import { Transform } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { JobPaths, MergeSummary } from '../common/job-types.ts';
@@ -19,17 +19,17 @@ import { withHeartbeat } from './heartbeat.ts';
 import { ManifestError } from '../storage/manifest.ts';
 import { countNewlines } from './lines.ts';
 import { finalizeShard, READ_CHUNK, type Arena, type JobEnd } from './merge-finalize.ts';
-import { mergeShards } from './merge-kway.ts';
+import { mergeIoOf, mergeShards } from './merge-kway.ts';
 import { storesOf } from './stores.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import {
   clearWorkDir,
   OUTPUT_NAMES,
   outputFile,
-  rejectedFile,
-  roundManifestFile,
+  WORK_DIR_NAME,
   workDirOf,
   workKey,
+  type OutputName,
 } from '../storage/layout.ts';
 import { workLocationOf } from '../storage/location.ts';
 import { readText } from '../storage/store.ts';
@@ -64,6 +64,26 @@ async function copyCounting(from: string, to: string): Promise<number> {
     await w.abort();
     throw err;
   }
+  return lines;
+}
+
+/**
+ * Copies the work file `key` to the output `name`; returns its line count. On object storage it is
+ * streamed from its object to the output's, never through scratch.
+ */
+async function copyOutput(ws: Workspace, key: string, name: OutputName): Promise<number> {
+  if (!ws.remote) return copyCounting(ws.local(key), outputFile(ws.outDir, name));
+  let lines = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      lines += countNewlines(chunk);
+      done(null, chunk);
+    },
+  });
+  const source = await ws.store.read(`${WORK_DIR_NAME}/${key}`);
+  // A failed read fails the upload, which then commits nothing.
+  source.on('error', (err) => counted.destroy(err));
+  await ws.store.write(OUTPUT_NAMES[name], source.pipe(counted));
   return lines;
 }
 
@@ -105,27 +125,37 @@ async function commitSummary(ws: Workspace, text: string, workflowId: string | u
  */
 export function mergeActivities(deps: ActivityDeps) {
   /**
-   * On object storage the merge works in scratch: each shard's outcomes are pulled, finalized into
-   * `final/` and dropped; the k-way merge then reads `final/` and the `.lines` sidecars there and its
-   * outputs are streamed to their objects (multipart) once whole. Scratch holds the final files:
-   * about the size of the job's outcome records.
+   * On object storage scratch holds one shard at a time: its outcomes and lines are pulled, its
+   * final file is written, committed as an object and dropped with them. The k-way merge then reads
+   * the final objects and `.lines` sidecars by ranged reads and streams its outputs to their objects
+   * (merge-kway.ts), so a worker's scratch peak is one shard's files, whatever the job's size.
    */
+  async function finalizeAll(input: MergeInput, ws: Workspace): Promise<void> {
+    const ctx = Context.current();
+    const budget = deps.mergeShardBudgetBytes ?? DEFAULT_SHARD_BUDGET;
+    const arena: Arena = { buf: undefined };
+    for (let s = 0; s < input.shardLines.length; s++) {
+      // A final object is only ever a whole upload of a finalized file (a store commits a write
+      // whole or not at all), and the outcomes it was built from no longer change once the merge
+      // runs: a retried merge keeps it.
+      if (ws.remote && (await ws.has(workKey.finalShard(s)))) continue;
+      const reason = input.lineFailures?.byShard?.[String(s)] ?? input.lineFailures?.job;
+      await ws.pullPrefix(`${workKey.outcomes(s)}/`);
+      await ws.pull(workKey.unit(1, s));
+      await finalizeShard(ws.dir, s, input.shardLines[s]!, input.jobStatus, budget, arena, reason);
+      await ws.push(workKey.finalShard(s));
+      await ws.evict(workKey.outcomes(s), workKey.unit(1, s), workKey.finalShard(s));
+      ctx.heartbeat({ finalized: s + 1 });
+    }
+  }
+
   async function merge(input: MergeInput, ws: Workspace): Promise<MergeSummary> {
     const workDir = ws.dir;
     const outDir = ws.outDir;
     const ctx = Context.current();
-    if (ws.remote) await fsp.mkdir(outDir, { recursive: true });
     const budget = deps.mergeShardBudgetBytes ?? DEFAULT_SHARD_BUDGET;
-    const arena: Arena = { buf: undefined };
     try {
-      for (let s = 0; s < input.shardLines.length; s++) {
-        const reason = input.lineFailures?.byShard?.[String(s)] ?? input.lineFailures?.job;
-        await ws.pullPrefix(`${workKey.outcomes(s)}/`);
-        await ws.pull(workKey.unit(1, s));
-        await finalizeShard(workDir, s, input.shardLines[s]!, input.jobStatus, budget, arena, reason);
-        await ws.evict(workKey.outcomes(s), workKey.unit(1, s));
-        ctx.heartbeat({ finalized: s + 1 });
-      }
+      await finalizeAll(input, ws);
       const summary: MergeSummary = {
         succeeded: 0,
         failed: 0,
@@ -134,26 +164,23 @@ export function mergeActivities(deps: ActivityDeps) {
         usageByModel: {},
       };
       await ws.pull(workKey.roundManifest(1));
-      await ws.pull(workKey.rejected());
-      for (let s = 0; s < input.shardLines.length; s++) await ws.pull(workKey.lineNumbers(s));
       const { results, errors } = await mergeShards(
         workDir,
-        outDir,
+        mergeIoOf(ws),
         input.shardLines.length,
         budget,
         summary,
         (n) => ctx.heartbeat({ merged: n }),
       );
       try {
-        summary.rejected = await copyCounting(rejectedFile(workDir), outputFile(outDir, 'rejected'));
-        await copyCounting(roundManifestFile(workDir, 1), outputFile(outDir, 'manifest'));
+        summary.rejected = await copyOutput(ws, workKey.rejected(), 'rejected');
+        await copyOutput(ws, workKey.roundManifest(1), 'manifest');
         await results.commit();
         await errors.commit();
       } catch (err) {
         await Promise.all([results.abort(), errors.abort()]);
         throw err;
       }
-      for (const name of ['results', 'errors', 'rejected', 'manifest'] as const) await ws.pushOutput(name);
       return summary;
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
@@ -165,7 +192,7 @@ export function mergeActivities(deps: ActivityDeps) {
     /** Writes results.jsonl, errors.jsonl, rejected.jsonl and manifest.json into the output folder. */
     async mergeJob(input: MergeInput): Promise<MergeSummary> {
       return withHeartbeat(() =>
-        withWorkspace(storesOf(deps), input.paths.workDir, (ws) => merge(input, ws)),
+        withWorkspace(storesOf(deps), input.paths.workDir, (ws) => merge(input, ws), 'merge'),
       );
     },
 

@@ -77,7 +77,7 @@ export function retryRoundActivities(stores: Stores = new Stores()) {
      */
     async prepareRetryRound(input: RetryRoundInput): Promise<number[] | RetryRound> {
       const units = await withHeartbeat(() =>
-        withWorkspace(stores, input.paths.workDir, (ws) => packRetryRound(input, ws)),
+        withWorkspace(stores, input.paths.workDir, (ws) => packRetryRound(input, ws), 'retry-round'),
       ).catch(failIfDamaged);
       const lines = units.map((u) => u.lines);
       if (!input.withTokens) return lines;
@@ -100,7 +100,13 @@ async function packRetryRound(input: RetryRoundInput, ws: Workspace): Promise<Re
   const tmpDir = roundBuildDir(workDir, input.round);
   await fsp.rm(tmpDir, { recursive: true, force: true });
   await fsp.mkdir(tmpDir, { recursive: true });
-  const units = new RetryUnits(tmpDir, input.limits);
+  const built = roundFiles(tmpDir);
+  // On object storage each unit and its sidecar are committed as the unit closes and dropped from
+  // scratch, which then holds the open units (one per model and thinking mode), not the round.
+  const units = new RetryUnits(tmpDir, input.limits, async (index) => {
+    await ws.pushAndDrop(workKey.unit(input.round, index), built.unit(index));
+    await ws.pushAndDrop(workKey.origin(input.round, index), built.origin(index));
+  });
   for (let shard = 0; shard < input.shardCount; shard++) {
     // On object storage, one shard's outcomes of the last round and its lines are in scratch at a time.
     await ws.pullPrefix(`${workKey.outcomes(shard)}/`, (k) => k.includes(prev));
@@ -125,8 +131,9 @@ async function packRetryRound(input: RetryRoundInput, ws: Workspace): Promise<Re
   await fsp.rm(finalDir, { recursive: true, force: true });
   await fsp.rename(tmpDir, finalDir);
   await fsyncPath(workDir);
-  // The units and sidecars, then the manifest (the round's marker). Packing is deterministic over
-  // the committed outcomes, so a retried attempt writes the same bytes under the same keys.
+  // The manifest last (the round's marker): on object storage the units are committed already, and
+  // only it is left to push. Packing is deterministic over the committed outcomes, so a retried
+  // attempt writes the same bytes under the same keys.
   await ws.pushPrefix(workKey.round(input.round), (k) => k === workKey.roundManifest(input.round));
   return done;
 }
@@ -144,10 +151,13 @@ class RetryUnits {
   private readonly groupKeys: string[] = [];
   private readonly open = new Map<number, OpenUnit>();
   private readonly done: RetryUnit[] = [];
+  private readonly onClosed: (index: number) => Promise<void>;
 
-  constructor(dir: string, limits: Limits) {
+  /** `onClosed`: called once a unit's file and sidecar are whole. */
+  constructor(dir: string, limits: Limits, onClosed: (index: number) => Promise<void>) {
     this.files = roundFiles(dir);
     this.packer = new ShardPacker(limits);
+    this.onClosed = onClosed;
   }
 
   /** Adds line `index` of round-1 shard `shard`, of `group` (model and thinking mode). */
@@ -187,5 +197,6 @@ class RetryUnits {
     );
     const group = this.groupKeys[this.packer.shards[index]!.group]!;
     this.done.push({ index, lines: u.writer.lines, bytes: u.writer.bytes, group });
+    await this.onClosed(index);
   }
 }

@@ -49,9 +49,11 @@ export const PART_SIZE = 64 * 1024 * 1024;
 const PARTS_IN_FLIGHT = 2;
 
 /**
- * Sockets per client: the SDK's agent allows 50, and a merge that opens one GetObject stream per
- * shard before reading any of them waits forever for the 51st. The merge's fan-in is bounded by its
- * own configuration; this only has to be above it.
+ * Sockets per client, shared by every step of the worker. The merge reads all shards at once (its
+ * fan-in is the shard count) by ranged GETs, at most one in flight per shard, each ending when its
+ * chunk is read (storage/byte-io.ts): so no socket is held while its reader waits, and past this
+ * many GETs the rest queue for a socket rather than block. The SDK's default of 50 would serialize
+ * a merge of thousands of shards behind 50 round trips at a time.
  */
 export const MAX_SOCKETS = 1_024;
 

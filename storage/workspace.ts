@@ -14,14 +14,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import {
-  clearWorkDir,
-  JOB_RECORD_NAME,
-  OUTPUT_NAMES,
-  RUN_DIR_NAME,
-  WORK_DIR_NAME,
-  type OutputName,
-} from './layout.ts';
+import { clearWorkDir, JOB_RECORD_NAME, RUN_DIR_NAME, WORK_DIR_NAME } from './layout.ts';
 import { isS3Uri, outLocationOf, workLocationOf } from './location.ts';
 import { ObjectStore, parseS3Uri, type ObjectStoreOptions } from './s3.ts';
 import { fileBody, LocalStore, S3Store, type JobStore } from './store.ts';
@@ -67,12 +60,16 @@ export class Stores {
     return { store: new S3Store(this.objectStore(), { bucket: loc.bucket, key: '' }), key: loc.key };
   }
 
-  /** A workspace on the job whose work folder is `workDir` (a path or an `s3://` URI). */
-  async workspace(workDir: string): Promise<Workspace> {
+  /**
+   * A workspace on the job whose work folder is `workDir` (a path or an `s3://` URI). `step` names
+   * its scratch folder (`<step>-<random>`), so that an operator (or a test) can tell which step
+   * holds how much of a worker's scratch.
+   */
+  async workspace(workDir: string, step = 'a'): Promise<Workspace> {
     const out = outLocationOf(workDir);
     const store = this.forOut(out);
     if (store.kind === 'local') return new Workspace(store, workDir, out, undefined);
-    const scratch = path.join(this.scratchDir, `a-${randomBytes(6).toString('hex')}`);
+    const scratch = path.join(this.scratchDir, `${step}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(scratch, { recursive: true });
     return new Workspace(store, path.join(scratch, WORK_DIR_NAME), path.join(scratch, 'out'), scratch);
   }
@@ -88,8 +85,9 @@ export async function withWorkspace<T>(
   stores: Stores,
   workDir: string,
   fn: (ws: Workspace) => Promise<T>,
+  step?: string,
 ): Promise<T> {
-  const ws = await stores.workspace(workDir);
+  const ws = await stores.workspace(workDir, step);
   try {
     return await fn(ws);
   } finally {
@@ -102,7 +100,7 @@ export class Workspace {
   readonly store: JobStore;
   /** The local work folder the activity reads and writes (layout.ts's paths go under it). */
   readonly dir: string;
-  /** The local folder outputs are written to before they are pushed. */
+  /** The local folder of the outputs: the job's own `<out>` on local storage (unused on objects). */
   readonly outDir: string;
   private readonly scratch: string | undefined;
 
@@ -175,6 +173,16 @@ export class Workspace {
     return this.store.write(WORK + key, fileBody(this.local(key)), opts);
   }
 
+  /**
+   * Commits a finished local file under the work key `key` and drops it from scratch, for a step
+   * that writes many files it does not read again: scratch then holds only those still being written.
+   */
+  async pushAndDrop(key: string, file: string): Promise<void> {
+    if (!this.remote) return;
+    await this.store.write(WORK + key, fileBody(file));
+    await fsp.rm(file, { force: true });
+  }
+
   /** Pushes every local work file under `prefix`, the keys `last` accepts after all others. */
   async pushPrefix(prefix: string, last: (key: string) => boolean = () => false): Promise<void> {
     if (!this.remote) return;
@@ -187,12 +195,6 @@ export class Workspace {
     for (let i = 0; i < first.length; i += 8)
       await Promise.all(first.slice(i, i + 8).map((k) => this.push(k)));
     for (const k of keys.filter(last)) await this.push(k);
-  }
-
-  /** Commits an output file written under `outDir`. */
-  async pushOutput(name: OutputName, opts: { ifAbsent?: boolean } = {}): Promise<boolean> {
-    if (!this.remote) return true;
-    return this.store.write(OUTPUT_NAMES[name], fileBody(path.join(this.outDir, OUTPUT_NAMES[name])), opts);
   }
 
   /** Whether the work file `key` exists (in the store: the truth, not scratch). */

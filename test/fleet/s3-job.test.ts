@@ -26,6 +26,40 @@ interface Line {
   error?: { code?: string };
 }
 
+/**
+ * Samples a worker's scratch folder every few milliseconds, recording per step (a step's folders
+ * are named `<step>-<random>`, storage/workspace.ts) the most bytes its folder ever held. The
+ * worker runs in this process, so samples fall between its I/O steps, where scratch changes.
+ */
+function watchScratch(root: string): { peak: Map<string, number>; stop: () => void } {
+  const peak = new Map<string, number>();
+  const bytesUnder = (dir: string): number => {
+    let total = 0;
+    for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+      if (!e.isFile()) continue;
+      try {
+        total += fs.statSync(path.join(e.parentPath, e.name)).size;
+      } catch {
+        // Removed between the listing and the stat.
+      }
+    }
+    return total;
+  };
+  const timer = setInterval(() => {
+    for (const name of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+      const step = name.replace(/-[0-9a-f]{12}$/, '');
+      let bytes: number;
+      try {
+        bytes = bytesUnder(path.join(root, name));
+      } catch {
+        continue;
+      }
+      peak.set(step, Math.max(peak.get(step) ?? 0, bytes));
+    }
+  }, 2);
+  return { peak, stop: () => clearInterval(timer) };
+}
+
 describe('a job on S3-compatible storage', () => {
   let dir: string;
   let temporal: DevServer;
@@ -81,6 +115,25 @@ describe('a job on S3-compatible storage', () => {
     });
 
   const object = async (key: string): Promise<Buffer> => buffer(await objects.read({ bucket: BUCKET, key }));
+  /** The sizes of the objects under `prefix`, by the rest of their key. */
+  const sizesUnder = async (prefix: string): Promise<Map<string, number>> => {
+    const out = new Map<string, number>();
+    for await (const o of objects.list({ bucket: BUCKET, key: prefix }))
+      out.set(o.key.slice(prefix.length), o.size);
+    return out;
+  };
+  /**
+   * The scratch a step may hold at once: the most bytes one round-1 shard has (its request lines
+   * plus its final outcomes), twice, and the round-1 manifest (~200 bytes a shard), which both the
+   * merge and retry packing read.
+   */
+  const scratchBound = async (work: string): Promise<{ shard: number; bound: number }> => {
+    const round1 = await sizesUnder(`${work}/round-1/`);
+    const finals = await sizesUnder(`${work}/final/`);
+    expect(finals.size).toBeGreaterThan(0);
+    const shard = Math.max(...[...finals].map(([name, bytes]) => bytes + (round1.get(name) ?? 0)));
+    return { shard, bound: 2 * shard + round1.get('manifest.json')! };
+  };
   const objectLines = async <T>(key: string): Promise<T[]> =>
     (await object(key))
       .toString('utf8')
@@ -198,6 +251,103 @@ describe('a job on S3-compatible storage', () => {
       expect(stats.batchesCreated).toBeGreaterThan(s.shards);
       expect(fs.readdirSync(scratch)).toEqual([]);
     } finally {
+      await h.close();
+    }
+  });
+  it("keeps a worker's scratch to about one shard in the merge, whatever the job's size", async () => {
+    const scratch = path.join(dir, 'scratch-c');
+    const h = await harness(scratch);
+    const watch = watchScratch(scratch);
+    try {
+      const name = writeChatInput(h.dataDir, 'many.jsonl', 300, ['qwen-plus', 'qwen-flash']);
+      await objects.write(
+        { bucket: BUCKET, key: 'jobs/many.jsonl' },
+        fs.readFileSync(path.join(h.dataDir, name)),
+      );
+      const limits = { ...LIMITS, maxLines: 12 };
+      const onS3 = await h.runJob('many.jsonl', 'out-many', { limits, keepWorkDir: true });
+      watch.stop();
+      const local = path.join(fs.realpathSync(h.dataDir), 'out-many-local');
+      const onDisk = await h.runJob(path.join(fs.realpathSync(h.dataDir), name), local, { limits });
+      expect(onS3.status).toBe('completed');
+      expect(onS3.lines).toEqual({ total: 300, succeeded: 300, failed: 0, rejected: 0 });
+      expect(onS3.shards).toBe(onDisk.shards);
+      expect(onS3.shards).toBeGreaterThanOrEqual(25);
+
+      // The answers are those of the same job on disk (ids and timestamps are the provider's own).
+      const results = await objectLines<Line>('jobs/out-many/results.jsonl');
+      const localResults = readJsonl<Line>(path.join(local, 'results.jsonl'));
+      expect(results.map((r) => [r.custom_id, r.response?.body?.choices?.[0]?.message?.content])).toEqual(
+        localResults.map((r) => [r.custom_id, r.response?.body?.choices?.[0]?.message?.content]),
+      );
+      expect(await object('jobs/out-many/errors.jsonl')).toEqual(
+        fs.readFileSync(path.join(local, 'errors.jsonl')),
+      );
+
+      // The outputs are many shards' worth; the merge's scratch never held more than two shards.
+      const { bound } = await scratchBound('jobs/out-many/.batchpilot');
+      const outputs = (await sizesUnder('jobs/out-many/')).get('results.jsonl')!;
+      expect(outputs).toBeGreaterThan(3 * bound);
+      const merge = watch.peak.get('merge');
+      expect(merge).toBeGreaterThan(0);
+      expect(merge).toBeLessThanOrEqual(bound);
+      expect(fs.readdirSync(scratch)).toEqual([]);
+    } finally {
+      watch.stop();
+      await h.close();
+    }
+  });
+
+  it("keeps a worker's scratch to about one shard when it packs a large retry round", async () => {
+    const scratch = path.join(dir, 'scratch-d');
+    const h = await harness(scratch, {
+      seed: 5,
+      validatingMs: 20,
+      perLineMs: 0,
+      finalizingMs: 20,
+      lineRetryableRate: 0.5,
+      linePermanentRate: 0,
+    });
+    const watch = watchScratch(scratch);
+    try {
+      // Long questions: a retry round's units, not its outcomes, are what packing holds.
+      const input = Array.from({ length: 400 }, (_, i) =>
+        JSON.stringify({
+          custom_id: `req-${i}`,
+          method: 'POST',
+          url: '/v1/chat/completions',
+          body: {
+            model: 'qwen-plus',
+            messages: [{ role: 'user', content: `question ${i} ${'?'.repeat(2000)}` }],
+          },
+        }),
+      );
+      await objects.write({ bucket: BUCKET, key: 'jobs/retries.jsonl' }, input.join('\n') + '\n');
+      const limits = { ...LIMITS, maxLines: 20 };
+      const s = await h.runJob('retries.jsonl', 'out-retries', { limits, keepWorkDir: true });
+      watch.stop();
+      expect(s.status).toBe('completed');
+      expect(s.rounds).toBeGreaterThan(1);
+      const results = await objectLines<Line>('jobs/out-retries/results.jsonl');
+      const errors = await objectLines<Line>('jobs/out-retries/errors.jsonl');
+      const ids = [...results, ...errors].map((l) => l.custom_id).sort();
+      expect(ids).toEqual(Array.from({ length: 400 }, (_, i) => `req-${i}`).sort());
+
+      // Round 2 is several shards' worth of lines; packing it held about one shard in scratch.
+      const work = 'jobs/out-retries/.batchpilot';
+      const { bound } = await scratchBound(work);
+      const round2 = await sizesUnder(`${work}/round-2/`);
+      const round2Units = [...round2].filter(([k]) => k.endsWith('.jsonl')).reduce((a, [, b]) => a + b, 0);
+      expect(round2Units).toBeGreaterThan(3 * bound);
+      const packing = watch.peak.get('retry-round');
+      expect(packing).toBeGreaterThan(0);
+      expect(packing).toBeLessThanOrEqual(bound);
+      expect(watch.peak.get('merge')).toBeLessThanOrEqual(bound);
+      const stats = await h.stats();
+      expect(Object.values(stats.batchesByInputFile).every((b) => b === 1)).toBe(true);
+      expect(fs.readdirSync(scratch)).toEqual([]);
+    } finally {
+      watch.stop();
       await h.close();
     }
   });

@@ -1,7 +1,8 @@
 // The merge activity on a small work directory built by hand in the layout collection leaves
 // (storage/layout.ts): input order across shards, each line's last outcome winning, lines
 // with no outcome, usage per model, the hard-link path for complete in-order shards, the
-// over-budget path, and reuse or rebuild of `final/` files left by an earlier attempt.
+// over-budget path, reuse or rebuild of `final/` files left by an earlier attempt, and the object
+// path's ranged reads and streamed outputs (over a local store, which serves ranges as S3 does).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ByteWriter } from '../../activities/byte-writer.ts';
 import { mergeActivities, type MergeInput } from '../../activities/merge.ts';
+import { mergeShards, type MergeIo } from '../../activities/merge-kway.ts';
+import { ObjectSink, ObjectSource } from '../../storage/byte-io.ts';
+import { LocalStore, type JobStore } from '../../storage/store.ts';
 import type { MergeSummary } from '../../common/job-types.ts';
 import type { PlanManifest } from '../../storage/manifest.ts';
 import {
@@ -199,6 +204,58 @@ describe('mergeJob', () => {
         fs.readFileSync(path.join(a.outDir, f), 'utf8'),
       );
     }
+  });
+
+  it('merges the same bytes from objects read in ranged chunks of a few bytes, streaming its outputs', async () => {
+    const a = interleaved();
+    await runMerge(a.input());
+    // The final files of that merge, read as objects through ranged reads of 7 bytes (lines and
+    // Uint32 line numbers cut across chunks), the outputs written through streamed object writes.
+    const work = new LocalStore(a.workDir);
+    const outputs = new LocalStore(fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-merge-obj-')));
+    dirs.push(outputs.root);
+    const ranges: string[] = [];
+    const counted: JobStore = Object.assign(Object.create(work) as LocalStore, {
+      read: (key: string, range?: { start: number; end?: number }) => {
+        ranges.push(key);
+        return work.read(key, range);
+      },
+    });
+    const io: MergeIo = {
+      has: async (key) => (await work.size(key)) !== undefined,
+      open: (key, chunk) => ObjectSource.open(counted, key, chunk),
+      output: (name) => new ByteWriter(new ObjectSink(outputs, `${name}.jsonl`)),
+      readBuffer: () => 7,
+    };
+    const summary: MergeSummary = {
+      succeeded: 0,
+      failed: 0,
+      rejected: 0,
+      usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+      usageByModel: {},
+    };
+    const { results, errors } = await mergeShards(a.workDir, io, 2, 1 << 20, summary, () => {});
+    await results.commit();
+    await errors.commit();
+    for (const f of ['results.jsonl', 'errors.jsonl'])
+      expect(fs.readFileSync(path.join(outputs.root, f), 'utf8')).toBe(
+        fs.readFileSync(path.join(a.outDir, f), 'utf8'),
+      );
+    expect(summary.succeeded).toBe(6);
+    expect(summary.failed).toBe(2);
+    // Many ranged reads of one final file: it was never read whole.
+    expect(ranges.filter((k) => k === 'final/shard-00000.jsonl').length).toBeGreaterThan(10);
+  });
+
+  it('leaves no output when a streamed output is aborted', async () => {
+    const store = new LocalStore(fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-merge-obj-')));
+    dirs.push(store.root);
+    const w = new ByteWriter(new ObjectSink(store, 'results.jsonl'));
+    const line = Buffer.from('x'.repeat(1000));
+    for (let i = 0; i < 5000; i++) await w.line(line, 0, line.length);
+    await w.abort();
+    expect(await store.size('results.jsonl')).toBeUndefined();
+    expect(fs.readdirSync(store.root)).toEqual([]);
   });
 
   it('links a complete in-order shard instead of copying it', async () => {
