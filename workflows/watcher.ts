@@ -39,8 +39,19 @@ export interface WatcherInput {
   watched?: WatchRegistration[];
 }
 
-/** Watchers that tell shards their batch is still watched, sparing the shards' fallback reads. */
-const STILL_WATCHED_PATCH = 'watch-still-watched';
+/**
+ * Watchers that tell shards their batch is still watched (sparing the shards' fallback reads) and
+ * send their wakes in slices.
+ */
+const WAKES_PATCH = 'watcher-wakes';
+
+/**
+ * Wakes sent by one workflow task. When most batches change at once (a wave of batches created
+ * together moving to in_progress), a sweep wakes thousands of shards: one task issuing them all
+ * outlasts the workflow task timeout on a loaded worker, and past 2,000 signals in flight the
+ * server refuses the task (its pending-signal limit). A slice waits for its signals before the next.
+ */
+const WAKES_PER_TASK = 100;
 
 /** How long a watcher with nothing to watch waits for a registration before it completes. */
 const IDLE_MS = 10 * 60_000;
@@ -87,14 +98,8 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
       if (!(err instanceof ActivityFailure)) throw err;
       continue;
     }
-    const wakes: Promise<void>[] = [];
-    const wake = (r: WatchRegistration, w: BatchWake) =>
-      wakes.push(
-        getExternalWorkflowHandle(r.workflowId)
-          .signal(batchWakeSignal, w)
-          // The shard ended or was cancelled: nothing to wake, and nothing left to watch.
-          .catch(() => void watched.delete(r.batchId)),
-      );
+    const wakes: [WatchRegistration, BatchWake][] = [];
+    const wake = (r: WatchRegistration, w: BatchWake) => void wakes.push([r, w]);
     if (result.listUnavailable) {
       for (const r of watched.values()) wake(r, { listUnavailable: true });
       watched.clear();
@@ -107,8 +112,12 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
       if (TERMINAL_STATUSES.has(view.status)) watched.delete(view.id);
       wake(r, { view });
     }
-    if (patched(STILL_WATCHED_PATCH)) tellStillWatched(watched, result, wake);
-    await Promise.all(wakes);
+    if (patched(WAKES_PATCH)) {
+      tellStillWatched(watched, result, wake);
+      await sendWakes(wakes, watched, WAKES_PER_TASK);
+    } else {
+      await sendWakes(wakes, watched, Infinity);
+    }
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof batchWatcher>({
         taskQueue: input.taskQueue,
@@ -135,5 +144,25 @@ function tellStillWatched(
     if (notListed.has(r.batchId) || !stillWatchedDue(r, now)) continue;
     r.wokenAt = now;
     wake(r, { stillWatched: r.batchId });
+  }
+}
+
+/**
+ * Signals each shard its wake, `perTask` at a time. A shard that cannot be signalled ended or was
+ * cancelled: nothing to wake, and nothing left to watch.
+ */
+async function sendWakes(
+  wakes: [WatchRegistration, BatchWake][],
+  watched: Map<string, WatchRegistration>,
+  perTask: number,
+): Promise<void> {
+  for (let i = 0; i < wakes.length; i += perTask) {
+    await Promise.all(
+      wakes.slice(i, i + perTask).map(([r, w]) =>
+        getExternalWorkflowHandle(r.workflowId)
+          .signal(batchWakeSignal, w)
+          .catch(() => void watched.delete(r.batchId)),
+      ),
+    );
   }
 }
