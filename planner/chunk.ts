@@ -2,6 +2,7 @@
 // verdicts into a compact record array: what the thread that orders, dedups and writes needs, and
 // nothing it does not (no per-line objects, no strings except for rejected lines).
 import { isUtf8 } from 'node:buffer';
+import { KEY_BYTES, RequestKeyer } from '../common/request-key.ts';
 import { THINK_NULL, makeLineChecker, newVerdict, type LineRules, type LineVerdict } from './line.ts';
 import type { ScanFns } from './simd.ts';
 
@@ -44,6 +45,11 @@ export interface ChunkPart {
   problems: Problem[];
   /** Rewritten line bytes (dry run, --thinking), when any. */
   out: Uint8Array | undefined;
+  /**
+   * With `keyScope` in the rules: record k's request key (common/request-key.ts) at
+   * keys[k * KEY_BYTES, (k + 1) * KEY_BYTES) for each accepted record (zeros for a rejected one).
+   */
+  keys: Uint8Array | undefined;
 }
 
 export const groupKey = (model: string, thinking: number): string => `${model}\u0000${thinking}`;
@@ -68,13 +74,17 @@ class PartBuilder {
   private problems: Problem[] = [];
   private out: Uint8Array | undefined;
   private outLen = 0;
+  private keys: Uint8Array | undefined;
+  private readonly keyer: RequestKeyer | undefined;
 
-  constructor(recs: Int32Array) {
+  constructor(recs: Int32Array, keyer: RequestKeyer | undefined) {
     this.recs = recs;
+    this.keyer = keyer;
+    if (keyer) this.keys = new Uint8Array((recs.length / REC) * KEY_BYTES);
   }
 
   /** Records line u8[start, ...) (`start` relative to the chunk's base) with its verdict `v`. */
-  add(v: LineVerdict, rewritten: Uint8Array, start: number, base: number): void {
+  add(v: LineVerdict, rewritten: Uint8Array, u8: Uint8Array, start: number, base: number): void {
     const recs = this.recs;
     const r = this.n * REC;
     recs[r + R_START] = start;
@@ -94,6 +104,15 @@ class PartBuilder {
         flags |= F_REWRITTEN;
         recs[r + R_OUT] = this.keep(rewritten, v.outLen);
       }
+      // The key of the request as it goes out (after any rewrite), so that the planner's main
+      // thread only looks it up.
+      if (this.keyer)
+        this.keys!.set(
+          v.rewritten
+            ? this.keyer.keyOfBytes(rewritten, 0, v.outLen)
+            : this.keyer.keyOfBytes(u8, start + base, v.outLen),
+          this.n * KEY_BYTES,
+        );
     } else {
       flags |= F_REJECTED;
       recs[r + R_REF] = this.problems.length;
@@ -152,7 +171,9 @@ class PartBuilder {
       groups: this.groups,
       problems: this.problems,
       out: this.out?.subarray(0, this.outLen),
+      keys: this.keys,
     };
+    if (this.keyer) this.keys = new Uint8Array((recs.length / REC) * KEY_BYTES);
     this.recs = recs;
     this.n = 0;
     this.delta = 0;
@@ -192,11 +213,12 @@ export function makeChunkScanner(
   const v = newVerdict();
   const spare: Int32Array[] = [];
   const fresh = (): Int32Array => spare.pop() ?? new Int32Array(partRecords * REC);
+  const keyer = rules.keyScope !== undefined ? new RequestKeyer(rules.keyScope) : undefined;
 
   function scanChunk(seq: number, base: number, len: number, emit: (part: ChunkPart) => void): void {
     const stop = base + len;
     const utf8Checked = isUtf8(u8.subarray(base, stop));
-    const part = new PartBuilder(fresh());
+    const part = new PartBuilder(fresh(), keyer);
     let p = base;
     while (p < stop) {
       const nl = findNl(p, stop);
@@ -208,7 +230,7 @@ export function makeChunkScanner(
       if (e - s >= 3 && u8[s] === 0xef && u8[s + 1] === 0xbb && u8[s + 2] === 0xbf) s += 3;
       if (isBlank(u8, s, e)) continue;
       const rewritten = check(v, s, e, utf8Checked);
-      part.add(v, rewritten, s - base, base);
+      part.add(v, rewritten, u8, s - base, base);
       if (part.n === partRecords) emit(part.take(seq, false, fresh()));
     }
     emit(part.take(seq, true, fresh()));

@@ -37,6 +37,8 @@ export interface LineRules {
   thinkingBudget?: number;
   /** Test hook: keep only these bits of the custom_id hash, to force collisions. */
   idHashMask?: number;
+  /** With reuse: the provider scope each valid line's request key is computed in (chunk.ts). */
+  keyScope?: string;
 }
 
 export const THINK_NULL = 0,

@@ -19,8 +19,10 @@ import {
   R_OUT,
   R_REF,
   R_START,
+  parseGroupKey,
   type ChunkPart,
 } from './chunk.ts';
+import { KEY_BYTES } from '../common/request-key.ts';
 import type { CsvOptions } from './csv.ts';
 import { InputError } from './errors.ts';
 import { Groups } from './groups.ts';
@@ -38,7 +40,7 @@ import { compileScanModule, scanFnsFor, scanMemory } from './simd.ts';
 import { ChunkSlots, type ChunkMeta, type ChunkSource, type ReadChunk } from './source.ts';
 import { CsvSource } from './source-csv.ts';
 import { JsonlSource } from './source-jsonl.ts';
-import type { PlanOptions, PlanReport, PlanTuning } from './types.ts';
+import type { LineFacts, PlanOptions, PlanReport, PlanTuning } from './types.ts';
 import { ShardFiles, syncInBackground } from './writer.ts';
 
 const MiB = 1024 * 1024;
@@ -79,6 +81,7 @@ function lineRules(opts: PlanOptions, tuning: PlanTuning): LineRules {
     ...(opts.rewrite?.thinking !== undefined ? { thinking: opts.rewrite.thinking } : {}),
     ...(opts.rewrite?.thinkingBudget !== undefined ? { thinkingBudget: opts.rewrite.thinkingBudget } : {}),
     ...(tuning.idHashMask !== undefined ? { idHashMask: tuning.idHashMask } : {}),
+    ...(opts.reuse ? { keyScope: opts.reuse.scope } : {}),
   };
 }
 
@@ -101,6 +104,8 @@ class Planner {
   private readonly rejected: RejectedSink;
   private readonly progress: ProgressThrottle;
   private readonly cpuReport: PlanTuning['cpuReport'];
+  /** What reuse asks of the line being decided, computed only when it is reused. */
+  private readonly facts = new DecidedLine(() => this.ids.currentId());
 
   private seq = 0;
   private inflight = 0;
@@ -238,16 +243,14 @@ class Planner {
         );
         continue;
       }
-      if (
-        reuse &&
-        (flags & F_REWRITTEN
-          ? reuse.take(line, part.out!, recs[r + R_OUT]!, recs[r + R_LEN]!)
-          : reuse.take(line, this.slots.u8, meta.base + recs[r + R_START]!, recs[r + R_LEN]!))
-      ) {
-        this.valid++;
-        continue;
-      }
       const ref = recs[r + R_REF]!;
+      if (reuse && part.keys) {
+        this.facts.set(part, ref);
+        if (reuse.take(line, part.keys, k * KEY_BYTES, this.facts)) {
+          this.valid++;
+          continue;
+        }
+      }
       let g = local[ref];
       if (g === undefined) g = local[ref] = this.groups.numberOf(part.groups[ref]!, line);
       const len = recs[r + R_LEN]!;
@@ -329,6 +332,30 @@ class Planner {
   }
 }
 
+/** The custom_id and model of the valid line being decided (LineFacts), read on demand. */
+class DecidedLine implements LineFacts {
+  private part: ChunkPart | undefined;
+  private ref = 0;
+  private readonly id: () => string;
+
+  constructor(id: () => string) {
+    this.id = id;
+  }
+
+  set(part: ChunkPart, ref: number): void {
+    this.part = part;
+    this.ref = ref;
+  }
+
+  customId(): string {
+    return this.id();
+  }
+
+  model(): string {
+    return parseGroupKey(this.part!.groups[this.ref]!).model;
+  }
+}
+
 function emptyPart(seq: number): ChunkPart {
   return {
     seq,
@@ -339,5 +366,6 @@ function emptyPart(seq: number): ChunkPart {
     groups: [],
     problems: [],
     out: undefined,
+    keys: undefined,
   };
 }

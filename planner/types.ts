@@ -24,13 +24,23 @@ export interface PlanOptions {
 }
 
 /**
- * Called for every valid line in input order, with its bytes as they would be sent. Returns true
- * when the line is answered from an earlier job (it then goes into no shard). `finish` runs before
- * the manifest is written, so what it commits is in place when the plan folder is complete.
+ * Called for every valid line in input order, with the request key (common/request-key.ts, in
+ * `scope`) of its bytes as they would be sent, computed on the scan threads:
+ * key[at, at + KEY_BYTES). Returns true when the line is answered from an earlier job (it then goes
+ * into no shard). `finish` runs before the manifest is written, so what it commits is in place when
+ * the plan folder is complete.
  */
 export interface LineReuse {
-  take(line: number, bytes: Uint8Array, start: number, len: number): boolean;
+  readonly scope: string;
+  take(line: number, key: Uint8Array, at: number, facts: LineFacts): boolean;
   finish(): ReuseReport;
+}
+
+/** What a reused line's outcome needs of it, decoded only when asked (most lines are not reused). */
+export interface LineFacts {
+  customId(): string;
+  /** body.model as the line goes out. */
+  model(): string;
 }
 
 /** Valid lines answered from earlier jobs, and the tokens those answers had cost (by model). */
