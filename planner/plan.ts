@@ -19,6 +19,8 @@ import {
   R_OUT,
   R_REF,
   R_START,
+  FOUND_NONE,
+  FOUND_UNREAD,
   parseGroupKey,
   type ChunkPart,
 } from './chunk.ts';
@@ -71,6 +73,7 @@ export async function runPlan(opts: PlanOptions, tuning: PlanTuning = {}): Promi
 
 /** What every line is checked against, from the plan's options. */
 function lineRules(opts: PlanOptions, tuning: PlanTuning): LineRules {
+  const answers = opts.reuse?.answerLookup?.();
   // A line must also fit a shard with its newline.
   const maxLineBytes = Math.min(opts.limits.maxLineBytes, opts.limits.maxBytes - 1);
   return {
@@ -82,6 +85,7 @@ function lineRules(opts: PlanOptions, tuning: PlanTuning): LineRules {
     ...(opts.rewrite?.thinkingBudget !== undefined ? { thinkingBudget: opts.rewrite.thinkingBudget } : {}),
     ...(tuning.idHashMask !== undefined ? { idHashMask: tuning.idHashMask } : {}),
     ...(opts.reuse ? { keyScope: opts.reuse.scope } : {}),
+    ...(answers ? { answers } : {}),
   };
 }
 
@@ -246,7 +250,7 @@ class Planner {
       const ref = recs[r + R_REF]!;
       if (reuse && part.keys) {
         this.facts.set(part, ref);
-        if (reuse.take(line, part.keys, k * KEY_BYTES, this.facts)) {
+        if (reuse.take(line, part.keys, k * KEY_BYTES, this.facts, storedOf(part, k))) {
           this.valid++;
           continue;
         }
@@ -332,6 +336,17 @@ class Planner {
   }
 }
 
+/** What the scan thread found stored for record k of `part` (LineReuse.take's `stored`). */
+function storedOf(part: ChunkPart, k: number): Uint8Array | undefined | null {
+  const found = part.found;
+  if (!found) return null;
+  const len = found[k * 2 + 1]!;
+  if (len === FOUND_UNREAD) return null;
+  if (len === FOUND_NONE) return undefined;
+  const at = found[k * 2]!;
+  return part.answers!.subarray(at, at + len);
+}
+
 /** The custom_id and model of the valid line being decided (LineFacts), read on demand. */
 class DecidedLine implements LineFacts {
   private part: ChunkPart | undefined;
@@ -367,5 +382,7 @@ function emptyPart(seq: number): ChunkPart {
     problems: [],
     out: undefined,
     keys: undefined,
+    found: undefined,
+    answers: undefined,
   };
 }

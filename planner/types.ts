@@ -1,4 +1,5 @@
 // The planner's public shapes (the job's plan activity and the CLI both use them).
+import type { AnswerLookup } from '../storage/answers.ts';
 import type { ShardEntry } from '../storage/manifest.ts';
 
 export interface PlanOptions {
@@ -26,13 +27,23 @@ export interface PlanOptions {
 /**
  * Called for every valid line in input order, with the request key (common/request-key.ts, in
  * `scope`) of its bytes as they would be sent, computed on the scan threads:
- * key[at, at + KEY_BYTES). Returns true when the line is answered from an earlier job (it then goes
- * into no shard). `finish` runs before the manifest is written, so what it commits is in place when
- * the plan folder is complete.
+ * key[at, at + KEY_BYTES). With `answerLookup`, the scan threads also read the stored answer of
+ * each key: `stored` is its file's bytes, undefined when none is stored, null when the thread did
+ * not look (the hook then does). Returns true when the line is answered from an earlier job (it
+ * then goes into no shard). `finish` runs before the manifest is written, so what it commits is
+ * in place when the plan folder is complete.
  */
 export interface LineReuse {
   readonly scope: string;
-  take(line: number, key: Uint8Array, at: number, facts: LineFacts): boolean;
+  /** Where the scan threads may read stored answers themselves; called once, before they start. */
+  answerLookup?(): AnswerLookup | undefined;
+  take(
+    line: number,
+    key: Uint8Array,
+    at: number,
+    facts: LineFacts,
+    stored: Uint8Array | undefined | null,
+  ): boolean;
   finish(): ReuseReport;
 }
 

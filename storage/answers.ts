@@ -26,7 +26,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { KEY_BYTES } from '../common/request-key.ts';
-import { KeyFilter, addKeyList } from './key-filter.ts';
+import { KeyFilter, addKeyList, type SharedKeyFilter } from './key-filter.ts';
 
 /** What is kept beside an answer's bytes. */
 export interface AnswerMeta {
@@ -68,16 +68,26 @@ export interface AnswerStore {
    * (a key stored after it was made may be missed). Undefined when the store has none: every
    * lookup then asks `get`.
    */
-  keyFilter(): KeyFilterView | undefined;
+  keyFilter(): KeyFilter | undefined;
+  /**
+   * What other threads need to read answers of this store (`fromJob`'s only, when given) with an
+   * AnswerReader, `filter` (from keyFilter) shared with them; absent where only the thread
+   * holding the store can look up.
+   */
+  lookup?(fromJob: string | undefined, filter: KeyFilter | undefined): AnswerLookup;
   /** Whether `jobId` stored any answer here. */
   hasJob(jobId: string): boolean;
   /** A writer for the answers of `jobId`; close it to account its bytes (and maybe evict). */
   writer(jobId: string): AnswerWriter;
 }
 
-export interface KeyFilterView {
-  /** False when key[at, at + 16) is surely not stored. */
-  mayHold(key: Uint8Array, at: number): boolean;
+/** Plain data (sent to threads as is): where answer files are and the store's shared key filter. */
+export interface AnswerLookup {
+  /** The store's objects folder. */
+  objects: string;
+  /** Only this job's answers: the jobTag suffix of their names. */
+  tag?: string;
+  filter?: SharedKeyFilter;
 }
 
 export interface AnswerWriter {
@@ -162,7 +172,7 @@ export class LocalAnswerStore implements AnswerStore {
   readonly maxBytes: number;
   readonly filterBytes: number;
   private readonly made = new Set<string>();
-  private readonly readBuf = Buffer.allocUnsafe(64 * 1024);
+  private reader: { fromJob: string | undefined; reader: AnswerReader } | undefined;
 
   constructor(opts: LocalAnswerStoreOptions) {
     this.root = path.resolve(opts.root);
@@ -229,48 +239,32 @@ export class LocalAnswerStore implements AnswerStore {
   }
 
   private dirOf(key: string): string {
-    return path.join(this.root, 'objects', key.slice(0, 2), key.slice(2, 4));
-  }
-
-  private fileOf(key: string, fromJob: string | undefined): string {
-    const base = path.join(this.dirOf(key), key);
-    return fromJob === undefined ? base : `${base}.${jobTag(fromJob)}`;
+    return objectDir(path.join(this.root, 'objects'), key);
   }
 
   get(key: string, fromJob?: string, likely = false): StoredAnswer | undefined {
-    const file = this.fileOf(key, fromJob);
-    // Where half the lookups or more miss, a stat that returns undefined is far cheaper than the
-    // exception a failed open throws; where a filter said "likely", the open alone is cheaper.
-    if (!likely && !fs.statSync(file, { throwIfNoEntry: false })) return undefined;
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch {
-      return undefined;
-    }
-    try {
-      return parseAnswer(this.readAll(fd));
-    } catch {
-      return undefined;
-    } finally {
-      fs.closeSync(fd);
-    }
+    const bytes = this.readerFor(fromJob).readHex(key, likely);
+    return bytes && parseAnswer(bytes);
   }
 
-  /** A file's bytes in as few system calls as its size allows (one read for most answers). */
-  private readAll(fd: number): Buffer {
-    let buf = this.readBuf;
-    let n = fs.readSync(fd, buf, 0, buf.length, 0);
-    if (n < buf.length) return Buffer.from(buf.subarray(0, n));
-    const size = fs.fstatSync(fd).size;
-    buf = Buffer.allocUnsafe(Math.max(size, n));
-    this.readBuf.copy(buf, 0, 0, n);
-    while (n < buf.length) {
-      const got = fs.readSync(fd, buf, n, buf.length - n, n);
-      if (got === 0) break;
-      n += got;
-    }
-    return buf.subarray(0, n);
+  private readerFor(fromJob: string | undefined): AnswerReader {
+    if (!this.reader || this.reader.fromJob !== fromJob)
+      this.reader = {
+        fromJob,
+        reader: new AnswerReader({
+          objects: path.join(this.root, 'objects'),
+          ...(fromJob !== undefined ? { tag: jobTag(fromJob) } : {}),
+        }),
+      };
+    return this.reader.reader;
+  }
+
+  lookup(fromJob: string | undefined, filter: KeyFilter | undefined): AnswerLookup {
+    return {
+      objects: path.join(this.root, 'objects'),
+      ...(fromJob !== undefined ? { tag: jobTag(fromJob) } : {}),
+      ...(filter ? { filter: filter.shared() } : {}),
+    };
   }
 
   hasJob(jobId: string): boolean {
@@ -521,8 +515,71 @@ class KeyListFile {
   }
 }
 
+const objectDir = (objects: string, key: string): string =>
+  path.join(objects, key.slice(0, 2), key.slice(2, 4));
+
+/**
+ * Reads stored answers' files by key, on whichever thread holds it (the planner's scan threads
+ * read the likely hits of their lines, so the main thread does not wait on the disk for them).
+ */
+export class AnswerReader {
+  private readonly spec: AnswerLookup;
+  private readonly filter: KeyFilter | undefined;
+  private readonly buf = Buffer.allocUnsafe(64 * 1024);
+
+  constructor(spec: AnswerLookup) {
+    this.spec = spec;
+    this.filter = spec.filter && KeyFilter.fromShared(spec.filter);
+  }
+
+  /** The file of key[at, at + 16), or undefined when the filter rules it out or none is stored. */
+  read(key: Uint8Array, at: number): Buffer | undefined {
+    if (this.filter && !this.filter.mayHold(key, at)) return undefined;
+    const hex = Buffer.from(key.buffer, key.byteOffset + at, KEY_BYTES).toString('hex');
+    return this.readHex(hex, this.filter !== undefined);
+  }
+
+  /**
+   * The file of `key` (hex), or undefined. `likely`: a filter said it may be stored, so the open
+   * alone is cheapest; otherwise half the lookups or more miss, and a stat that returns undefined
+   * is far cheaper than the exception a failed open throws.
+   */
+  readHex(key: string, likely: boolean): Buffer | undefined {
+    const base = path.join(objectDir(this.spec.objects, key), key);
+    const file = this.spec.tag === undefined ? base : `${base}.${this.spec.tag}`;
+    if (!likely && !fs.statSync(file, { throwIfNoEntry: false })) return undefined;
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      return this.readAll(fd);
+    } catch {
+      return undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** A file's bytes in as few system calls as its size allows (one read for most answers). */
+  private readAll(fd: number): Buffer {
+    let n = fs.readSync(fd, this.buf, 0, this.buf.length, 0);
+    if (n < this.buf.length) return Buffer.from(this.buf.subarray(0, n));
+    const out = Buffer.allocUnsafe(Math.max(fs.fstatSync(fd).size, n));
+    this.buf.copy(out, 0, 0, n);
+    while (n < out.length) {
+      const got = fs.readSync(fd, out, n, out.length - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    return out.subarray(0, n);
+  }
+}
+
 /** A stored file's answer, or undefined when it is torn (shorter than its header says). */
-function parseAnswer(bytes: Buffer): StoredAnswer | undefined {
+export function parseAnswer(bytes: Buffer): StoredAnswer | undefined {
   const nl = bytes.indexOf(10);
   if (nl < 0) return undefined;
   try {

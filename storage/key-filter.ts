@@ -17,6 +17,14 @@ const MIN_BITS = 1 << 10;
 const MAX_BITS = 2 ** 32;
 const MAX_PROBES = 16;
 
+/** A filter's bits in shared memory and its shape: what another thread needs to ask it. */
+export interface SharedKeyFilter {
+  buffer: SharedArrayBuffer;
+  bits: number;
+  probes: number;
+  sizedFor: number;
+}
+
 export class KeyFilter {
   readonly bits: number;
   readonly probes: number;
@@ -29,7 +37,15 @@ export class KeyFilter {
    * A filter for about `keys` keys within `maxBytes` of memory: 16 bits a key when that fits, else
    * the bound (a power of two of bits in either case).
    */
-  constructor(keys: number, maxBytes: number) {
+  constructor(keys: number, maxBytes: number, shared?: SharedKeyFilter) {
+    if (shared) {
+      this.bits = shared.bits;
+      this.mask = shared.bits - 1;
+      this.probes = shared.probes;
+      this.sizedFor = shared.sizedFor;
+      this.u8 = new Uint8Array(shared.buffer);
+      return;
+    }
     const want = Math.max(MIN_BITS, keys * BITS_PER_KEY);
     const cap = Math.min(MAX_BITS, Math.max(8, maxBytes * 8));
     let bits = MIN_BITS;
@@ -39,7 +55,23 @@ export class KeyFilter {
     this.mask = bits - 1;
     this.sizedFor = keys;
     this.probes = Math.min(MAX_PROBES, Math.max(1, Math.round((bits / Math.max(1, keys)) * Math.LN2)));
-    this.u8 = new Uint8Array(Math.max(1, bits / 8));
+    // Shared memory: the planner's scan threads ask the same filter, not copies of it.
+    this.u8 = new Uint8Array(new SharedArrayBuffer(Math.max(1, bits / 8)));
+  }
+
+  /** The filter another thread built and shared (shared()). */
+  static fromShared(shared: SharedKeyFilter): KeyFilter {
+    return new KeyFilter(0, 0, shared);
+  }
+
+  /** This filter's memory and shape, to hand to another thread (no copy). */
+  shared(): SharedKeyFilter {
+    return {
+      buffer: this.u8.buffer as SharedArrayBuffer,
+      bits: this.bits,
+      probes: this.probes,
+      sizedFor: this.sizedFor,
+    };
   }
 
   /** Bytes of memory the filter holds. */

@@ -6,7 +6,14 @@
 import fs from 'node:fs';
 import type { LineFacts, LineReuse, ReuseReport } from '../planner/types.ts';
 import { KEY_BYTES } from '../common/request-key.ts';
-import { reusedResult, type AnswerStore, type KeyFilterView } from './answers.ts';
+import {
+  parseAnswer,
+  reusedResult,
+  type AnswerLookup,
+  type AnswerStore,
+  type StoredAnswer,
+} from './answers.ts';
+import type { KeyFilter } from './key-filter.ts';
 import { roundFiles } from './layout.ts';
 import { encodeOutcomeHead } from './outcome-record.ts';
 
@@ -84,7 +91,7 @@ export class ReusedLines implements LineReuse {
 
   readonly scope: string;
   /** The store's key filter, made at the first line (null: the store has none). */
-  private filter: KeyFilterView | null | undefined;
+  private filter: KeyFilter | null | undefined;
 
   constructor(opts: ReusedLinesOptions) {
     this.opts = opts;
@@ -98,16 +105,31 @@ export class ReusedLines implements LineReuse {
     this.numbers = new AppendFile(files.reusedLines());
   }
 
-  private ensureFilter(): KeyFilterView | null {
+  private ensureFilter(): KeyFilter | null {
     if (this.filter === undefined) this.filter = this.opts.store.keyFilter() ?? null;
     return this.filter;
   }
 
-  take(line: number, key: Uint8Array, at: number, facts: LineFacts): boolean {
-    // Most misses end here, in memory; a line the filter may hold costs a lookup on disk.
-    const filter = this.ensureFilter();
-    if (filter && !filter.mayHold(key, at)) return false;
-    const answer = this.opts.store.get(hexOf(key, at), this.opts.fromJob, filter !== null);
+  /** The store's files and filter, for the scan threads to read their lines' answers. */
+  answerLookup(): AnswerLookup | undefined {
+    return this.opts.store.lookup?.(this.opts.fromJob, this.ensureFilter() ?? undefined);
+  }
+
+  take(
+    line: number,
+    key: Uint8Array,
+    at: number,
+    facts: LineFacts,
+    stored: Uint8Array | undefined | null,
+  ): boolean {
+    let answer: StoredAnswer | undefined;
+    if (stored === null) {
+      // Not looked up on a scan thread. Most misses end here, in memory; a line the filter may
+      // hold costs a lookup on disk.
+      const filter = this.ensureFilter();
+      if (filter && !filter.mayHold(key, at)) return false;
+      answer = this.opts.store.get(hexOf(key, at), this.opts.fromJob, filter !== null);
+    } else if (stored) answer = parseAnswer(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));
     if (!answer) return false;
     const customId = facts.customId();
     if (this.opts.dir) {
