@@ -1,12 +1,17 @@
 // The request keys the scan threads hand the planner with each line are the keys
 // common/request-key.ts gives that line's bytes as they would be sent: on scan threads and inline,
 // for lines rewritten by --thinking, and never for rejected or duplicate lines; and the planner
-// takes exactly the lines the reuse hook says it answered.
+// takes exactly the lines the reuse hook says it answered. The stored answers the scan threads read
+// are the right ones, a torn one is a miss, and --reuse-from reads only its job's.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KEY_BYTES, providerScope, requestKey } from '../../common/request-key.ts';
 import { planInputTuned, type LineReuse, type ReuseReport } from '../../planner/index.ts';
+import { LocalAnswerStore } from '../../storage/answers.ts';
+import { roundFiles } from '../../storage/layout.ts';
+import { decodeOutcome } from '../../storage/outcome-record.ts';
+import { ReusedLines } from '../../storage/reused-lines.ts';
 import { ENDPOINT, LIMITS, readPlan, tmpDir } from './helpers.ts';
 
 const work = tmpDir();
@@ -106,5 +111,75 @@ describe('request keys from the scan threads', () => {
       expect(s.key).toBe(requestKey(scope, { ...b, body: { ...b.body, enable_thinking: true } }));
       expect(s.key).not.toBe(requestKey(scope, b));
     }
+  });
+});
+
+describe('stored answers read on the scan threads', () => {
+  // An earlier job answered the even lines; job "other" answered lines 0-9 as well.
+  const root = path.join(work, 'answers');
+  const store = new LocalAnswerStore({ root });
+  const resultOf = (id: string, job: string) =>
+    Buffer.from(JSON.stringify({ id: `r-${id}`, custom_id: id, response: { body: { job } } }));
+  const stored = (job: string, pick: (i: number) => boolean) => {
+    const w = store.writer(job);
+    for (const [i, b] of bodies.entries())
+      if (pick(i))
+        w.put(requestKey(scope, b), {
+          model: b.body.model,
+          usage: [1, 1, 2],
+          customId: `old-${i}`,
+          result: resultOf(`old-${i}`, job),
+        });
+    w.close();
+  };
+  stored('first', (i) => i % 2 === 0);
+  stored('other', (i) => i < 10);
+  // A torn answer (a crash before its bytes reached the disk): read as a miss, so line 2 is sent.
+  const torn = path.join(root, 'objects', requestKey(scope, bodies[2]!).slice(0, 2));
+  const tornFile = path.join(torn, requestKey(scope, bodies[2]!).slice(2, 4), requestKey(scope, bodies[2]!));
+  fs.truncateSync(tornFile, fs.statSync(tornFile).size - 3);
+
+  async function planWithStore(workers: number, fromJob?: string) {
+    const outDir = tmpDir();
+    const reuse = new ReusedLines({ store, scope, dir: outDir, ...(fromJob ? { fromJob } : {}) });
+    const report = await planInputTuned(
+      { input, outDir, endpoint: ENDPOINT, limits: LIMITS, reuse },
+      { workers, chunkBytes: 16 * 1024, partRecords: 16 },
+    );
+    const records = fs
+      .readFileSync(roundFiles(outDir).reused(), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => decodeOutcome(l));
+    const numbers = fs.readFileSync(roundFiles(outDir).reusedLines());
+    fs.rmSync(outDir, { recursive: true, force: true });
+    return { report, records, numbers };
+  }
+
+  for (const workers of [0, 2]) {
+    it(`answer the stored lines, in order, under their new ids (${workers} scan threads)`, async () => {
+      const { report, records, numbers } = await planWithStore(workers);
+      // The shared name of line 2 is the first job's torn copy: a miss, though "other" has one.
+      const expected = bodies.map((_, i) => i).filter((i) => (i % 2 === 0 || i < 10) && i !== 2);
+      expect(report.reused?.lines).toBe(expected.length);
+      expect(records.map((r) => r.record.customId)).toEqual(expected.map((i) => bodies[i]!.custom_id));
+      expect(Array.from({ length: numbers.length / 4 }, (_, k) => numbers.readUInt32LE(k * 4))).toEqual(
+        expected.map((i) => i + 1),
+      );
+      for (const [k, r] of records.entries()) {
+        const parsed = JSON.parse(r.result) as { custom_id: string; batchpilot_reused: boolean; id: string };
+        expect(parsed.custom_id).toBe(bodies[expected[k]!]!.custom_id);
+        expect(parsed.batchpilot_reused).toBe(true);
+        expect(parsed.id).toBe(`r-old-${expected[k]}`); // the stored answer, not another's
+      }
+    });
+  }
+
+  it('with --reuse-from read only that job’s answers', async () => {
+    const { report, records } = await planWithStore(2, 'other');
+    const expected = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; // line 2's own copy under "other" is whole
+    expect(report.reused?.lines).toBe(expected.length);
+    for (const r of records)
+      expect(JSON.parse(r.result)).toMatchObject({ response: { body: { job: 'other' } } });
   });
 });
