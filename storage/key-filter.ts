@@ -32,6 +32,8 @@ export class KeyFilter {
   readonly sizedFor: number;
   private readonly u8: Uint8Array;
   private readonly mask: number;
+  private h1 = 0;
+  private h2 = 0;
 
   /**
    * A filter for about `keys` keys within `maxBytes` of memory: 16 bits a key when that fits, else
@@ -79,14 +81,21 @@ export class KeyFilter {
     return this.u8.byteLength;
   }
 
-  /** Adds key[at, at + KEY_BYTES). */
-  add(key: Uint8Array, at = 0): void {
+  /** The two hashes of key[at, at + KEY_BYTES) the probe positions come from, into h1 and h2. */
+  private hash(key: Uint8Array, at: number): void {
     const w0 = word(key, at);
     const w1 = word(key, at + 4);
     const w2 = word(key, at + 8);
     const w3 = word(key, at + 12);
-    const h1 = fmix32(w0 ^ fmix32(w1 ^ fmix32(w2 ^ fmix32(w3))));
-    const h2 = fmix32(w3 ^ fmix32(w2 ^ fmix32(w1 ^ fmix32(w0 ^ 0x9e3779b9)))) | 1;
+    this.h1 = fmix32(w0 ^ fmix32(w1 ^ fmix32(w2 ^ fmix32(w3))));
+    this.h2 = fmix32(w3 ^ fmix32(w2 ^ fmix32(w1 ^ fmix32(w0 ^ 0x9e3779b9)))) | 1;
+  }
+
+  /** Adds key[at, at + KEY_BYTES). */
+  add(key: Uint8Array, at = 0): void {
+    this.hash(key, at);
+    const h1 = this.h1;
+    const h2 = this.h2;
     const u8 = this.u8;
     for (let i = 0; i < this.probes; i++) {
       const b = ((h1 + Math.imul(i, h2)) & this.mask) >>> 0;
@@ -96,12 +105,9 @@ export class KeyFilter {
 
   /** False when key[at, at + KEY_BYTES) was surely never added; true when it may have been. */
   mayHold(key: Uint8Array, at = 0): boolean {
-    const w0 = word(key, at);
-    const w1 = word(key, at + 4);
-    const w2 = word(key, at + 8);
-    const w3 = word(key, at + 12);
-    const h1 = fmix32(w0 ^ fmix32(w1 ^ fmix32(w2 ^ fmix32(w3))));
-    const h2 = fmix32(w3 ^ fmix32(w2 ^ fmix32(w1 ^ fmix32(w0 ^ 0x9e3779b9)))) | 1;
+    this.hash(key, at);
+    const h1 = this.h1;
+    const h2 = this.h2;
     const u8 = this.u8;
     for (let i = 0; i < this.probes; i++) {
       const b = ((h1 + Math.imul(i, h2)) & this.mask) >>> 0;
