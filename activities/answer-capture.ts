@@ -3,7 +3,7 @@
 // its plan (answers.json in the work folder: a `--no-reuse` job stores none); a work folder
 // without that file was planned before reuse existed and stores none either.
 import fs from 'node:fs';
-import { requestKey, type RequestParts } from '../common/request-key.ts';
+import { RequestKeyer, type RequestParts } from '../common/request-key.ts';
 import type { AnswerWriter } from '../storage/answers.ts';
 import { answersSettingsFile } from '../storage/layout.ts';
 import type { Usage } from '../storage/outcome-record.ts';
@@ -14,14 +14,14 @@ import { logFor } from './log.ts';
 export class AnswerCapture {
   private readonly keys: string[] = [];
   private readonly models: string[] = [];
-  private readonly scope: string;
+  private readonly keyer: RequestKeyer;
   private readonly writer: AnswerWriter;
   private readonly deps: ActivityDeps;
   private failed = false;
 
   private constructor(deps: ActivityDeps, scope: string, writer: AnswerWriter) {
     this.deps = deps;
-    this.scope = scope;
+    this.keyer = new RequestKeyer(scope);
     this.writer = writer;
   }
 
@@ -55,7 +55,7 @@ export class AnswerCapture {
   /** The unit's next request line (in unit order). */
   noteRequest(bytes: Buffer): void {
     const req = JSON.parse(bytes.toString('utf8')) as RequestParts & { body?: { model?: unknown } };
-    this.keys.push(requestKey(this.scope, req));
+    this.keys.push(this.keyer.keyOf(req).toString('hex'));
     const model = req.body?.model;
     this.models.push(typeof model === 'string' ? model : 'unknown');
   }

@@ -2,7 +2,11 @@
 // entry point with loadConfig(process.env); a bad value is an error naming the variable and the fix.
 import path from 'node:path';
 import { z } from 'zod';
-import { ANSWERS_DIR_NAME, DEFAULT_ANSWERS_MAX_BYTES } from '../storage/answers.ts';
+import {
+  ANSWERS_DIR_NAME,
+  DEFAULT_ANSWERS_FILTER_BYTES,
+  DEFAULT_ANSWERS_MAX_BYTES,
+} from '../storage/answers.ts';
 import { DEFAULT_TASK_QUEUE } from './definitions.ts';
 import { PROFILES, PROFILE_NAMES, type Profile, type ProfileName } from './profiles.ts';
 import { parseRateLimits, type RateLimits } from './rate-limits.ts';
@@ -13,6 +17,23 @@ import { tracingSettings, type TracingSettings } from './tracing.ts';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464');
+
+/** An optional size variable (`4GB`, `500MB`): positive bytes, or an error showing `examples`. */
+function sizeVar(examples: string) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        const bytes = parseSize(text);
+        if (bytes > 0) return bytes;
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: 'custom', message: `must be a size such as ${examples}` });
+      return z.NEVER;
+    })
+    .optional();
+}
 
 const schema = z.object({
   // The Temporal connection is read by common/temporal-connection.ts; listed here so that every
@@ -44,19 +65,8 @@ const schema = z.object({
     .optional(),
   BATCHPILOT_SCRATCH_DIR: z.string().min(1).optional(),
   BATCHPILOT_ANSWERS_DIR: z.string().min(1).optional(),
-  BATCHPILOT_ANSWERS_MAX_BYTES: z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        const bytes = parseSize(text);
-        if (bytes > 0) return bytes;
-      } catch {
-        // reported below
-      }
-      ctx.addIssue({ code: 'custom', message: 'must be a size such as 4GB or 500MB' });
-      return z.NEVER;
-    })
-    .optional(),
+  BATCHPILOT_ANSWERS_MAX_BYTES: sizeVar('4GB or 500MB'),
+  BATCHPILOT_ANSWERS_FILTER_BYTES: sizeVar('64MB or 256MB'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   BATCHPILOT_METRICS_ADDRESS: hostPort.optional(),
   BATCHPILOT_MAX_IN_FLIGHT: z.coerce
@@ -134,9 +144,10 @@ export interface Config {
   scratchDir: string | undefined;
   /**
    * Answers kept for reuse by later jobs: their folder (BATCHPILOT_ANSWERS_DIR, default beside the
-   * data root's contents) and size bound; undefined when BATCHPILOT_ANSWERS_DIR is `off`.
+   * data root's contents), size bound and the memory bound of a plan's key filter
+   * (BATCHPILOT_ANSWERS_FILTER_BYTES); undefined when BATCHPILOT_ANSWERS_DIR is `off`.
    */
-  answers: { dir: string; maxBytes: number } | undefined;
+  answers: { dir: string; maxBytes: number; filterBytes: number } | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   metricsAddress: string | undefined;
   maxInFlight: number | undefined;
@@ -207,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : {
             dir: e.BATCHPILOT_ANSWERS_DIR ?? path.join(e.BATCHPILOT_DATA_DIR, ANSWERS_DIR_NAME),
             maxBytes: e.BATCHPILOT_ANSWERS_MAX_BYTES ?? DEFAULT_ANSWERS_MAX_BYTES,
+            filterBytes: e.BATCHPILOT_ANSWERS_FILTER_BYTES ?? DEFAULT_ANSWERS_FILTER_BYTES,
           },
     logLevel: e.LOG_LEVEL,
     metricsAddress: e.BATCHPILOT_METRICS_ADDRESS,

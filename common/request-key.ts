@@ -3,7 +3,7 @@
 // and of where it is sent (the provider scope), so that an answer of one provider is never handed
 // out as another's. The custom_id is not part of it: the same question under a new id is the same
 // question.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 
 /** JSON with object keys sorted at every depth and no whitespace; numbers as JSON.stringify writes them. */
 export function canonicalJson(value: unknown): string {
@@ -35,14 +35,36 @@ export function providerScope(profile: string, baseUrl: string | undefined): str
   return profile === 'emulator' ? 'emulator' : `${profile} ${baseUrl ?? ''}`;
 }
 
+/** Bytes of a request key: 128 bits of SHA-256. */
+export const KEY_BYTES = 16;
+
+/**
+ * Request keys within one scope. The scope's prefix is hashed once and copied per request, so the
+ * scan threads, which key every line of a plan, pay only for the request's own bytes.
+ */
+export class RequestKeyer {
+  private readonly prefix: Hash;
+
+  constructor(scope: string) {
+    this.prefix = createHash('sha256').update(`batchpilot-answer-v1\n${scope}\n`);
+  }
+
+  /** The request's key as KEY_BYTES bytes. */
+  keyOf(req: RequestParts): Buffer {
+    const canonical = canonicalJson({ method: req.method, url: req.url, body: req.body });
+    return this.prefix.copy().update(canonical).digest().subarray(0, KEY_BYTES);
+  }
+
+  /** The key of the request line u8[start, start+len) (UTF-8 JSON), as KEY_BYTES bytes. */
+  keyOfBytes(u8: Uint8Array, start: number, len: number): Buffer {
+    const text = Buffer.from(u8.buffer, u8.byteOffset + start, len).toString('utf8');
+    return this.keyOf(JSON.parse(text) as RequestParts);
+  }
+}
+
 /** 32 hex digits (128 bits of SHA-256): the request's key within `scope`. */
 export function requestKey(scope: string, req: RequestParts): string {
-  const canonical = canonicalJson({ method: req.method, url: req.url, body: req.body });
-  return createHash('sha256')
-    .update(`batchpilot-answer-v1\n${scope}\n`)
-    .update(canonical)
-    .digest('hex')
-    .slice(0, 32);
+  return new RequestKeyer(scope).keyOf(req).toString('hex');
 }
 
 /** The key of one request line's bytes (UTF-8 JSON). */

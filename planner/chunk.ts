@@ -2,6 +2,8 @@
 // verdicts into a compact record array: what the thread that orders, dedups and writes needs, and
 // nothing it does not (no per-line objects, no strings except for rejected lines).
 import { isUtf8 } from 'node:buffer';
+import { KEY_BYTES, RequestKeyer } from '../common/request-key.ts';
+import { AnswerReader } from '../storage/answers.ts';
 import { THINK_NULL, makeLineChecker, newVerdict, type LineRules, type LineVerdict } from './line.ts';
 import type { ScanFns } from './simd.ts';
 
@@ -44,7 +46,24 @@ export interface ChunkPart {
   problems: Problem[];
   /** Rewritten line bytes (dry run, --thinking), when any. */
   out: Uint8Array | undefined;
+  /**
+   * With `keyScope` in the rules: record k's request key (common/request-key.ts) at
+   * keys[k * KEY_BYTES, (k + 1) * KEY_BYTES) for each accepted record (zeros for a rejected one).
+   */
+  keys: Uint8Array | undefined;
+  /**
+   * With `answers` in the rules: per record, [offset, length] in `answers` of the stored answer's
+   * file its key found, length FOUND_NONE when none is stored, FOUND_UNREAD when not looked up
+   * (rejected, or past the part's ANSWER_BYTES).
+   */
+  found: Int32Array | undefined;
+  answers: Uint8Array | undefined;
 }
+
+export const FOUND_NONE = -1,
+  FOUND_UNREAD = -2;
+/** Bytes of stored answers one part carries at most; lines past it are looked up by the planner. */
+const ANSWER_BYTES = 8 << 20;
 
 export const groupKey = (model: string, thinking: number): string => `${model}\u0000${thinking}`;
 
@@ -68,13 +87,51 @@ class PartBuilder {
   private problems: Problem[] = [];
   private out: Uint8Array | undefined;
   private outLen = 0;
+  private keys: Uint8Array | undefined;
+  private readonly keyer: RequestKeyer | undefined;
+  private readonly reader: AnswerReader | undefined;
+  private found: Int32Array | undefined;
+  private answers: Uint8Array | undefined;
+  private answersLen = 0;
 
-  constructor(recs: Int32Array) {
+  constructor(recs: Int32Array, keyer: RequestKeyer | undefined, reader: AnswerReader | undefined) {
     this.recs = recs;
+    this.keyer = keyer;
+    this.reader = reader;
+    this.fresh();
+  }
+
+  /** New per-part arrays for keys and found answers (handed over with the part, so not reused). */
+  private fresh(): void {
+    const records = this.recs.length / REC;
+    if (this.keyer) this.keys = new Uint8Array(records * KEY_BYTES);
+    if (this.reader) this.found = new Int32Array(records * 2).fill(FOUND_UNREAD);
+    this.answers = undefined;
+    this.answersLen = 0;
+  }
+
+  /** Looks the key of record n up in the store; its file's bytes go into the part's `answers`. */
+  private lookUp(n: number): void {
+    if (this.answersLen >= ANSWER_BYTES) return;
+    const bytes = this.reader!.read(this.keys!, n * KEY_BYTES);
+    if (!bytes) {
+      this.found![n * 2 + 1] = FOUND_NONE;
+      return;
+    }
+    const at = this.answersLen;
+    if (!this.answers || this.answers.length < at + bytes.length) {
+      const bigger = new Uint8Array(Math.max(1 << 16, (at + bytes.length) * 2));
+      if (this.answers) bigger.set(this.answers.subarray(0, at));
+      this.answers = bigger;
+    }
+    this.answers.set(bytes, at);
+    this.answersLen += bytes.length;
+    this.found![n * 2] = at;
+    this.found![n * 2 + 1] = bytes.length;
   }
 
   /** Records line u8[start, ...) (`start` relative to the chunk's base) with its verdict `v`. */
-  add(v: LineVerdict, rewritten: Uint8Array, start: number, base: number): void {
+  add(v: LineVerdict, rewritten: Uint8Array, u8: Uint8Array, start: number, base: number): void {
     const recs = this.recs;
     const r = this.n * REC;
     recs[r + R_START] = start;
@@ -94,6 +151,16 @@ class PartBuilder {
         flags |= F_REWRITTEN;
         recs[r + R_OUT] = this.keep(rewritten, v.outLen);
       }
+      // The key of the request as it goes out (after any rewrite), so that the planner's main
+      // thread only looks it up.
+      if (this.keyer)
+        this.keys!.set(
+          v.rewritten
+            ? this.keyer.keyOfBytes(rewritten, 0, v.outLen)
+            : this.keyer.keyOfBytes(u8, start + base, v.outLen),
+          this.n * KEY_BYTES,
+        );
+      if (this.reader) this.lookUp(this.n);
     } else {
       flags |= F_REJECTED;
       recs[r + R_REF] = this.problems.length;
@@ -152,6 +219,9 @@ class PartBuilder {
       groups: this.groups,
       problems: this.problems,
       out: this.out?.subarray(0, this.outLen),
+      keys: this.keys,
+      found: this.found,
+      answers: this.answers?.subarray(0, this.answersLen),
     };
     this.recs = recs;
     this.n = 0;
@@ -163,6 +233,7 @@ class PartBuilder {
     this.outLen = 0;
     this.groupModel = [];
     this.groupThinking = [];
+    this.fresh();
     return part;
   }
 }
@@ -192,11 +263,13 @@ export function makeChunkScanner(
   const v = newVerdict();
   const spare: Int32Array[] = [];
   const fresh = (): Int32Array => spare.pop() ?? new Int32Array(partRecords * REC);
+  const keyer = rules.keyScope !== undefined ? new RequestKeyer(rules.keyScope) : undefined;
+  const reader = keyer && rules.answers ? new AnswerReader(rules.answers) : undefined;
 
   function scanChunk(seq: number, base: number, len: number, emit: (part: ChunkPart) => void): void {
     const stop = base + len;
     const utf8Checked = isUtf8(u8.subarray(base, stop));
-    const part = new PartBuilder(fresh());
+    const part = new PartBuilder(fresh(), keyer, reader);
     let p = base;
     while (p < stop) {
       const nl = findNl(p, stop);
@@ -208,7 +281,7 @@ export function makeChunkScanner(
       if (e - s >= 3 && u8[s] === 0xef && u8[s + 1] === 0xbb && u8[s + 2] === 0xbf) s += 3;
       if (isBlank(u8, s, e)) continue;
       const rewritten = check(v, s, e, utf8Checked);
-      part.add(v, rewritten, s - base, base);
+      part.add(v, rewritten, u8, s - base, base);
       if (part.n === partRecords) emit(part.take(seq, false, fresh()));
     }
     emit(part.take(seq, true, fresh()));

@@ -5,6 +5,7 @@
 // The rules themselves: line-syntax.ts (not JSON), line-fields.ts (the fields), line-rewrite.ts.
 import { isUtf8 } from 'node:buffer';
 import { formatBytes } from '../common/units.ts';
+import type { AnswerLookup } from '../storage/answers.ts';
 import { FieldRules, type CustomIdFacts } from './line-fields.ts';
 import { LineProblems } from './line-problems.ts';
 import { LineRewriter } from './line-rewrite.ts';
@@ -37,6 +38,10 @@ export interface LineRules {
   thinkingBudget?: number;
   /** Test hook: keep only these bits of the custom_id hash, to force collisions. */
   idHashMask?: number;
+  /** With reuse: the provider scope each valid line's request key is computed in (chunk.ts). */
+  keyScope?: string;
+  /** With reuse: where the scan threads read the stored answers of their lines' keys. */
+  answers?: AnswerLookup;
 }
 
 export const THINK_NULL = 0,

@@ -19,8 +19,12 @@ import {
   R_OUT,
   R_REF,
   R_START,
+  FOUND_NONE,
+  FOUND_UNREAD,
+  parseGroupKey,
   type ChunkPart,
 } from './chunk.ts';
+import { KEY_BYTES } from '../common/request-key.ts';
 import type { CsvOptions } from './csv.ts';
 import { InputError } from './errors.ts';
 import { Groups } from './groups.ts';
@@ -38,7 +42,7 @@ import { compileScanModule, scanFnsFor, scanMemory } from './simd.ts';
 import { ChunkSlots, type ChunkMeta, type ChunkSource, type ReadChunk } from './source.ts';
 import { CsvSource } from './source-csv.ts';
 import { JsonlSource } from './source-jsonl.ts';
-import type { PlanOptions, PlanReport, PlanTuning } from './types.ts';
+import type { LineFacts, PlanOptions, PlanReport, PlanTuning } from './types.ts';
 import { ShardFiles, syncInBackground } from './writer.ts';
 
 const MiB = 1024 * 1024;
@@ -69,6 +73,7 @@ export async function runPlan(opts: PlanOptions, tuning: PlanTuning = {}): Promi
 
 /** What every line is checked against, from the plan's options. */
 function lineRules(opts: PlanOptions, tuning: PlanTuning): LineRules {
+  const answers = opts.reuse?.answerLookup?.();
   // A line must also fit a shard with its newline.
   const maxLineBytes = Math.min(opts.limits.maxLineBytes, opts.limits.maxBytes - 1);
   return {
@@ -79,6 +84,8 @@ function lineRules(opts: PlanOptions, tuning: PlanTuning): LineRules {
     ...(opts.rewrite?.thinking !== undefined ? { thinking: opts.rewrite.thinking } : {}),
     ...(opts.rewrite?.thinkingBudget !== undefined ? { thinkingBudget: opts.rewrite.thinkingBudget } : {}),
     ...(tuning.idHashMask !== undefined ? { idHashMask: tuning.idHashMask } : {}),
+    ...(opts.reuse ? { keyScope: opts.reuse.scope } : {}),
+    ...(answers ? { answers } : {}),
   };
 }
 
@@ -101,6 +108,8 @@ class Planner {
   private readonly rejected: RejectedSink;
   private readonly progress: ProgressThrottle;
   private readonly cpuReport: PlanTuning['cpuReport'];
+  /** What reuse asks of the line being decided, computed only when it is reused. */
+  private readonly facts = new DecidedLine(() => this.ids.currentId());
 
   private seq = 0;
   private inflight = 0;
@@ -125,6 +134,7 @@ class Planner {
       opts.limits.maxLineBytes,
       !!opts.outDir,
       tuning,
+      !!opts.reuse,
     );
     const memory = scanMemory(mem.slots * mem.slotBytes + mem.arenaBytes, mem.threads > 0);
     const u8 = new Uint8Array(memory.buffer);
@@ -238,16 +248,14 @@ class Planner {
         );
         continue;
       }
-      if (
-        reuse &&
-        (flags & F_REWRITTEN
-          ? reuse.take(line, part.out!, recs[r + R_OUT]!, recs[r + R_LEN]!)
-          : reuse.take(line, this.slots.u8, meta.base + recs[r + R_START]!, recs[r + R_LEN]!))
-      ) {
-        this.valid++;
-        continue;
-      }
       const ref = recs[r + R_REF]!;
+      if (reuse && part.keys) {
+        this.facts.set(part, ref);
+        if (reuse.take(line, part.keys, k * KEY_BYTES, this.facts, storedOf(part, k))) {
+          this.valid++;
+          continue;
+        }
+      }
       let g = local[ref];
       if (g === undefined) g = local[ref] = this.groups.numberOf(part.groups[ref]!, line);
       const len = recs[r + R_LEN]!;
@@ -329,6 +337,41 @@ class Planner {
   }
 }
 
+/** What the scan thread found stored for record k of `part` (LineReuse.take's `stored`). */
+function storedOf(part: ChunkPart, k: number): Uint8Array | undefined | null {
+  const found = part.found;
+  if (!found) return null;
+  const len = found[k * 2 + 1]!;
+  if (len === FOUND_UNREAD) return null;
+  if (len === FOUND_NONE) return undefined;
+  const at = found[k * 2]!;
+  return part.answers!.subarray(at, at + len);
+}
+
+/** The custom_id and model of the valid line being decided (LineFacts), read on demand. */
+class DecidedLine implements LineFacts {
+  private part: ChunkPart | undefined;
+  private ref = 0;
+  private readonly id: () => string;
+
+  constructor(id: () => string) {
+    this.id = id;
+  }
+
+  set(part: ChunkPart, ref: number): void {
+    this.part = part;
+    this.ref = ref;
+  }
+
+  customId(): string {
+    return this.id();
+  }
+
+  model(): string {
+    return parseGroupKey(this.part!.groups[this.ref]!).model;
+  }
+}
+
 function emptyPart(seq: number): ChunkPart {
   return {
     seq,
@@ -339,5 +382,8 @@ function emptyPart(seq: number): ChunkPart {
     groups: [],
     problems: [],
     out: undefined,
+    keys: undefined,
+    found: undefined,
+    answers: undefined,
   };
 }

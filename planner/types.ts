@@ -1,4 +1,5 @@
 // The planner's public shapes (the job's plan activity and the CLI both use them).
+import type { AnswerLookup } from '../storage/answers.ts';
 import type { ShardEntry } from '../storage/manifest.ts';
 
 export interface PlanOptions {
@@ -24,13 +25,33 @@ export interface PlanOptions {
 }
 
 /**
- * Called for every valid line in input order, with its bytes as they would be sent. Returns true
- * when the line is answered from an earlier job (it then goes into no shard). `finish` runs before
- * the manifest is written, so what it commits is in place when the plan folder is complete.
+ * Called for every valid line in input order, with the request key (common/request-key.ts, in
+ * `scope`) of its bytes as they would be sent, computed on the scan threads:
+ * key[at, at + KEY_BYTES). With `answerLookup`, the scan threads also read the stored answer of
+ * each key: `stored` is its file's bytes, undefined when none is stored, null when the thread did
+ * not look (the hook then does). Returns true when the line is answered from an earlier job (it
+ * then goes into no shard). `finish` runs before the manifest is written, so what it commits is
+ * in place when the plan folder is complete.
  */
 export interface LineReuse {
-  take(line: number, bytes: Uint8Array, start: number, len: number): boolean;
+  readonly scope: string;
+  /** Where the scan threads may read stored answers themselves; called once, before they start. */
+  answerLookup?(): AnswerLookup | undefined;
+  take(
+    line: number,
+    key: Uint8Array,
+    at: number,
+    facts: LineFacts,
+    stored: Uint8Array | undefined | null,
+  ): boolean;
   finish(): ReuseReport;
+}
+
+/** What a reused line's outcome needs of it, decoded only when asked (most lines are not reused). */
+export interface LineFacts {
+  customId(): string;
+  /** body.model as the line goes out. */
+  model(): string;
 }
 
 /** Valid lines answered from earlier jobs, and the tokens those answers had cost (by model). */
@@ -76,7 +97,7 @@ export interface CpuUsage {
 
 /** Knobs for tests and the bench; planInput picks them from the input's size. */
 export interface PlanTuning {
-  /** Scan threads; 0 checks on the main thread. Default: 0 up to 16 MiB, 2 up to 2.5M lines, then 1. */
+  /** Scan threads; 0 checks on the main thread. Default: 0 up to 16 MiB, 2 up to 2.5M lines (or with reuse), then 1. */
   workers?: number;
   /** Bytes read per chunk (raised to fit one line of maxLineBytes). Default 4 MiB. */
   chunkBytes?: number;

@@ -41,6 +41,7 @@ port.on('message', (m: ToWorker) => {
       scanner.scan(m.seq, m.base, m.len, (part) => {
         const transfer: ArrayBuffer[] = [part.recs.buffer as ArrayBuffer];
         if (part.out) transfer.push(part.out.buffer as ArrayBuffer);
+        for (const a of [part.keys, part.found, part.answers]) if (a) transfer.push(a.buffer as ArrayBuffer);
         port.postMessage({ type: 'part', part, worker: id } satisfies FromWorker, transfer);
       });
     } else {

@@ -4,9 +4,16 @@
 // input line number into `reused.lines`, and goes into no shard. The merge reads the pair as one
 // more shard already in final form. `validate` and `plan` only count.
 import fs from 'node:fs';
-import type { LineReuse, ReuseReport } from '../planner/types.ts';
-import { requestKey, type RequestParts } from '../common/request-key.ts';
-import { reusedResult, type AnswerStore } from './answers.ts';
+import type { LineFacts, LineReuse, ReuseReport } from '../planner/types.ts';
+import { KEY_BYTES } from '../common/request-key.ts';
+import {
+  parseAnswer,
+  reusedResult,
+  type AnswerLookup,
+  type AnswerStore,
+  type StoredAnswer,
+} from './answers.ts';
+import type { KeyFilter } from './key-filter.ts';
 import { roundFiles } from './layout.ts';
 import { encodeOutcomeHead } from './outcome-record.ts';
 
@@ -58,6 +65,10 @@ class AppendFile {
 
 const NL = Buffer.from('\n');
 
+function hexOf(key: Uint8Array, at: number): string {
+  return Buffer.from(key.buffer, key.byteOffset + at, KEY_BYTES).toString('hex');
+}
+
 export interface ReusedLinesOptions {
   store: AnswerStore;
   /** The provider scope of the request keys (common/request-key.ts). */
@@ -78,8 +89,13 @@ export class ReusedLines implements LineReuse {
   private readonly num = Buffer.alloc(4);
   private readonly report: ReuseReport = { lines: 0, usageByModel: {} };
 
+  readonly scope: string;
+  /** The store's key filter, made at the first line (null: the store has none). */
+  private filter: KeyFilter | null | undefined;
+
   constructor(opts: ReusedLinesOptions) {
     this.opts = opts;
+    this.scope = opts.scope;
   }
 
   /** Opened at the first reused line: the planner clears the folder of older plans' files first. */
@@ -89,11 +105,33 @@ export class ReusedLines implements LineReuse {
     this.numbers = new AppendFile(files.reusedLines());
   }
 
-  take(line: number, bytes: Uint8Array, start: number, len: number): boolean {
-    const text = Buffer.from(bytes.buffer, bytes.byteOffset + start, len).toString('utf8');
-    const req = JSON.parse(text) as RequestParts & { custom_id: string; body: { model?: unknown } };
-    const answer = this.opts.store.get(requestKey(this.opts.scope, req), this.opts.fromJob);
+  private ensureFilter(): KeyFilter | null {
+    if (this.filter === undefined) this.filter = this.opts.store.keyFilter() ?? null;
+    return this.filter;
+  }
+
+  /** The store's files and filter, for the scan threads to read their lines' answers. */
+  answerLookup(): AnswerLookup | undefined {
+    return this.opts.store.lookup?.(this.opts.fromJob, this.ensureFilter() ?? undefined);
+  }
+
+  take(
+    line: number,
+    key: Uint8Array,
+    at: number,
+    facts: LineFacts,
+    stored: Uint8Array | undefined | null,
+  ): boolean {
+    let answer: StoredAnswer | undefined;
+    if (stored === null) {
+      // Not looked up on a scan thread. Most misses end here, in memory; a line the filter may
+      // hold costs a lookup on disk.
+      const filter = this.ensureFilter();
+      if (filter && !filter.mayHold(key, at)) return false;
+      answer = this.opts.store.get(hexOf(key, at), this.opts.fromJob, filter !== null);
+    } else if (stored) answer = parseAnswer(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));
     if (!answer) return false;
+    const customId = facts.customId();
     if (this.opts.dir) {
       if (!this.records) this.open();
       // Line index within this file: what the merge's records carry; attempt 0: never sent.
@@ -101,10 +139,10 @@ export class ReusedLines implements LineReuse {
         line: this.report.lines,
         kind: 'ok',
         attempt: 0,
-        customId: req.custom_id,
+        customId,
       });
       this.records!.push(Buffer.from(head));
-      this.records!.push(reusedResult(answer, req.custom_id));
+      this.records!.push(reusedResult(answer, customId));
       this.records!.push(NL);
       this.num.writeUInt32LE(line);
       this.numbers!.push(Buffer.from(this.num));
@@ -112,7 +150,7 @@ export class ReusedLines implements LineReuse {
     this.report.lines++;
     const u = answer.meta.usage;
     if (u) {
-      const model = typeof req.body.model === 'string' ? req.body.model : answer.meta.model;
+      const model = facts.model();
       const to = (this.report.usageByModel[model] ??= {
         prompt_tokens: 0,
         completion_tokens: 0,

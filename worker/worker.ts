@@ -43,8 +43,8 @@ export interface WorkerOptions {
   mergeShardBudgetBytes?: number;
   /** BATCHPILOT_MAX_IN_FLIGHT. */
   maxInFlight?: number;
-  /** BATCHPILOT_ANSWERS_DIR/_MAX_BYTES: the answer store jobs reuse from; none when absent. */
-  answers?: { dir: string; maxBytes: number };
+  /** BATCHPILOT_ANSWERS_DIR/_MAX_BYTES/_FILTER_BYTES: the answer store jobs reuse from; none when absent. */
+  answers?: { dir: string; maxBytes: number; filterBytes?: number };
   /** BATCHPILOT_UNREACHABLE_AFTER in ms. */
   unreachableAfterMs?: number;
   /** BATCHPILOT_CODEC_KEY: encrypt every payload (common/codec.ts). */
@@ -149,7 +149,11 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
     ...(opts.answers
       ? {
           answers: {
-            store: new LocalAnswerStore({ root: opts.answers.dir, maxBytes: opts.answers.maxBytes }),
+            store: new LocalAnswerStore({
+              root: opts.answers.dir,
+              maxBytes: opts.answers.maxBytes,
+              ...(opts.answers.filterBytes !== undefined ? { filterBytes: opts.answers.filterBytes } : {}),
+            }),
             scope: providerScope(opts.profile.name, opts.baseUrl),
           },
         }

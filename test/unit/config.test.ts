@@ -34,6 +34,17 @@ describe('loadConfig', () => {
       /BATCHPILOT_UNREACHABLE_AFTER/,
     );
   });
+  it('reads the answer store’s size and filter bounds, and refuses a bad one by name', () => {
+    const c = loadConfig({ BATCHPILOT_ANSWERS_MAX_BYTES: '500MB', BATCHPILOT_ANSWERS_FILTER_BYTES: '256MB' });
+    expect(c.answers).toMatchObject({ maxBytes: 500_000_000, filterBytes: 256_000_000 });
+    expect(loadConfig({}).answers?.filterBytes).toBe(64 * 1024 ** 2);
+    expect(() => loadConfig({ BATCHPILOT_ANSWERS_FILTER_BYTES: 'lots' })).toThrow(
+      /BATCHPILOT_ANSWERS_FILTER_BYTES: must be a size such as 64MB or 256MB/,
+    );
+    expect(() => loadConfig({ BATCHPILOT_ANSWERS_MAX_BYTES: '0' })).toThrow(
+      /BATCHPILOT_ANSWERS_MAX_BYTES: must be a size such as 4GB or 500MB/,
+    );
+  });
   it('requires a key for a real provider', () => {
     expect(() => loadConfig({ BATCHPILOT_PROVIDER: 'openai' })).toThrow(
       /BATCHPILOT_API_KEY: required for provider openai \(or OPENAI_API_KEY\)/,
