@@ -36,17 +36,14 @@ export function layOutMemory(
   configuredLineBytes: number,
   writing: boolean,
   tuning: PlanTuning,
-  reusing = false,
 ): MemoryLayout {
   // Scan threads for inputs worth them; one only past 2.5M lines, where the id table needs the room
-  // (peak RSS stays under 256 MB at 10M lines), unless answers are reused: then the scan threads
-  // key every line and read the stored answers, the plan's heaviest work, and a second one is
-  // worth its three slots and its heap.
+  // (peak RSS stays under 256 MB at 10M lines).
   const threads =
     tuning.workers ??
     (size <= 16 * MiB
       ? 0
-      : Math.max(1, Math.min(expectedLines > 2_500_000 && !reusing ? 1 : 2, os.availableParallelism())));
+      : Math.max(1, Math.min(expectedLines > 2_500_000 ? 1 : 2, os.availableParallelism())));
   // A slot holds a chunk and must hold any line that may be accepted (plus CR, BOM, newline).
   const slotBytes = roundUp(Math.max(tuning.chunkBytes ?? 4 * MiB, maxLineBytes + PAGE), PAGE);
   // Spare slots let the scan threads run ahead of the main thread; with one scan thread (large

@@ -134,7 +134,6 @@ class Planner {
       opts.limits.maxLineBytes,
       !!opts.outDir,
       tuning,
-      !!opts.reuse,
     );
     const memory = scanMemory(mem.slots * mem.slotBytes + mem.arenaBytes, mem.threads > 0);
     const u8 = new Uint8Array(memory.buffer);

@@ -97,7 +97,7 @@ export interface CpuUsage {
 
 /** Knobs for tests and the bench; planInput picks them from the input's size. */
 export interface PlanTuning {
-  /** Scan threads; 0 checks on the main thread. Default: 0 up to 16 MiB, 2 up to 2.5M lines (or with reuse), then 1. */
+  /** Scan threads; 0 checks on the main thread. Default: 0 up to 16 MiB, 2 up to 2.5M lines, then 1. */
   workers?: number;
   /** Bytes read per chunk (raised to fit one line of maxLineBytes). Default 4 MiB. */
   chunkBytes?: number;
