@@ -38,6 +38,9 @@ export interface SweepResult {
   listCalls: number;
 }
 
+/** The watcher's workflow task timeout (its continue-as-new runs keep it). */
+const WATCHER_TASK_TIMEOUT = '1 minute';
+
 /** Statuses of a batch that has not ended: DashScope's `status` filter keeps only these. */
 const UNFINISHED = ['validating', 'in_progress', 'finalizing', 'cancelling'];
 const PAGE = 100;
@@ -95,6 +98,10 @@ export function watchActivities(deps: ActivityDeps) {
         workflowId: watcherWorkflowId(input.taskQueue),
         taskQueue: input.taskQueue,
         args: [{ taskQueue: input.taskQueue }],
+        // Every shard in flight depends on this one workflow: on a worker busy with thousands of
+        // shards, its tasks (a large history to replay after an eviction, a sweep's wakes) may wait
+        // in the worker longer than the default 10 s, and each timeout stalls every shard's news.
+        workflowTaskTimeout: WATCHER_TASK_TIMEOUT,
         signal: WATCH_SIGNAL,
         signalArgs: [input.registration],
       });

@@ -75,12 +75,16 @@ export function fallbackDelay(pollIntervalMs: number | undefined): number {
 
 /**
  * Whether the watcher should tell a shard its batch is still watched, at workflow time `now`: when
- * the shard's fallback timer is within an eighth of its length of firing. The eighth (22 minutes
- * at the default, about eleven sweeps) leaves room for slow sweeps, and keeps the "still watched"
- * wakes about as rare as the fallback reads they replace, so they cost no more Temporal actions
- * while saving the provider call of each read.
+ * the shard's fallback read would come before the watcher can be sure to sweep again. The margin is
+ * an eighth of the fallback (22 minutes at the default: the wakes are then about as rare as the
+ * reads they replace, so they cost no more Temporal actions while saving each read's provider
+ * call), or three of the watcher's recent sweep periods if longer: with a short fixed
+ * `--poll-interval` the fallback is short too, and a sweep of thousands of batches at the list
+ * limit can take longer than an eighth of it.
  */
-export function stillWatchedDue(r: WatchRegistration, now: number): boolean {
+export function stillWatchedDue(r: WatchRegistration, now: number, sweepPeriodMs = 0): boolean {
   const fallback = fallbackDelay(r.pollIntervalMs);
-  return r.wokenAt !== undefined && now - r.wokenAt >= fallback - fallback / 8;
+  // At most half: a period stretched by an idle wait must not make every sweep send wakes.
+  const margin = Math.min(fallback / 2, Math.max(fallback / 8, 3 * sweepPeriodMs));
+  return r.wokenAt !== undefined && now - r.wokenAt >= fallback - margin;
 }

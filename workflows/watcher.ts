@@ -78,6 +78,9 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
   // A shard registering again (after its fallback read) replaces its entry with what it now saw.
   setHandler(watchBatchSignal, (r) => void watched.set(r.batchId, { ...r, wokenAt: Date.now() }));
 
+  // Workflow time of the last sweep's end: the period between sweeps sets how early a shard must be
+  // told its batch is still watched.
+  let sweptAt: number | undefined;
   for (;;) {
     if (watched.size === 0 && !(await condition(() => watched.size > 0, IDLE_MS))) return;
     await sleep(sweepDelay(watched), { summary: `sweep ${watched.size} batches` });
@@ -113,7 +116,9 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
       wake(r, { view });
     }
     if (patched(WAKES_PATCH)) {
-      tellStillWatched(watched, result, wake);
+      const now = Date.now();
+      tellStillWatched(watched, result, wake, sweptAt === undefined ? 0 : now - sweptAt);
+      sweptAt = now;
       await sendWakes(wakes, watched, WAKES_PER_TASK);
     } else {
       await sendWakes(wakes, watched, Infinity);
@@ -136,12 +141,13 @@ function tellStillWatched(
   watched: Map<string, WatchRegistration>,
   result: { changed: { id: string }[]; unseen: string[]; listUnavailable?: boolean },
   wake: (r: WatchRegistration, w: BatchWake) => void,
+  sweepPeriodMs: number,
 ): void {
   if (result.listUnavailable) return;
   const notListed = new Set([...result.unseen, ...result.changed.map((v) => v.id)]);
   const now = Date.now();
   for (const r of watched.values()) {
-    if (notListed.has(r.batchId) || !stillWatchedDue(r, now)) continue;
+    if (notListed.has(r.batchId) || !stillWatchedDue(r, now, sweepPeriodMs)) continue;
     r.wokenAt = now;
     wake(r, { stillWatched: r.batchId });
   }
