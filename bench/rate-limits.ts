@@ -6,7 +6,9 @@
 //
 //   npm run bench:rate-limits                    # 120 and 500 shards, off then on (~15 minutes)
 //   options: --shards 120,500, --lines 2 (per shard), --poll 1000 (ms), --batch-ms 60000 (how long
-//   a batch stays unfinished), --modes off,on, --max-in-flight (default: every shard at once)
+//   a batch stays unfinished), --modes off,on, --max-in-flight (default: every shard at once),
+//   --provider-limits published|none (none: the emulator enforces no rate, to see how many
+//   batches a job holds at once when uploads are not the bottleneck)
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -103,7 +105,7 @@ function tally(stats: EmulatorStats): Pick<Outcome, 'calls' | 'throttled' | 'byR
 async function runOnce(
   shards: number,
   mode: 'off' | 'on',
-  o: { lines: number; poll: number; batchMs: number; maxInFlight?: number },
+  o: { lines: number; poll: number; batchMs: number; maxInFlight?: number; providerLimits: boolean },
 ): Promise<Outcome> {
   const dir = path.join(ROOT, `${shards}-${mode}`);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -116,7 +118,7 @@ async function runOnce(
       validatingMs: Math.round(o.batchMs * 0.75),
       perLineMs: 0,
       finalizingMs: Math.round(o.batchMs * 0.25),
-      rateLimits: 'published',
+      ...(o.providerLimits ? { rateLimits: 'published' as const } : {}),
     },
     rateLimits: mode === 'on' ? DASHSCOPE_RATE_LIMITS : 'off',
     taskQueue: `bench-rl-${shards}-${mode}-${process.pid}`,
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
       'batch-ms': { type: 'string', default: '60000' },
       modes: { type: 'string', default: 'off,on' },
       'max-in-flight': { type: 'string' },
+      'provider-limits': { type: 'string', default: 'published' },
     },
   });
   const o = {
@@ -177,6 +180,7 @@ async function main(): Promise<void> {
     poll: Number(values.poll),
     batchMs: Number(values['batch-ms']),
     ...(values['max-in-flight'] ? { maxInFlight: Number(values['max-in-flight']) } : {}),
+    providerLimits: values['provider-limits'] !== 'none',
   };
   const modes = values.modes.split(',') as ('off' | 'on')[];
   const results: Outcome[] = [];
