@@ -229,7 +229,7 @@ async function main(): Promise<void> {
   }
   // What a paced fleet cannot beat: every shard uploads once at the upload limit's share.
   const uploadPerS = ((DASHSCOPE_RATE_LIMITS.upload ?? 0) / 60) * PACING_SHARE;
-  printTable('Bound for 2,000 shards (not run: uploads alone take this long at the paced rate)', [
+  printTable('Bound for 2,000 shards: their uploads alone take this long at the paced rate', [
     ['uploads at the paced rate', `${uploadPerS.toFixed(2)}/s -> ${secs((2000 / uploadPerS) * 1000)}`],
   ]);
 }
