@@ -23,6 +23,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import type { SweepResult } from '../activities/watch.ts';
 import {
   stillWatchedDue,
   watchFingerprint,
@@ -139,7 +140,7 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
  */
 function tellStillWatched(
   watched: Map<string, WatchRegistration>,
-  result: { changed: { id: string }[]; unseen: string[]; listUnavailable?: boolean },
+  result: SweepResult,
   wake: (r: WatchRegistration, w: BatchWake) => void,
   sweepPeriodMs: number,
 ): void {
