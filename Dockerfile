@@ -21,7 +21,8 @@ COPY emulator ./emulator
 COPY planner ./planner
 COPY scripts/bundle-workflows.ts ./scripts/
 # The workflow bundle is built once here: workers load it (BATCHPILOT_WORKFLOW_BUNDLE) instead of
-# bundling with webpack at every start.
+# bundling with webpack at every start; its .traced twin beside it is what a worker with OTEL_* set
+# loads.
 RUN npm run build && node dist/scripts/bundle-workflows.js dist/workflow-bundle.js
 
 FROM node:24-bookworm-slim AS deps

@@ -18,7 +18,7 @@ import { Bucket } from '../scripts/fleet/bucket.ts';
 import { startFleet, type Fleet } from '../scripts/fleet/fleet.ts';
 import { storageEnvironment } from '../scripts/fleet/s3.ts';
 import type { FleetWorker } from '../scripts/fleet/workers.ts';
-import { bundleWorkflows } from '../worker/worker.ts';
+import { bundleWorkflows } from '../worker/workflow-bundle.ts';
 import { ensureChatFile } from './gen-chat.ts';
 import { startS3Counter, totals, type S3Counts } from './s3-counter.ts';
 import { DATA, ROOT, int, mb, printTable, secs } from './util.ts';

@@ -130,8 +130,8 @@ async function emulatorChild(o: EmulatorChildOptions): Promise<void> {
 
 /** Bundles the workflow code once, outside the worker, so the worker's peak RSS is the job's. */
 async function bundleChild(o: { bundlePath: string; workflowsPath?: string }): Promise<void> {
-  const { bundleWorkflows } = await import('../worker/worker.ts');
-  const bundle = await bundleWorkflows(o.workflowsPath);
+  const { bundleWorkflows } = await import('../worker/workflow-bundle.ts');
+  const bundle = await bundleWorkflows(o.workflowsPath ? { workflowsPath: o.workflowsPath } : {});
   fs.writeFileSync(o.bundlePath, bundle.code);
   process.stdout.write(`${JSON.stringify({ done: true })}\n`);
 }

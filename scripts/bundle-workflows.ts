@@ -1,9 +1,16 @@
 // Prebuilds the workflow bundle for production workers (BATCHPILOT_WORKFLOW_BUNDLE=<file>), so a
-// worker starts in a second instead of bundling at every start.
+// worker starts in a second instead of bundling at every start. Writes two: <file> without the
+// tracing interceptors and its `.traced` twin with them; a worker that exports traces loads the twin
+// (worker/workflow-bundle.ts).
 import fs from 'node:fs';
-import { bundleWorkflows } from '../worker/worker.ts';
+import { bundleWorkflows, tracedBundlePath } from '../worker/workflow-bundle.ts';
 
 const out = process.argv[2] ?? 'workflow-bundle.js';
-const bundle = await bundleWorkflows();
-fs.writeFileSync(out, bundle.code);
-process.stdout.write(`wrote ${out} (${bundle.code.length} bytes)\n`);
+for (const [file, traced] of [
+  [out, false],
+  [tracedBundlePath(out), true],
+] as const) {
+  const bundle = await bundleWorkflows({ traced });
+  fs.writeFileSync(file, bundle.code);
+  process.stdout.write(`wrote ${file} (${bundle.code.length} bytes)\n`);
+}

@@ -1,10 +1,8 @@
 // Builds a batchpilot worker: the provider client, the activities and the workflow bundle, on the
 // fleet's task queue and on one task queue per provider call class (common/rate-limits.ts), where
 // Temporal's server paces the whole fleet's calls of that class.
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
-import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.ts';
 import { providerScope } from '../common/request-key.ts';
@@ -15,14 +13,7 @@ import type { Profile } from '../common/profiles.ts';
 import { PACED_CLASSES, callQueueName, queueRate, type CallClass } from '../common/rate-limits.ts';
 import { startTracing, type TracingSettings } from '../common/tracing.ts';
 import { workerTracing } from './tracing.ts';
-
-// index.ts beside the sources, index.js in a build: the same extension as this file's.
-export const WORKFLOWS_PATH = path.join(
-  import.meta.dirname,
-  '..',
-  'workflows',
-  `index${path.extname(import.meta.filename)}`,
-);
+import { workflowBundleFor, type BundleSource } from './workflow-bundle.ts';
 
 export interface WorkerOptions {
   connection: NativeConnection;
@@ -37,8 +28,11 @@ export interface WorkerOptions {
   baseUrl: string;
   apiKey: string | undefined;
   logger: Logger;
-  /** A prebuilt bundle (tests and `run` reuse one); built from workflows/ when absent. */
-  workflowBundle?: WorkflowBundleWithSourceMap | { codePath: string };
+  /**
+   * A prebuilt bundle (tests and `run` reuse one; BATCHPILOT_WORKFLOW_BUNDLE); built from workflows/
+   * when absent, with the tracing interceptors only when the worker traces (workflow-bundle.ts).
+   */
+  workflowBundle?: BundleSource;
   maxConcurrentActivities?: number;
   mergeShardBudgetBytes?: number;
   /** BATCHPILOT_MAX_IN_FLIGHT. */
@@ -58,24 +52,6 @@ export interface WorkerOptions {
   /** OTEL_*: traces exported over OTLP/HTTP (common/tracing.ts); off when undefined. */
   tracing?: TracingSettings | undefined;
 }
-
-/** Bundles the workflow code once (webpack + swc: a few seconds). */
-export async function bundleWorkflows(workflowsPath = WORKFLOWS_PATH): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({
-    workflowsPath,
-    workflowInterceptorModules: [WORKFLOW_TRACING_INTERCEPTORS],
-    logger: quietBundlerLogger,
-  });
-}
-
-/** The OpenTelemetry interceptors that run inside the workflow sandbox (deterministic: their clock
- * and ids come from the workflow's own, and finished spans leave through a sink). */
-export const WORKFLOW_TRACING_INTERCEPTORS = createRequire(import.meta.url).resolve(
-  '@temporalio/interceptors-opentelemetry/lib/workflow-interceptors',
-);
-
-const noop = () => undefined;
-const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
 
 export interface CallWorker {
   cls: CallClass;
@@ -178,7 +154,7 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
   const main = await Worker.create({
     ...common,
     taskQueue: opts.taskQueue,
-    workflowBundle: opts.workflowBundle ?? (await bundleWorkflows()),
+    workflowBundle: await workflowBundleFor(opts.workflowBundle, traced, opts.logger),
   });
   // With the in-flight cap on, each create first lists the account's unfinished batches.
   const extra = opts.maxInFlight !== undefined ? { createBatch: { list: 1 } } : {};

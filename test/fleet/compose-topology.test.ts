@@ -13,7 +13,7 @@ import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTES } from '../../common/definitions.
 import type { JobSummary } from '../../common/job-types.ts';
 import { FLEET_DIR, fleetBinaries } from '../../scripts/fleet/binaries.ts';
 import { startFleet, type Fleet } from '../../scripts/fleet/fleet.ts';
-import { bundleWorkflows } from '../../worker/worker.ts';
+import { bundleWorkflows } from '../../worker/workflow-bundle.ts';
 import { writeChatInput } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
 import { s3Request } from './s3-request.ts';

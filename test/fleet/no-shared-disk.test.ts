@@ -21,7 +21,7 @@ import { startFleetEmulator, type FleetEmulator } from '../../scripts/fleet/emul
 import { startFleet, type Fleet } from '../../scripts/fleet/fleet.ts';
 import { storageEnvironment } from '../../scripts/fleet/s3.ts';
 import type { FleetWorker } from '../../scripts/fleet/workers.ts';
-import { bundleWorkflows } from '../../worker/worker.ts';
+import { bundleWorkflows } from '../../worker/workflow-bundle.ts';
 import { readJsonl, writeChatInput } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
 

@@ -14,7 +14,7 @@ import { anyFreePort } from '../../scripts/fleet/ports.ts';
 import { newCredentials, startObjectStore, type ObjectStore as Server } from '../../scripts/fleet/s3.ts';
 import { ObjectStore } from '../../storage/s3.ts';
 import { startDevServer, type DevServer } from '../../worker/dev-server.ts';
-import { bundleWorkflows } from '../../worker/worker.ts';
+import { bundleWorkflows } from '../../worker/workflow-bundle.ts';
 import { readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
 
 const BUCKET = 'batchpilot-jobs';

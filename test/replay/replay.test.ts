@@ -8,7 +8,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { workerTracing } from '../../worker/tracing.ts';
-import { WORKFLOWS_PATH, WORKFLOW_TRACING_INTERCEPTORS } from '../../worker/worker.ts';
+import { WORKFLOWS_PATH, WORKFLOW_TRACING_INTERCEPTORS } from '../../worker/workflow-bundle.ts';
 
 const dir = path.join(import.meta.dirname, '..', 'histories');
 const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
@@ -35,22 +35,24 @@ describe('replay of recorded histories', () => {
       expect(continued, file).toBe(!file.endsWith('-first.json'));
     }
   });
-  it('replays each without a nondeterminism error', async () => {
-    const histories = index.map(({ file, workflowId }) => ({
-      workflowId,
-      history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))),
-    }));
-    let replayed = 0;
-    // As workers run them: with the tracing interceptors that every bundle carries.
-    const options = {
-      workflowsPath: WORKFLOWS_PATH,
-      interceptors: { workflowModules: [WORKFLOW_TRACING_INTERCEPTORS] },
-      ...workerTracing(undefined),
-    };
-    for await (const r of Worker.runReplayHistories(options, histories)) {
-      expect(r.error, r.workflowId).toBeUndefined();
-      replayed++;
-    }
-    expect(replayed).toBe(index.length);
-  }, 120_000);
+  // As workers run them: a worker that traces carries the tracing interceptors, one that does not
+  // carries none, and a worker restarted with tracing switched either way replays the same history.
+  for (const traced of [false, true])
+    it(`replays each without a nondeterminism error (tracing interceptors ${traced ? 'on' : 'off'})`, async () => {
+      const histories = index.map(({ file, workflowId }) => ({
+        workflowId,
+        history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))),
+      }));
+      let replayed = 0;
+      const options = {
+        workflowsPath: WORKFLOWS_PATH,
+        interceptors: { workflowModules: traced ? [WORKFLOW_TRACING_INTERCEPTORS] : [] },
+        ...workerTracing(undefined),
+      };
+      for await (const r of Worker.runReplayHistories(options, histories)) {
+        expect(r.error, r.workflowId).toBeUndefined();
+        replayed++;
+      }
+      expect(replayed).toBe(index.length);
+    }, 120_000);
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startDevServer } from '../../worker/dev-server.ts';
-import { bundleWorkflows } from '../../worker/worker.ts';
+import { bundleWorkflows, tracedBundlePath } from '../../worker/workflow-bundle.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,10 +19,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     // Low enough that tests exercise continue-as-new in shard and job workflows.
     dynamicConfig: ['limit.historyCount.suggestContinueAsNew=60'],
   });
-  const bundle = await bundleWorkflows();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-bundle-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
-  fs.writeFileSync(bundlePath, bundle.code);
+  // Both, as scripts/bundle-workflows.ts writes them: a worker that traces loads the twin.
+  fs.writeFileSync(bundlePath, (await bundleWorkflows()).code);
+  fs.writeFileSync(tracedBundlePath(bundlePath), (await bundleWorkflows({ traced: true })).code);
   project.provide('temporalAddress', server.address);
   project.provide('workflowBundlePath', bundlePath);
   return async () => {

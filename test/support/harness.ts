@@ -123,7 +123,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         ...(opts.storage ? { storage: opts.storage } : {}),
         ...(opts.scratchDir ? { scratchDir: opts.scratchDir } : {}),
         ...(opts.answers ? { answers: { dir: path.join(dataDir, ANSWERS_DIR_NAME), maxBytes: 1e9 } } : {}),
-        workflowBundle: bundle as never,
+        workflowBundle: bundle,
       };
       worker = await runWorker(options, () => NativeConnection.connect({ address }));
     },
