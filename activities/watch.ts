@@ -3,7 +3,9 @@
 // makes them (docs/scale.md, Polling).
 import { Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
+import type { Client } from '@temporalio/client';
 import {
+  SWEEP_PERIOD_MEMO,
   WATCHER_WORKFLOW,
   WATCH_SIGNAL,
   watchFingerprint,
@@ -53,6 +55,21 @@ const FILE_IDS_PER_CALL = 20;
  */
 const CREATE_AFTER_MARGIN_SECONDS = 86_400;
 
+/**
+ * The watcher's sweep period as its memo holds it; none when it has not swept yet, is not running
+ * or cannot be described (the shard then uses its poll interval's fallback, as before any sweep).
+ */
+async function sweepPeriodOf(client: Client, workflowId: string): Promise<number | undefined> {
+  try {
+    const d = await client.workflow.getHandle(workflowId).describe();
+    if (d.status.name !== 'RUNNING') return undefined;
+    const v = d.memo?.[SWEEP_PERIOD_MEMO];
+    return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** `yyyyMMddHHmmss` in UTC, DashScope's format for `create_after`. */
 function stamp(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
@@ -92,10 +109,20 @@ export function watchActivities(deps: ActivityDeps) {
   }
 
   return {
-    /** Adds a batch to the task queue's watcher, starting the watcher if none runs. */
-    async registerWatch(input: { taskQueue: string; registration: WatchRegistration }): Promise<void> {
-      await Context.current().client.workflow.signalWithStart(WATCHER_WORKFLOW, {
-        workflowId: watcherWorkflowId(input.taskQueue),
+    /**
+     * Adds a batch to the task queue's watcher, starting the watcher if none runs. Returns the
+     * watcher's sweep period (from its memo; none before its first sweep), which the registration
+     * carries too: the shard sets its fallback timer by it.
+     */
+    async registerWatch(input: {
+      taskQueue: string;
+      registration: WatchRegistration;
+    }): Promise<{ sweepPeriodMs?: number }> {
+      const client = Context.current().client;
+      const workflowId = watcherWorkflowId(input.taskQueue);
+      const sweepPeriodMs = await sweepPeriodOf(client, workflowId);
+      await client.workflow.signalWithStart(WATCHER_WORKFLOW, {
+        workflowId,
         taskQueue: input.taskQueue,
         args: [{ taskQueue: input.taskQueue }],
         // Every shard in flight depends on this one workflow: on a worker busy with thousands of
@@ -103,8 +130,9 @@ export function watchActivities(deps: ActivityDeps) {
         // in the worker longer than the default 10 s, and each timeout stalls every shard's news.
         workflowTaskTimeout: WATCHER_TASK_TIMEOUT,
         signal: WATCH_SIGNAL,
-        signalArgs: [input.registration],
+        signalArgs: [{ ...input.registration, ...(sweepPeriodMs !== undefined ? { sweepPeriodMs } : {}) }],
       });
+      return sweepPeriodMs !== undefined ? { sweepPeriodMs } : {};
     },
 
     /**

@@ -30,6 +30,11 @@ export interface WatchRegistration {
   /** The job's `--poll-interval` when fixed; the watcher sweeps at the shortest one it holds. */
   pollIntervalMs?: number;
   /**
+   * The watcher's sweep period the shard's fallback timer is set by (fallbackDelay): as the shard
+   * learnt it when it registered, then as the watcher last told it.
+   */
+  sweepPeriodMs?: number;
+  /**
    * Workflow time (ms) the watcher last registered or woke the shard: its fallback timer runs
    * from then. Set by the watcher, not the shard.
    */
@@ -45,6 +50,8 @@ export interface BatchWake {
    * shard restarts its fallback timer instead of reading the batch from the provider.
    */
   stillWatched?: string;
+  /** The watcher's recent sweep period: the shard sets its fallback timer by it from now on. */
+  sweepPeriodMs?: number;
 }
 
 /** How many quarters of the batch's lines the provider reports answered (0-4). */
@@ -68,10 +75,20 @@ export function watchFingerprint(b: BatchView): string {
 export const FALLBACK_MS = 3 * 3_600_000;
 /** With a fixed `--poll-interval`, the fallback read comes after this many intervals (at most FALLBACK_MS). */
 export const FALLBACK_POLLS = 120;
+/**
+ * Nor before this many of the watcher's sweep periods: a short fixed `--poll-interval` with
+ * thousands of batches (a sweep of a minute or two at the list limit) would otherwise have the
+ * fallback come between two sweeps, and every shard read its batch itself.
+ */
+export const FALLBACK_SWEEPS = 4;
 
-export function fallbackDelay(pollIntervalMs: number | undefined): number {
-  return pollIntervalMs === undefined ? FALLBACK_MS : Math.min(FALLBACK_MS, pollIntervalMs * FALLBACK_POLLS);
+export function fallbackDelay(pollIntervalMs: number | undefined, sweepPeriodMs = 0): number {
+  const byPolls = pollIntervalMs === undefined ? FALLBACK_MS : pollIntervalMs * FALLBACK_POLLS;
+  return Math.min(FALLBACK_MS, Math.max(byPolls, FALLBACK_SWEEPS * sweepPeriodMs));
 }
+
+/** The name under which the watcher keeps its sweep period in its memo, for registering shards. */
+export const SWEEP_PERIOD_MEMO = 'sweepPeriodMs';
 
 /**
  * Whether the watcher should tell a shard its batch is still watched, at workflow time `now`: when
@@ -81,10 +98,21 @@ export function fallbackDelay(pollIntervalMs: number | undefined): number {
  * call), or three of the watcher's recent sweep periods if longer: with a short fixed
  * `--poll-interval` the fallback is short too, and a sweep of thousands of batches at the list
  * limit can take longer than an eighth of it.
+ *
+ * With `toldPeriods` (watchers that tell shards their sweep period), also when the shard's fallback
+ * is less than half of what the current sweep period calls for: the wake then carries the period
+ * and lengthens the shard's timer.
  */
-export function stillWatchedDue(r: WatchRegistration, now: number, sweepPeriodMs = 0): boolean {
-  const fallback = fallbackDelay(r.pollIntervalMs);
+export function stillWatchedDue(
+  r: WatchRegistration,
+  now: number,
+  sweepPeriodMs = 0,
+  toldPeriods = false,
+): boolean {
+  if (r.wokenAt === undefined) return false;
+  const fallback = fallbackDelay(r.pollIntervalMs, toldPeriods ? r.sweepPeriodMs : 0);
+  if (toldPeriods && fallback < fallbackDelay(r.pollIntervalMs, sweepPeriodMs) / 2) return true;
   // At most half: a period stretched by an idle wait must not make every sweep send wakes.
   const margin = Math.min(fallback / 2, Math.max(fallback / 8, 3 * sweepPeriodMs));
-  return r.wokenAt !== undefined && now - r.wokenAt >= fallback - margin;
+  return now - r.wokenAt >= fallback - margin;
 }

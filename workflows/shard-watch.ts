@@ -37,17 +37,20 @@ export async function watchUntilEnd(
   let woken: BatchView | undefined;
   let listUnavailable = false;
   let stillWatched = false;
+  // The watcher's sweep period, as it last said (its memo at registration, then its wakes): the
+  // fallback timer outlasts a few of them, so that a slow sweep reaches the shard before it fires.
+  let sweepPeriodMs: number | undefined;
   setHandler(batchWakeSignal, (w) => {
+    if (w.sweepPeriodMs !== undefined) sweepPeriodMs = w.sweepPeriodMs;
     if (w.listUnavailable) listUnavailable = true;
     else if (w.view && w.view.id === state.batch?.id) woken = w.view;
     else if (w.stillWatched !== undefined && w.stillWatched === state.batch?.id) stillWatched = true;
   });
-  const fallbackMs = fallbackDelay(input.pollIntervalMs);
   let register = true;
   while (state.batch && !TERMINAL_STATUSES.has(state.batch.status)) {
     const batch: BatchView = state.batch;
     if (register) {
-      await registrations.registerWatch.executeWithOptions({ summary: `watch ${batch.id}` }, [
+      const told = await registrations.registerWatch.executeWithOptions({ summary: `watch ${batch.id}` }, [
         {
           taskQueue: workflowInfo().taskQueue,
           registration: {
@@ -60,9 +63,14 @@ export async function watchUntilEnd(
           },
         },
       ]);
+      // Histories recorded before registrations answered have no result here.
+      if (told?.sweepPeriodMs !== undefined) sweepPeriodMs = told.sweepPeriodMs;
       register = false;
     }
-    await condition(() => woken !== undefined || listUnavailable || stillWatched, fallbackMs);
+    await condition(
+      () => woken !== undefined || listUnavailable || stillWatched,
+      fallbackDelay(input.pollIntervalMs, sweepPeriodMs),
+    );
     if (listUnavailable) return;
     if (stillWatched && !woken) {
       // The watcher listed the batch unchanged just now: no need to read it, only to wait again.

@@ -20,11 +20,13 @@ import {
   proxyActivities,
   setHandler,
   sleep,
+  upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { SweepResult } from '../activities/watch.ts';
 import {
+  SWEEP_PERIOD_MEMO,
   stillWatchedDue,
   watchFingerprint,
   type BatchWake,
@@ -45,6 +47,13 @@ export interface WatcherInput {
  * send their wakes in slices.
  */
 const WAKES_PATCH = 'watcher-wakes';
+
+/**
+ * Watchers that time each sweep's cycle (its wait and its listing, not an idle wait), tell shards
+ * that period so their fallback timers outlast it, and keep it in their memo, where a registering
+ * shard reads it (activities/watch.ts).
+ */
+const PERIODS_PATCH = 'watcher-sweep-periods';
 
 /**
  * Wakes sent by one workflow task. When most batches change at once (a wave of batches created
@@ -82,8 +91,11 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
   // Workflow time of the last sweep's end: the period between sweeps sets how early a shard must be
   // told its batch is still watched.
   let sweptAt: number | undefined;
+  // The period last written to the memo: rewritten only when it halves or doubles.
+  let memoPeriod: number | undefined;
   for (;;) {
     if (watched.size === 0 && !(await condition(() => watched.size > 0, IDLE_MS))) return;
+    const cycleStart = Date.now();
     await sleep(sweepDelay(watched), { summary: `sweep ${watched.size} batches` });
     if (watched.size === 0) continue;
     const batches = [...watched.values()].map((r) => ({
@@ -108,17 +120,27 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
       for (const r of watched.values()) wake(r, { listUnavailable: true });
       watched.clear();
     }
+    const periods = patched(WAKES_PATCH) && patched(PERIODS_PATCH);
+    const period = Date.now() - cycleStart;
     for (const view of result.changed) {
       const r = watched.get(view.id);
       if (!r) continue;
       r.seen = watchFingerprint(view);
       r.wokenAt = Date.now();
       if (TERMINAL_STATUSES.has(view.status)) watched.delete(view.id);
-      wake(r, { view });
+      if (periods) r.sweepPeriodMs = period;
+      wake(r, periods ? { view, sweepPeriodMs: period } : { view });
     }
-    if (patched(WAKES_PATCH)) {
+    if (periods) {
+      tellStillWatched(watched, result, wake, period, true);
+      if (memoPeriod === undefined || period > 2 * memoPeriod || period < memoPeriod / 2) {
+        upsertMemo({ [SWEEP_PERIOD_MEMO]: period });
+        memoPeriod = period;
+      }
+      await sendWakes(wakes, watched, WAKES_PER_TASK);
+    } else if (patched(WAKES_PATCH)) {
       const now = Date.now();
-      tellStillWatched(watched, result, wake, sweptAt === undefined ? 0 : now - sweptAt);
+      tellStillWatched(watched, result, wake, sweptAt === undefined ? 0 : now - sweptAt, false);
       sweptAt = now;
       await sendWakes(wakes, watched, WAKES_PER_TASK);
     } else {
@@ -143,14 +165,20 @@ function tellStillWatched(
   result: SweepResult,
   wake: (r: WatchRegistration, w: BatchWake) => void,
   sweepPeriodMs: number,
+  tellPeriod: boolean,
 ): void {
   if (result.listUnavailable) return;
   const notListed = new Set([...result.unseen, ...result.changed.map((v) => v.id)]);
   const now = Date.now();
   for (const r of watched.values()) {
-    if (notListed.has(r.batchId) || !stillWatchedDue(r, now, sweepPeriodMs)) continue;
+    if (notListed.has(r.batchId) || !stillWatchedDue(r, now, sweepPeriodMs, tellPeriod)) continue;
     r.wokenAt = now;
-    wake(r, { stillWatched: r.batchId });
+    if (!tellPeriod) {
+      wake(r, { stillWatched: r.batchId });
+      continue;
+    }
+    r.sweepPeriodMs = sweepPeriodMs;
+    wake(r, { stillWatched: r.batchId, sweepPeriodMs });
   }
 }
 

@@ -114,6 +114,36 @@ describe('polling by listing', () => {
     },
   );
 
+  it(
+    'sweeps slower than the fallback interval still cost no retrieve: shards learn the sweep period',
+    { timeout: 300_000 },
+    async () => {
+      // Fallback after 120 intervals of 50 ms: 6 s. Every list answers after 8 s (a stand-in in
+      // front of the emulator), so a sweep takes longer than the fallback: without the sweep period,
+      // each shard would read its batch before the watcher could say it is still watched.
+      h = await startHarness({
+        faults: { ...FAST_FAULTS, validatingMs: 25_000, finalizingMs: 500 },
+        inProcessWorker: false,
+      });
+      stranger = await startStranger(h.emulator.url, { listDelayMs: 8000 });
+      await h.startWorker(stranger.url);
+      const opts = { limits: { ...LIMITS, maxLines: 2 }, pollIntervalMs: 50 };
+      // A first job starts the watcher, whose first sweeps give it a period to tell.
+      const first = writeChatInput(h.dataDir, 'first.jsonl', 2, ['qwen-plus'], 'first question');
+      expect((await h.runJob(first, 'first', opts)).status).toBe('completed');
+      const before = (await h.stats()).requests.retrieve ?? 0;
+
+      const shards = 3;
+      const input = writeChatInput(h.dataDir, 'in.jsonl', shards * 2);
+      const summary = await h.runJob(input, 'out', opts);
+      expect(summary.status).toBe('completed');
+      await expectInvariant(h, path.join(h.dataDir, 'out'), shards * 2);
+      const sweeps = await sweepsOf(h.client, watcherWorkflowId(h.taskQueue));
+      expect(sweeps.length, 'the watcher swept').toBeGreaterThanOrEqual(2);
+      expect((await h.stats()).requests.retrieve ?? 0, 'no fallback read in the second job').toBe(before);
+    },
+  );
+
   it('a shard whose watcher is gone ends through its fallback read', { timeout: 240_000 }, async () => {
     const shards = 3;
     h = await startHarness({ faults: { ...FAST_FAULTS, validatingMs: 8000, finalizingMs: 500 } });

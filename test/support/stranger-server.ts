@@ -1,6 +1,7 @@
 // A stand-in for an OpenAI-compatible server that is not the emulator, written apart from it: a
 // plain node:http proxy in front of the emulator that answers list routes 405 with an nginx HTML
-// page, and can take a batch create, pass it on, and drop the connection (or never answer).
+// page (or, with `listDelayMs`, answers them slowly, as a busy provider does), and can take a
+// batch create, pass it on, and drop the connection (or never answer).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -17,7 +18,7 @@ const HTML_405 =
 
 export async function startStranger(
   target: string,
-  opts: { port?: number; dropCreates?: number; hangCreates?: number } = {},
+  opts: { port?: number; dropCreates?: number; hangCreates?: number; listDelayMs?: number } = {},
 ): Promise<Stranger> {
   let drops = opts.dropCreates ?? 0;
   let hangs = opts.hangCreates ?? 0;
@@ -29,8 +30,11 @@ export async function startStranger(
         const path = (req.url ?? '/').replace(/^\/v1/, '');
         const bare = path.split('?')[0];
         if (req.method === 'GET' && (bare === '/files' || bare === '/batches')) {
-          res.writeHead(405, { 'content-type': 'text/html' }).end(HTML_405);
-          return;
+          if (opts.listDelayMs === undefined) {
+            res.writeHead(405, { 'content-type': 'text/html' }).end(HTML_405);
+            return;
+          }
+          await new Promise((r) => setTimeout(r, opts.listDelayMs));
         }
         const isCreate = req.method === 'POST' && bare === '/batches';
         if (isCreate) s.creates++;

@@ -1,7 +1,12 @@
 // When the watcher tells a shard its batch is still watched: before the shard's fallback read,
 // early enough that the next sweep cannot come too late, never on every sweep.
 import { describe, expect, it } from 'vitest';
-import { FALLBACK_MS, stillWatchedDue, type WatchRegistration } from '../../common/batch-watch.ts';
+import {
+  FALLBACK_MS,
+  fallbackDelay,
+  stillWatchedDue,
+  type WatchRegistration,
+} from '../../common/batch-watch.ts';
 
 const MIN = 60_000;
 
@@ -34,5 +39,28 @@ describe('stillWatchedDue', () => {
 
   it('is never due for a registration the watcher has not timed', () => {
     expect(stillWatchedDue(registration({ wokenAt: undefined }), 10 * FALLBACK_MS)).toBe(false);
+  });
+
+  it('tells a shard whose fallback is too short for the sweeps at once, and then by its told period', () => {
+    // --poll-interval 1s with 2,100 batches: sweeps of ~139 s, longer than the 120 s fallback.
+    const fresh = registration({ pollIntervalMs: 1000 });
+    expect(stillWatchedDue(fresh, 0, 139_000, true)).toBe(true);
+    // Without told periods (watchers from before them) only the timing rule applies.
+    expect(stillWatchedDue(fresh, 0, 139_000, false)).toBe(false);
+    // Told 139 s: its fallback is now 4 sweep periods, and the wake comes 2 periods before it.
+    const told = registration({ pollIntervalMs: 1000, sweepPeriodMs: 139_000 });
+    expect(fallbackDelay(1000, 139_000)).toBe(556_000);
+    expect(stillWatchedDue(told, 277_000, 139_000, true)).toBe(false);
+    expect(stillWatchedDue(told, 278_000, 139_000, true)).toBe(true);
+    // Sweeps that quicken or slow a little send no extra wakes; ones that more than double do.
+    expect(stillWatchedDue(told, 1000, 100_000, true)).toBe(false);
+    expect(stillWatchedDue(told, 1000, 270_000, true)).toBe(false);
+    expect(stillWatchedDue(told, 1000, 290_000, true)).toBe(true);
+  });
+
+  it('never lengthens the fallback past the default, whatever the sweep period', () => {
+    expect(fallbackDelay(undefined, 3_600_000)).toBe(FALLBACK_MS);
+    expect(fallbackDelay(1000, 10 * 3_600_000)).toBe(FALLBACK_MS);
+    expect(fallbackDelay(1000, 0)).toBe(120_000);
   });
 });
