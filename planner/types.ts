@@ -8,8 +8,6 @@ export interface PlanOptions {
   input: string;
   /** The input's bytes when they are not the local file `input` (an object in a store). */
   inputBytes?: InputBytes;
-  /** How the manifest names the input, when not `input`. */
-  inputName?: string;
   /** Absolute; where shard files, manifest.json and rejected.jsonl go; omit to validate only. */
   outDir?: string;
   /** The job's endpoint, e.g. '/v1/chat/completions': every line's url must equal it. */
