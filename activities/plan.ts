@@ -1,9 +1,7 @@
 // The planning activity: resolves the job's paths under the data root, then runs the streaming
 // planner into the work directory, heartbeating how far it has read.
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { jobFingerprint } from '../common/job-record.ts';
@@ -24,6 +22,7 @@ import { answersSettingsFile, OUTPUT_NAMES, planFile, roundDir, workKey } from '
 import { resolveLocation, StorageConfigError, workLocationOf } from '../storage/location.ts';
 import { readText, type JobStore } from '../storage/store.ts';
 import { withWorkspace, type Workspace } from '../storage/workspace.ts';
+import { ObjectInputError } from '../storage/object-input.ts';
 import { ReusedLines } from '../storage/reused-lines.ts';
 import { ReuseSourceError, reuseSourceJob } from '../storage/reuse-source.ts';
 
@@ -44,17 +43,9 @@ export function resolveJobPaths(dataDir: string, input: string, outDir: string, 
   }
 }
 
-/**
- * The input as a local file the planner can read: itself when local, else a streamed copy in the
- * activity's scratch folder. The planner reads with positioned, synchronous reads (it re-reads an
- * earlier line's id when two ids' hashes meet), so an object is copied once, never held in memory.
- */
-async function localInput(store: JobStore, key: string, ws: Workspace): Promise<string> {
-  if (store.kind === 'local') return store.describe(key);
-  const file = path.join(path.dirname(ws.dir), 'input', path.basename(key));
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  await pipeline(await store.read(key), fs.createWriteStream(file));
-  return file;
+/** Commits a finished shard's files (under the workspace's folder) to the store and drops them. */
+async function shipShard(ws: Workspace, files: string[]): Promise<void> {
+  for (const file of files) await ws.pushAndDrop(path.relative(ws.dir, file).split(path.sep).join('/'), file);
 }
 
 const parseJson = <T>(text: string | undefined): T | undefined => {
@@ -142,8 +133,11 @@ export function planActivities(deps: ActivityDeps) {
         );
       if (source.store.kind === 'local' && !(await fsp.stat(paths.input)).isFile())
         throw ApplicationFailure.nonRetryable(`input ${job.input} is not a file`, 'InputNotAFile');
-      return withWorkspace(storesOf(deps), paths.workDir, (ws) =>
-        plan(job, options, paths, stat, ws, source),
+      return withWorkspace(
+        storesOf(deps),
+        paths.workDir,
+        (ws) => plan(job, options, paths, stat, ws, source),
+        'plan',
       );
     },
   };
@@ -201,19 +195,27 @@ export function planActivities(deps: ActivityDeps) {
     // Answers are kept on this worker's disk: a job whose data lives in object storage, which any
     // worker of a fleet may run, neither reuses nor stores them.
     const reuse = await reuseFor(deps, options, ws.dir, !ws.remote);
-    const input = await localInput(source.store, source.key, ws);
+    // An object is read where it lies (ranged GETs, nothing on this disk); on object storage each
+    // finished shard is committed and dropped at once, so scratch holds only the shards being
+    // written, whatever the input's size.
+    const inputBytes =
+      source.store.kind === 'local' ? undefined : storesOf(deps).objectInput(paths.input, stat.size);
     const report = await withHeartbeat(() =>
       planInput({
-        ...planOptionsOf(input, options),
-        ...(input !== paths.input ? { inputName: paths.input } : {}),
+        ...planOptionsOf(paths.input, options),
+        ...(inputBytes ? { inputBytes } : {}),
         outDir: roundDir(ws.dir, 1),
         onProgress: (p) => ctx.heartbeat(p),
         maxProblems: 20,
         ...(reuse ? { reuse } : {}),
+        ...(ws.remote ? { onShardDone: (files: string[]) => shipShard(ws, files) } : {}),
       }).catch((err: unknown) => {
         reuse?.abandon();
-        // Bad input (CSV without its columns, more ids than the table holds) will not get better.
+        // Bad input (CSV without its columns, more ids than the table holds) will not get better;
+        // nor will an object the store refuses (gone, forbidden).
         if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'InputError');
+        if (err instanceof ObjectInputError && err.permanent)
+          throw ApplicationFailure.nonRetryable(err.message, 'InputUnreadable');
         throw err;
       }),
     );

@@ -2,7 +2,6 @@
 // stream of records and turned into request lines the way the providers' own converter does: one
 // chat request per row, custom_id from the id column, the prompt as the user message, an optional
 // system message, the model from the command line.
-import fs from 'node:fs';
 import { InputError } from './errors.ts';
 
 export interface CsvOptions {
@@ -28,9 +27,12 @@ export interface CsvRecord {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Reads records one by one from `fd`, from `offset` (a record start) on. Memory: one record. */
+/** Fills buf[off, off + len) with the input's bytes from `pos`: the count, short only at the end. */
+export type ReadBytes = (buf: Uint8Array, off: number, len: number, pos: number) => number;
+
+/** Reads records one by one through `read`, from `offset` (a record start) on. Memory: one record. */
 export class CsvReader {
-  private readonly fd: number;
+  private readonly read: ReadBytes;
   private readonly buf = Buffer.allocUnsafe(1 << 16);
   private bufLen = 0;
   private bufPos = 0;
@@ -39,8 +41,8 @@ export class CsvReader {
   private readonly maxRecordBytes: number;
   private acc = new Uint8Array(1 << 12);
 
-  constructor(fd: number, offset = 0, line = 1, maxRecordBytes = 64 << 20) {
-    this.fd = fd;
+  constructor(read: ReadBytes, offset = 0, line = 1, maxRecordBytes = 64 << 20) {
+    this.read = read;
     this.filePos = offset;
     this.line = line;
     this.maxRecordBytes = maxRecordBytes;
@@ -53,7 +55,7 @@ export class CsvReader {
 
   private byte(): number {
     if (this.bufPos === this.bufLen) {
-      this.bufLen = fs.readSync(this.fd, this.buf, 0, this.buf.length, this.filePos);
+      this.bufLen = this.read(this.buf, 0, this.buf.length, this.filePos);
       this.filePos += this.bufLen;
       this.bufPos = 0;
       if (this.bufLen === 0) return -1;

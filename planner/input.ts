@@ -1,7 +1,8 @@
-// First looks at the input file, before any memory is set aside for it: whether it can be read, and
+// First looks at the input, before any memory is set aside for it: whether it can be read, and
 // how many request lines to expect (which sizes the custom_id table once and picks the threads).
 import fs from 'node:fs';
 import { InputError } from './errors.ts';
+import type { InputBytes } from './input-bytes.ts';
 
 const MiB = 1024 * 1024;
 
@@ -24,15 +25,10 @@ export function statInput(file: string): fs.Stats {
 }
 
 /** Request lines to expect, from the line length in the first MiB (sizes the id table once). */
-export function estimateLines(file: string, size: number): number {
+export function estimateLines(bytes: InputBytes): number {
+  const size = bytes.size;
   const sample = Buffer.allocUnsafe(Math.min(size, MiB));
-  const fd = fs.openSync(file, 'r');
-  let n: number;
-  try {
-    n = fs.readSync(fd, sample, 0, sample.length, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
+  const n = bytes.readOn(sample, 0, sample.length, 0);
   let lines = 0;
   for (let at = sample.indexOf(10); at >= 0 && at < n; at = sample.indexOf(10, at + 1)) lines++;
   return Math.ceil((size / Math.max(1, n)) * Math.max(1, lines));

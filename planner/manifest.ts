@@ -34,6 +34,6 @@ export function writeManifest(outDir: string, shards: ShardInfo[], opts: PlanOpt
     shards,
     limits: opts.limits,
     endpoint: opts.rewrite?.url ?? opts.endpoint,
-    input: opts.inputName ?? opts.input,
+    input: opts.input,
   });
 }

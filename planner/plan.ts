@@ -31,6 +31,7 @@ import { Groups } from './groups.ts';
 import { IdRegistry } from './id-registry.ts';
 import { IdTableFullError } from './ids.ts';
 import { estimateLines, statInput } from './input.ts';
+import { FileBytes, type InputBytes } from './input-bytes.ts';
 import type { LineRules } from './line.ts';
 import { shardInfos, writeManifest } from './manifest.ts';
 import { layOutMemory } from './memory.ts';
@@ -46,17 +47,27 @@ import type { LineFacts, PlanOptions, PlanReport, PlanTuning } from './types.ts'
 import { ShardFiles, syncInBackground } from './writer.ts';
 
 const MiB = 1024 * 1024;
+/** Finished shards that may wait for onShardDone while planning goes on. */
+const SHIP_AHEAD = 1;
 
 /** planInput's body: see index.ts. */
 export async function runPlan(opts: PlanOptions, tuning: PlanTuning = {}): Promise<PlanReport> {
-  const st = statInput(opts.input);
-  const csv = /\.csv$/i.test(opts.input);
-  if (csv && !opts.csv) {
-    throw new InputError(
-      `${opts.input} is CSV: pass --model (and --prompt-column / --id-column when not "prompt" / "custom_id") to convert it`,
-    );
+  const bytes: InputBytes = opts.inputBytes ?? new FileBytes(opts.input, statInput(opts.input).size);
+  let planner: Planner;
+  try {
+    const csv = /\.csv$/i.test(opts.input);
+    if (csv && !opts.csv) {
+      throw new InputError(
+        `${opts.input} is CSV: pass --model (and --prompt-column / --id-column when not "prompt" / "custom_id") to convert it`,
+      );
+    }
+    // The first MiB sizes the id table (estimateLines); from an object it is the read's start.
+    await bytes.ready?.(0, Math.min(bytes.size, MiB));
+    planner = new Planner(opts, tuning, bytes, csv ? opts.csv : undefined);
+  } catch (err) {
+    bytes.close();
+    throw err;
   }
-  const planner = new Planner(opts, tuning, st.size, csv ? opts.csv : undefined);
   try {
     return await planner.run();
   } catch (err) {
@@ -105,6 +116,9 @@ class Planner {
   private readonly hashes = new Map<number, Promise<string>>();
   /** fsyncs of finished shards and sidecars, run on the thread pool while planning goes on. */
   private readonly syncs: Promise<void>[] = [];
+  /** Finished shards handed to `onShardDone` and not yet taken (it commits them elsewhere). */
+  private readonly shipping = new Set<Promise<void>>();
+  private shipFailure: Error | undefined;
   private readonly rejected: RejectedSink;
   private readonly progress: ProgressThrottle;
   private readonly cpuReport: PlanTuning['cpuReport'];
@@ -118,7 +132,8 @@ class Planner {
   private requests = 0;
   private valid = 0;
 
-  constructor(opts: PlanOptions, tuning: PlanTuning, size: number, csv: CsvOptions | undefined) {
+  constructor(opts: PlanOptions, tuning: PlanTuning, bytes: InputBytes, csv: CsvOptions | undefined) {
+    const size = bytes.size;
     this.opts = opts;
     this.size = size;
     this.csv = csv !== undefined;
@@ -126,7 +141,7 @@ class Planner {
     this.progress = new ProgressThrottle(opts.onProgress);
     const hashMask = tuning.idHashMask ?? 0xffffffff;
     const rules = lineRules(opts, tuning);
-    const expected = estimateLines(opts.input, size);
+    const expected = estimateLines(bytes);
     const mem = layOutMemory(
       size,
       expected,
@@ -154,16 +169,20 @@ class Planner {
         opts.outDir,
         { u8, base: mem.slots * mem.slotBytes, copy: scanFnsFor(memory, module).copy },
         (index, file, lineNumbers) => {
-          this.hashes.set(index, this.pool.hash(index, file));
-          this.syncs.push(...[file, lineNumbers].map(syncInBackground));
+          const hashed = this.pool.hash(index, file);
+          const synced = [file, lineNumbers].map(syncInBackground);
+          this.hashes.set(index, hashed);
+          this.syncs.push(...synced);
+          const done = opts.onShardDone;
+          if (done) this.ship(Promise.all([hashed, ...synced]).then(() => done([file, lineNumbers])));
         },
         mem.maxOpen,
       );
     }
     this.rejected = new RejectedSink(opts.maxProblems ?? 1000, opts.outDir);
     this.source = csv
-      ? new CsvSource(opts.input, csv, opts.endpoint, this.slots, rules.maxLineBytes)
-      : new JsonlSource(opts.input, size, this.slots, rules.maxLineBytes, hashMask);
+      ? new CsvSource(opts.input, bytes, csv, opts.endpoint, this.slots, rules.maxLineBytes)
+      : new JsonlSource(bytes, this.slots, rules.maxLineBytes, hashMask);
     this.pool = new ScanPool(memory, module, rules, mem.threads, tuning.partRecords ?? 1 << 13);
   }
 
@@ -181,12 +200,14 @@ class Planner {
     this.source.start();
     for (;;) {
       while (this.slots.available && !this.source.eof) {
+        if (this.source.ready) await this.source.ready();
         const chunk = this.source.read();
         if (chunk) this.dispatch(chunk);
       }
       if (this.inflight === 0) break;
       const part = await this.pool.take();
-      this.decide(part);
+      // A part stops early while too many finished shards wait for onShardDone (see decide).
+      for (let k = this.decide(part, 0); k < part.n; k = this.decide(part, k)) await this.shipped(SHIP_AHEAD);
       this.pool.recycle(part);
       if (part.last) {
         const meta = this.chunks.get(part.seq)!;
@@ -209,8 +230,31 @@ class Planner {
     else this.pool.put(emptyPart(seq));
   }
 
-  /** Decides the records of one part, in input order: unique or not, then refused or packed. */
-  private decide(part: ChunkPart): void {
+  /** Hands a finished shard on; a failure fails the plan at its next wait. */
+  private ship(p: Promise<void>): void {
+    const tracked: Promise<void> = p.then(
+      () => void this.shipping.delete(tracked),
+      (err: unknown) => {
+        this.shipping.delete(tracked);
+        this.shipFailure ??= err instanceof Error ? err : new Error(String(err));
+      },
+    );
+    this.shipping.add(tracked);
+  }
+
+  /** Waits until at most `ahead` finished shards are still being handed on. */
+  private async shipped(ahead: number): Promise<void> {
+    while (this.shipping.size > ahead) await Promise.race(this.shipping);
+    if (this.shipFailure) throw this.shipFailure;
+  }
+
+  /**
+   * Decides the records of one part from record `from` on, in input order: unique or not, then
+   * refused or packed. Returns where it stopped: `part.n` when done, earlier when a shard finished
+   * while more than SHIP_AHEAD wait to be handed on (only with onShardDone): the caller waits for
+   * them and goes on from there, so that finished shards never pile up on the local disk.
+   */
+  private decide(part: ChunkPart, from: number): number {
     const meta = this.chunks.get(part.seq)!;
     const recs = part.recs;
     const local: number[] = [];
@@ -219,7 +263,7 @@ class Planner {
     const packer = this.packer;
     const groups = this.groups.list;
     const reuse = this.opts.reuse;
-    for (let k = 0; k < part.n; k++) {
+    for (let k = from; k < part.n; k++) {
       const r = k * REC;
       let line: number;
       let offset: number;
@@ -264,14 +308,17 @@ class Planner {
       this.valid++;
       const shard = packer.add(g, len + 1);
       if (files) {
-        if (packer.closed) files.close(packer.closed.index);
+        const closed = packer.closed;
+        if (closed) files.close(closed.index);
         if (flags & F_REWRITTEN) files.append(shard.index, part.out!, recs[r + R_OUT]!, len, line);
         else files.append(shard.index, this.slots.u8, meta.base + recs[r + R_START]!, len, line);
+        if (closed && this.shipping.size > SHIP_AHEAD && k + 1 < part.n) return k + 1;
       }
     }
     if (!csvLines) this.lineNo += part.trailing;
     if (part.last && meta.extras) this.flushExtras(meta, Infinity);
     this.reportProgress(false);
+    return part.n;
   }
 
   /** CSV rows refused before scanning, reported in line order among the others. */
@@ -301,6 +348,7 @@ class Planner {
     const shas = new Map<number, string>();
     for (const [index, p] of this.hashes) shas.set(index, await p);
     await Promise.all(this.syncs);
+    await this.shipped(0);
     const shardList = shardInfos(this.packer.shards, this.groups.list, shas);
     const problems = this.rejected.problems;
     if (this.requests === 0) {

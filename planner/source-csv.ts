@@ -2,7 +2,6 @@
 // written into a slot, with the row's line number and offset kept beside it (a row may span
 // several physical lines). Rows that cannot become a request (not UTF-8, missing the columns, too
 // large) are refused here, before scanning, and reported in line order with the scanned ones.
-import fs from 'node:fs';
 import { formatBytes } from '../common/units.ts';
 import {
   CsvReader,
@@ -12,13 +11,13 @@ import {
   type CsvOptions,
   type CsvRecord,
 } from './csv.ts';
+import type { InputBytes } from './input-bytes.ts';
 import type { ChunkMeta, ChunkSlots, ChunkSource, LineStart, ReadChunk } from './source.ts';
 
 export class CsvSource implements ChunkSource {
   eof = false;
-  private readonly fd: number;
-  /** A second descriptor for re-reading earlier rows (idOnLine), independent of the reading one. */
-  private readonly verifyFd: number;
+  /** Read front to back for the scan, and out of order to re-read earlier rows (idOnLine). */
+  private readonly bytes: InputBytes;
   private readonly input: string;
   private readonly csv: CsvOptions;
   private readonly endpoint: string;
@@ -31,15 +30,27 @@ export class CsvSource implements ChunkSource {
   private processedBytes = 0;
 
   /** `maxLineBytes` is named in a refused row's message. */
-  constructor(input: string, csv: CsvOptions, endpoint: string, slots: ChunkSlots, maxLineBytes: number) {
+  readonly ready: (() => Promise<void>) | undefined;
+
+  constructor(
+    input: string,
+    bytes: InputBytes,
+    csv: CsvOptions,
+    endpoint: string,
+    slots: ChunkSlots,
+    maxLineBytes: number,
+  ) {
     this.input = input;
+    this.bytes = bytes;
     this.csv = csv;
     this.endpoint = endpoint;
     this.slots = slots;
     this.maxLineBytes = maxLineBytes;
-    this.fd = fs.openSync(input, 'r');
-    this.verifyFd = fs.openSync(input, 'r');
-    this.reader = new CsvReader(this.fd, 0, 1, slots.bytes);
+    this.reader = new CsvReader(bytes.readOn.bind(bytes), 0, 1, slots.bytes);
+    // About a slot's worth of rows, awaited before a chunk is filled; a chunk that needs more (its
+    // rows grow into longer request lines) reads the rest as it goes.
+    const ready = bytes.ready?.bind(bytes);
+    this.ready = ready && (() => ready(this.reader.position, this.slots.bytes));
   }
 
   get bytesRead(): number {
@@ -127,7 +138,12 @@ export class CsvSource implements ChunkSource {
   }
 
   idOnLine(from: LineStart, line: number): string | undefined {
-    const reader = new CsvReader(this.verifyFd, from.offset, from.line, this.slots.bytes);
+    const reader = new CsvReader(
+      this.bytes.readAt.bind(this.bytes),
+      from.offset,
+      from.line,
+      this.slots.bytes,
+    );
     for (let row = reader.next(); row; row = reader.next()) {
       if (row.line === line) return row.fields?.[this.cols!.id];
       if (row.line > line) return undefined;
@@ -136,7 +152,6 @@ export class CsvSource implements ChunkSource {
   }
 
   close(): void {
-    fs.closeSync(this.fd);
-    fs.closeSync(this.verifyFd);
+    this.bytes.close();
   }
 }

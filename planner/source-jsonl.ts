@@ -1,20 +1,19 @@
 // JSONL input cut into chunks of whole lines: each chunk fills a slot and ends at its last newline;
 // the rest is carried to the front of the next slot. A line longer than a slot is over the line
 // limit for sure: it is refused without being scanned (its custom_id taken from its start).
-import fs from 'node:fs';
 import { formatBytes } from '../common/units.ts';
 import { F_HAS_ID, F_REJECTED, REC, R_DELTA, R_FLAGS, R_HASH, R_HASH2, type Problem } from './chunk.ts';
 import { SEED2, hashString } from './id-hash.ts';
 import { customIdOf, idFromPrefix } from './line-id.ts';
+import type { InputBytes } from './input-bytes.ts';
 import type { ChunkSlots, ChunkSource, LineStart, ReadChunk } from './source.ts';
 
 const BLOCK = 64 * 1024;
 
 export class JsonlSource implements ChunkSource {
   eof = false;
-  private readonly fd: number;
-  /** A second descriptor for re-reading earlier lines (idOnLine), independent of the reading one. */
-  private readonly verifyFd: number;
+  /** Read front to back for the scan, and out of order to re-read earlier lines (idOnLine). */
+  private readonly bytes: InputBytes;
   private readonly slots: ChunkSlots;
   private readonly size: number;
   private readonly maxLineBytes: number;
@@ -26,13 +25,17 @@ export class JsonlSource implements ChunkSource {
   private verifyBlock: { offset: number; data: Buffer } | undefined;
 
   /** `maxLineBytes` is named in a refused long line's message; `hashMask` masks its id's hashes. */
-  constructor(input: string, size: number, slots: ChunkSlots, maxLineBytes: number, hashMask: number) {
-    this.size = size;
+  readonly ready: (() => Promise<void>) | undefined;
+
+  constructor(bytes: InputBytes, slots: ChunkSlots, maxLineBytes: number, hashMask: number) {
+    this.bytes = bytes;
+    this.size = bytes.size;
     this.slots = slots;
     this.maxLineBytes = maxLineBytes;
     this.hashMask = hashMask;
-    this.fd = fs.openSync(input, 'r');
-    this.verifyFd = fs.openSync(input, 'r');
+    // The next chunk's bytes, awaited before it is read: a slot's worth past what is carried.
+    const ready = bytes.ready?.bind(bytes);
+    this.ready = ready && (() => ready(this.filePos, this.slots.bytes - this.carryLen));
   }
 
   get bytesRead(): number {
@@ -50,7 +53,7 @@ export class JsonlSource implements ChunkSource {
     let len = this.carryLen;
     const fileOffset = this.filePos - this.carryLen;
     while (len < cap) {
-      const n = fs.readSync(this.fd, u8, base + len, cap - len, this.filePos);
+      const n = this.bytes.readOn(u8, base + len, cap - len, this.filePos);
       if (n === 0) {
         this.eof = true;
         break;
@@ -80,7 +83,7 @@ export class JsonlSource implements ChunkSource {
     const id = idFromPrefix(buf.toString('utf8', base, base + Math.min(len, BLOCK)));
     let total = len;
     for (;;) {
-      const n = fs.readSync(this.fd, u8, base, this.slots.bytes, this.filePos);
+      const n = this.bytes.readOn(u8, base, this.slots.bytes, this.filePos);
       if (n === 0) {
         this.eof = true;
         break;
@@ -135,7 +138,7 @@ export class JsonlSource implements ChunkSource {
     // Longer than a block: read it whole, up to a slot; a longer line was refused without being
     // scanned, and its id taken from its start (refuseLongLine): the same here.
     const whole = Buffer.allocUnsafe(this.slots.bytes);
-    const n = fs.readSync(this.verifyFd, whole, 0, whole.length, pos);
+    const n = this.bytes.readAt(whole, 0, whole.length, pos);
     const end = whole.subarray(0, n).indexOf(10);
     if (end >= 0 || n < whole.length) return customIdOf(whole.subarray(0, end < 0 ? n : end));
     return idFromPrefix(whole.toString('utf8', 0, BLOCK));
@@ -149,13 +152,12 @@ export class JsonlSource implements ChunkSource {
       if (view.indexOf(10) >= 0 || b.data.length < BLOCK) return view;
     }
     const data = Buffer.allocUnsafe(BLOCK);
-    const n = fs.readSync(this.verifyFd, data, 0, data.length, offset);
+    const n = this.bytes.readAt(data, 0, data.length, offset);
     this.verifyBlock = { offset, data: data.subarray(0, n) };
     return this.verifyBlock.data;
   }
 
   close(): void {
-    fs.closeSync(this.fd);
-    fs.closeSync(this.verifyFd);
+    this.bytes.close();
   }
 }

@@ -49,6 +49,11 @@ export interface ChunkSource {
   readonly bytesRead: number;
   /** Reads what comes before the first chunk (a CSV header); may throw InputError. */
   start(): void;
+  /**
+   * Resolves once the next chunk can be read without waiting; absent where reads never wait (a
+   * local file). The planner awaits it before each read.
+   */
+  readonly ready?: (() => Promise<void>) | undefined;
   /** Reads the next chunk into a free slot; undefined when nothing was left to read. */
   read(): ReadChunk | undefined;
   /** The custom_id on `line`, re-read from the input by walking from the indexed line `from`. */

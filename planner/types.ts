@@ -1,12 +1,13 @@
 // The planner's public shapes (the job's plan activity and the CLI both use them).
 import type { AnswerLookup } from '../storage/answers.ts';
+import type { InputBytes } from './input-bytes.ts';
 import type { ShardEntry } from '../storage/manifest.ts';
 
 export interface PlanOptions {
-  /** Absolute path (.jsonl, or .csv with `csv`). */
+  /** Absolute path (.jsonl, or .csv with `csv`), or with `inputBytes` the name of what they are. */
   input: string;
-  /** How the manifest names the input, when not `input`: an object's URI read from a local copy. */
-  inputName?: string;
+  /** The input's bytes when they are not the local file `input` (an object in a store). */
+  inputBytes?: InputBytes;
   /** Absolute; where shard files, manifest.json and rejected.jsonl go; omit to validate only. */
   outDir?: string;
   /** The job's endpoint, e.g. '/v1/chat/completions': every line's url must equal it. */
@@ -20,6 +21,13 @@ export interface PlanOptions {
   onProgress?: (p: { bytesRead: number; linesRead: number }) => void;
   /** Cap on problems kept in the report (rejected.jsonl has them all); default 1000. */
   maxProblems?: number;
+  /**
+   * Called with a finished shard's file and its sidecar once both are complete and durable (hashed,
+   * fsynced): a plan into scratch commits them to the store and drops them, so that its local
+   * folder holds only the shards being written. Planning waits while more than one is pending, and
+   * its end waits for all.
+   */
+  onShardDone?: (files: string[]) => Promise<void>;
   /** Answers of earlier jobs: a valid line it takes is not packed into a shard. */
   reuse?: LineReuse;
 }

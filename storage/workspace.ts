@@ -16,6 +16,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { clearWorkDir, JOB_RECORD_NAME, RUN_DIR_NAME, WORK_DIR_NAME } from './layout.ts';
 import { isS3Uri, outLocationOf, workLocationOf } from './location.ts';
+import { ObjectInput } from './object-input.ts';
 import { ObjectStore, parseS3Uri, type ObjectStoreOptions } from './s3.ts';
 import { fileBody, LocalStore, S3Store, type JobStore } from './store.ts';
 
@@ -46,6 +47,14 @@ export class Stores {
 
   objectStore(): ObjectStore {
     return (this.objects ??= new ObjectStore(this.opts.s3));
+  }
+
+  /**
+   * The object `uri` (of `size` bytes) as the planner's input, read in place through this process's
+   * S3 settings.
+   */
+  objectInput(uri: string, size: number): ObjectInput {
+    return new ObjectInput(parseS3Uri(uri), size, this.opts.s3);
   }
 
   /** The store rooted at an output location (a local folder or an `s3://` prefix). */

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultSettings } from '../../emulator/index.ts';
 import { fleetBinaries } from '../../scripts/fleet/binaries.ts';
@@ -207,6 +208,16 @@ describe('a job on S3-compatible storage', () => {
       for await (const o of objects.list({ bucket: BUCKET, key: 'jobs/out-s3/.batchpilot/' }))
         left.push(o.key);
       expect(left).toEqual(['jobs/out-s3/.batchpilot/job.json']);
+
+      // An input object that is not there fails the job at once (no retry), naming the object.
+      const uri = `s3://${BUCKET}/inputs/missing.jsonl`;
+      const failed = await h.runJob(uri, 'out-missing', { limits: LIMITS }).catch((e: unknown) => e);
+      let cause: unknown = failed;
+      while (cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
+      expect(cause).toBeInstanceOf(ApplicationFailure);
+      expect((cause as ApplicationFailure).type).toBe('InputMissing');
+      expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+      expect((cause as ApplicationFailure).message).toContain(uri);
     } finally {
       await h.close();
     }
@@ -254,7 +265,21 @@ describe('a job on S3-compatible storage', () => {
       await h.close();
     }
   });
-  it("keeps a worker's scratch to about one shard in the merge, whatever the job's size", async () => {
+  /**
+   * The scratch planning may hold at once: the shards being written (one per model: `models`) and
+   * at most two finished ones being committed, each with its sidecar; or, at its end, the round's
+   * manifest and the plan summary; with the job record and the answers setting (under 1 KiB).
+   */
+  const planBound = async (work: string, models: number): Promise<number> => {
+    const round1 = await sizesUnder(`${work}/round-1/`);
+    const shards = [...round1].filter(([k]) => /^shard-\d+\.jsonl$/.test(k));
+    expect(shards.length).toBeGreaterThan(0);
+    const shard = Math.max(...shards.map(([k, b]) => b + round1.get(k.replace(/\.jsonl$/, '.lines'))!));
+    const plan = (await sizesUnder(`${work}/plan.json`)).get('')!;
+    return Math.max((models + 2) * shard, round1.get('manifest.json')! + plan) + 1024;
+  };
+
+  it("keeps a worker's scratch to a few shards in the plan and about one in the merge, whatever the job's size", async () => {
     const scratch = path.join(dir, 'scratch-c');
     const h = await harness(scratch);
     const watch = watchScratch(scratch);
@@ -291,6 +316,14 @@ describe('a job on S3-compatible storage', () => {
       const merge = watch.peak.get('merge');
       expect(merge).toBeGreaterThan(0);
       expect(merge).toBeLessThanOrEqual(bound);
+
+      // The input was read where it lies, and each finished shard committed and dropped at once:
+      // planning held a few shards, not the input (several times larger), nor a copy of it.
+      const input = (await sizesUnder('jobs/many.jsonl')).get('')!;
+      const plan = await planBound('jobs/out-many/.batchpilot', 2);
+      expect(input).toBeGreaterThan(3 * plan);
+      expect(watch.peak.get('plan')).toBeGreaterThan(0);
+      expect(watch.peak.get('plan')).toBeLessThanOrEqual(plan);
       expect(fs.readdirSync(scratch)).toEqual([]);
     } finally {
       watch.stop();
