@@ -181,6 +181,9 @@ export function mergeActivities(deps: ActivityDeps) {
         await Promise.all([results.abort(), errors.abort()]);
         throw err;
       }
+      // The intermediate runs of a merge in passes (this attempt's or, with another fan-in, an
+      // earlier one's) are of no use once the outputs are committed.
+      await ws.remove(workKey.mergeRuns());
       return summary;
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
