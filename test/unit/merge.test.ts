@@ -2,7 +2,8 @@
 // (storage/layout.ts): input order across shards, each line's last outcome winning, lines
 // with no outcome, usage per model, the hard-link path for complete in-order shards, the
 // over-budget path, reuse or rebuild of `final/` files left by an earlier attempt, and the object
-// path's ranged reads and streamed outputs (over a local store, which serves ranges as S3 does).
+// path's ranged reads, streamed outputs and merge in passes (over a local store, which serves
+// ranges as S3 does).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
