@@ -2,7 +2,9 @@
 // in input order already, with its `.lines` sidecar of input line numbers) into results.jsonl and
 // errors.jsonl. Works on bytes: whether a line succeeded and its usage are read from the outcome
 // record by its scanners (storage/outcome-record.ts) and the result bytes copied as they are; JSON
-// is parsed only for failed lines.
+// is parsed only for failed lines. On object storage a merge reads only as many inputs at once as
+// its budget holds in ranged-read chunks; more shards are merged in passes through intermediate
+// runs, objects in the format of a final file (docs/fleet.md has the bound and its cost).
 import fs from 'node:fs';
 import type { MergeSummary } from '../common/job-types.ts';
 import { FileSource, ObjectSink, ObjectSource, readBuffers, type ByteSource } from '../storage/byte-io.ts';

@@ -2,7 +2,8 @@
 //  1. per original shard, pick each line's last outcome and write them in shard order to `final/`
 //     (merge-finalize.ts);
 //  2. k-way merge of the shards by input line number, with one small read buffer per shard
-//     (merge-kway.ts).
+//     (merge-kway.ts); on object storage with many shards, in passes through intermediate runs
+//     so that the read buffers stay within the budget.
 // Both steps work on bytes, never a string per line: the string version took 33x `cat` at 1M lines
 // (bench/README.md, Merge). Each step writes to temporary names and renames, and step 1 skips
 // shards already finalized, so a retried merge resumes where the last attempt stopped.
