@@ -352,12 +352,17 @@ async function kway(
 }
 
 /**
- * Counts the current line of an original input into `to`; returns whether it succeeded. `u`
- * receives its usage (scratch space, so the hot loop allocates nothing).
+ * Counts the current line of an original input, whose outcome head ends at `headEnd`, into `to`;
+ * returns whether it succeeded. `u` receives its usage (so the hot loop allocates nothing).
  */
-function countLine(to: MergeSummary, input: SortedInput, r: ShardReader, u: number[]): boolean {
-  const { buf, lineStart: ls, lineEnd: le } = r;
-  const headEnd = outcomeHeadEnd(buf, ls, le);
+function countLine(
+  to: MergeSummary,
+  input: SortedInput,
+  r: ShardReader,
+  headEnd: number,
+  u: number[],
+): boolean {
+  const { buf, lineStart: ls } = r;
   const p = outcomeLineEnd(buf, ls, headEnd);
   const ok = outcomeIsOk(buf, p);
   if (!ok) to.failed++;
@@ -417,7 +422,8 @@ async function buildRun(
   let n = 0;
   try {
     await kway(io, group, io.readPlan(group.length, budget), (input, r) => {
-      if (input.counts === undefined) countLine(counts, input, r, u);
+      if (input.counts === undefined)
+        countLine(counts, input, r, outcomeHeadEnd(r.buf, r.lineStart, r.lineEnd), u);
       n++;
       merged();
       numBuf.writeUInt32LE(r.number, numAt);
@@ -506,7 +512,7 @@ export async function mergeShards(
       merged();
       if (
         input.counts === undefined
-          ? countLine(summary, input, r, u)
+          ? countLine(summary, input, r, headEnd, u)
           : outcomeIsOk(buf, outcomeLineEnd(buf, ls, headEnd))
       )
         return results.line(buf, headEnd + 1, le);

@@ -16,6 +16,7 @@ import { ByteWriter } from './byte-writer.ts';
 import type { LineError } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { failIfDamaged } from './disk-errors.ts';
+import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { ManifestError } from '../storage/manifest.ts';
 import { countNewlines } from './lines.ts';
@@ -165,7 +166,7 @@ export function mergeActivities(deps: ActivityDeps) {
         usageByModel: {},
       };
       await ws.pull(workKey.roundManifest(1));
-      const { results, errors } = await mergeShards(
+      const { results, errors, passes } = await mergeShards(
         workDir,
         mergeIoOf(ws),
         input.shardLines.length,
@@ -182,6 +183,9 @@ export function mergeActivities(deps: ActivityDeps) {
         await Promise.all([results.abort(), errors.abort()]);
         throw err;
       }
+      // Passes cost a read and a write of the outcomes each: worth seeing in the logs.
+      if (passes.passes > 1)
+        logFor(deps).info({ shards: input.shardLines.length, ...passes }, 'merged in passes through runs');
       // The intermediate runs of a merge in passes (this attempt's or, with another fan-in, an
       // earlier one's) are of no use once the outputs are committed.
       await ws.remove(workKey.mergeRuns());
