@@ -69,6 +69,7 @@ async function tryClaim(c: ClaimInput): Promise<'new' | 'resumed' | undefined> {
     }
     // A merge of an earlier run is stale once more units are collected: merge from scratch.
     await c.ws.remove(workKey.final());
+    await c.ws.remove(workKey.mergeRuns());
     return 'resumed';
   }
   if (owner && !c.force) {

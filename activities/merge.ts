@@ -2,7 +2,8 @@
 //  1. per original shard, pick each line's last outcome and write them in shard order to `final/`
 //     (merge-finalize.ts);
 //  2. k-way merge of the shards by input line number, with one small read buffer per shard
-//     (merge-kway.ts).
+//     (merge-kway.ts); on object storage with many shards, in passes through intermediate runs
+//     so that the read buffers stay within the budget.
 // Both steps work on bytes, never a string per line: the string version took 33x `cat` at 1M lines
 // (bench/README.md, Merge). Each step writes to temporary names and renames, and step 1 skips
 // shards already finalized, so a retried merge resumes where the last attempt stopped.
@@ -15,6 +16,7 @@ import { ByteWriter } from './byte-writer.ts';
 import type { LineError } from './classify.ts';
 import type { ActivityDeps } from './deps.ts';
 import { failIfDamaged } from './disk-errors.ts';
+import { logFor } from './log.ts';
 import { withHeartbeat } from './heartbeat.ts';
 import { ManifestError } from '../storage/manifest.ts';
 import { countNewlines } from './lines.ts';
@@ -164,7 +166,7 @@ export function mergeActivities(deps: ActivityDeps) {
         usageByModel: {},
       };
       await ws.pull(workKey.roundManifest(1));
-      const { results, errors } = await mergeShards(
+      const { results, errors, passes } = await mergeShards(
         workDir,
         mergeIoOf(ws),
         input.shardLines.length,
@@ -181,6 +183,12 @@ export function mergeActivities(deps: ActivityDeps) {
         await Promise.all([results.abort(), errors.abort()]);
         throw err;
       }
+      // Passes cost a read and a write of the outcomes each: worth seeing in the logs.
+      if (passes.passes > 1)
+        logFor(deps).info({ shards: input.shardLines.length, ...passes }, 'merged in passes through runs');
+      // The intermediate runs of a merge in passes (this attempt's or, with another fan-in, an
+      // earlier one's) are of no use once the outputs are committed.
+      await ws.remove(workKey.mergeRuns());
       return summary;
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;

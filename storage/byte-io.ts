@@ -42,6 +42,27 @@ export class FileSource implements ByteSource {
 const FETCH_ATTEMPTS = 3;
 
 /**
+ * The bytes the merge's read buffers hold in this process right now and at most since the last
+ * `resetPeak`: an object source's chunks (the one it hands out and the one in flight, counted from
+ * when its GET is asked) and the merge's own line buffers. The merge sizes these to its budget;
+ * this is how a test (or an operator's debugger) can see that it does.
+ */
+export const readBuffers = {
+  held: 0,
+  peak: 0,
+  hold(bytes: number): void {
+    this.held += bytes;
+    if (this.held > this.peak) this.peak = this.held;
+  },
+  release(bytes: number): void {
+    this.held -= bytes;
+  },
+  resetPeak(): void {
+    this.peak = this.held;
+  },
+};
+
+/**
  * An object read in ranged GETs of `chunk` bytes, at most one in flight: the first is fetched at
  * once; the second when the first is used up (a shard in the merge reads one line, then may wait
  * long for its turn: meanwhile it holds one chunk and no socket); from then on each next one as soon
@@ -58,6 +79,9 @@ export class ObjectSource implements ByteSource {
   /** Where the next chunk to fetch starts. */
   private next = 0;
   private pending: Promise<Buffer> | undefined;
+  /** The size of the chunk in flight, counted in readBuffers until it is handed out or dropped. */
+  private pendingBytes = 0;
+  private closed = false;
   private taken = 0;
   private failure: Error | undefined;
 
@@ -80,6 +104,8 @@ export class ObjectSource implements ByteSource {
     const start = this.next;
     const end = Math.min(this.size, start + this.chunk) - 1;
     this.next = end + 1;
+    this.pendingBytes = end - start + 1;
+    readBuffers.hold(this.pendingBytes);
     this.pending = this.fetch(start, end);
     // Kept until awaited; a failure is reported by the read that needs the chunk.
     this.pending.catch((err: Error) => {
@@ -118,14 +144,30 @@ export class ObjectSource implements ByteSource {
   async ready(): Promise<void> {
     if (this.current && this.at < this.current.length) return;
     if (!this.pending) return;
-    this.current = await this.pending;
+    const got = await this.pending;
+    if (this.closed) return;
+    // The chunk used up is dropped; the one in flight is now the one held (counted already).
+    if (this.current) readBuffers.release(this.current.length);
+    this.current = got;
     this.at = 0;
     this.pending = undefined;
+    this.pendingBytes = 0;
     if (++this.taken > 1) this.fetchNext();
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.current) readBuffers.release(this.current.length);
     this.current = undefined;
+    // A chunk still in flight is counted until its GET ends.
+    const inFlight = this.pendingBytes;
+    if (this.pending)
+      void this.pending.then(
+        () => readBuffers.release(inFlight),
+        () => readBuffers.release(inFlight),
+      );
+    this.pending = undefined;
   }
 }
 

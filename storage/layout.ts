@@ -16,6 +16,8 @@
 //     outcomes/shard-NNNNN/r<r>-u<m>.jsonl  classified results for lines of original shard N
 //     outcomes/collected/r<r>-u<m>.json     a collected unit's counts: its outcomes are complete
 //     final/shard-NNNNN.jsonl               each line's last outcome, in shard order (merge)
+//     merge/fan-<f>/pass-<p>/run-NNNNN.*    object storage, many shards: the merge's intermediate
+//                                           runs (.jsonl, .lines, .json when complete)
 //     chat/r<r>-u<m>.jsonl                  Batch Chat answers of a unit, appended as they come
 //     creates/<file name>.sending           a batch create under way (providers that cannot list)
 //     run/                                  `batchpilot run`'s lock and embedded server state
@@ -148,6 +150,16 @@ export const workKey = {
     `outcomes/collected/${outcomeName(round, unit)}.json`,
   final: (): string => 'final',
   finalShard: (shard: number): string => `final/${shardFileName(shard)}`,
+  /** The merge's intermediate runs (object storage, when the shards are more than it reads at once). */
+  mergeRuns: (): string => 'merge',
+  /**
+   * Run `index` of pass `pass` of a merge that reads `fanIn` inputs at once: its outcome records,
+   * their input line numbers (Uint32LE, as a shard's `.lines`) and its counts, written last.
+   */
+  mergeRun: (fanIn: number, pass: number, index: number) => {
+    const base = `merge/fan-${fanIn}/pass-${pass}/run-${String(index).padStart(5, '0')}`;
+    return { lines: `${base}.jsonl`, numbers: `${base}.lines`, done: `${base}.json` };
+  },
   chatResults: (round: number, unit: number): string => `chat/${outcomeName(round, unit)}.jsonl`,
   /** The provider-side file name of the unit (its idempotency key made safe) marks the create. */
   sending: (key: string): string => `creates/${unitFileName(key)}.sending`,

@@ -49,11 +49,11 @@ export const PART_SIZE = 64 * 1024 * 1024;
 const PARTS_IN_FLIGHT = 2;
 
 /**
- * Sockets per client, shared by every step of the worker. The merge reads all shards at once (its
- * fan-in is the shard count) by ranged GETs, at most one in flight per shard, each ending when its
- * chunk is read (storage/byte-io.ts): so no socket is held while its reader waits, and past this
- * many GETs the rest queue for a socket rather than block. The SDK's default of 50 would serialize
- * a merge of thousands of shards behind 50 round trips at a time.
+ * Sockets per client, shared by every step of the worker. The merge reads many shards at once by
+ * ranged GETs, at most two in flight per input (its lines and its line numbers), each ending when
+ * its chunk is read (storage/byte-io.ts): so no socket is held while its reader waits. Its fan-in
+ * is kept under half of this (activities/merge-kway.ts), so every GET finds a socket. The SDK's
+ * default of 50 would serialize a merge of hundreds of inputs behind 50 round trips at a time.
  */
 export const MAX_SOCKETS = 1_024;
 

@@ -1,7 +1,8 @@
 // A whole job on S3-compatible storage: the real Temporal dev server, the emulator over HTTP, a
 // worker with BATCHPILOT_STORAGE=s3://… and its own scratch folder, versitygw as the store. The
 // input is an object and the outputs are objects; every line ends in exactly one output, and the
-// answers are those of the same job on a local folder.
+// answers are those of the same job on a local folder. A merge of more shards than its budget
+// reads at once takes passes through runs, with its read buffers within the budget.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,13 @@ import type { FaultSettings } from '../../emulator/index.ts';
 import { fleetBinaries } from '../../scripts/fleet/binaries.ts';
 import { anyFreePort } from '../../scripts/fleet/ports.ts';
 import { newCredentials, startObjectStore, type ObjectStore as Server } from '../../scripts/fleet/s3.ts';
+import { mergeIoOf, mergeShards, MIN_OBJECT_CHUNK, objectInputBytes } from '../../activities/merge-kway.ts';
+import { ByteWriter } from '../../activities/byte-writer.ts';
+import type { MergeSummary } from '../../common/job-types.ts';
+import { readBuffers, ObjectSink } from '../../storage/byte-io.ts';
+import { workKey } from '../../storage/layout.ts';
 import { ObjectStore } from '../../storage/s3.ts';
+import { Stores } from '../../storage/workspace.ts';
 import { startDevServer, type DevServer } from '../../worker/dev-server.ts';
 import { bundleWorkflows } from '../../worker/workflow-bundle.ts';
 import { readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
@@ -106,13 +113,14 @@ describe('a job on S3-compatible storage', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const harness = (scratch: string, faults?: FaultSettings) =>
+  const harness = (scratch: string, faults?: FaultSettings, mergeShardBudgetBytes?: number) =>
     startHarness({
       temporalAddress: temporal.address,
       workflowBundlePath: bundlePath,
       storage: `s3://${BUCKET}/jobs`,
       scratchDir: scratch,
       ...(faults ? { faults } : {}),
+      ...(mergeShardBudgetBytes ? { mergeShardBudgetBytes } : {}),
     });
 
   const object = async (key: string): Promise<Buffer> => buffer(await objects.read({ bucket: BUCKET, key }));
@@ -279,10 +287,14 @@ describe('a job on S3-compatible storage', () => {
     return Math.max((models + 2) * shard, round1.get('manifest.json')! + plan) + 1024;
   };
 
-  it("keeps a worker's scratch to a few shards in the plan and about one in the merge, whatever the job's size", async () => {
+  it("keeps a worker's scratch to a few shards in the plan and about one in the merge, and the merge's read buffers within its budget, whatever the job's size", async () => {
+    // Three inputs a merge at this budget: 25 shards take runs of runs, the same bytes as one pass.
+    // In one pass they would hold 25 inputs' buffers, several times the budget.
+    const budget = 3 * 1024 * 1024;
     const scratch = path.join(dir, 'scratch-c');
-    const h = await harness(scratch);
+    const h = await harness(scratch, undefined, budget);
     const watch = watchScratch(scratch);
+    const stores = new Stores({ scratchDir: path.join(dir, 'scratch-c-direct') });
     try {
       const name = writeChatInput(h.dataDir, 'many.jsonl', 300, ['qwen-plus', 'qwen-flash']);
       await objects.write(
@@ -290,7 +302,9 @@ describe('a job on S3-compatible storage', () => {
         fs.readFileSync(path.join(h.dataDir, name)),
       );
       const limits = { ...LIMITS, maxLines: 12 };
+      readBuffers.resetPeak();
       const onS3 = await h.runJob('many.jsonl', 'out-many', { limits, keepWorkDir: true });
+      const inJob = readBuffers.peak;
       watch.stop();
       const local = path.join(fs.realpathSync(h.dataDir), 'out-many-local');
       const onDisk = await h.runJob(path.join(fs.realpathSync(h.dataDir), name), local, { limits });
@@ -325,8 +339,63 @@ describe('a job on S3-compatible storage', () => {
       expect(watch.peak.get('plan')).toBeGreaterThan(0);
       expect(watch.peak.get('plan')).toBeLessThanOrEqual(plan);
       expect(fs.readdirSync(scratch)).toEqual([]);
+
+      // The merge's read buffers stayed within its budget; its runs are gone once it committed.
+      expect(onS3.shards * objectInputBytes(MIN_OBJECT_CHUNK)).toBeGreaterThan(3 * budget);
+      expect(inJob).toBeGreaterThan(0);
+      expect(inJob).toBeLessThanOrEqual(budget);
+      const work = 'jobs/out-many/.batchpilot';
+      expect((await sizesUnder(`${work}/merge/`)).size).toBe(0);
+
+      // The same finals merged again from the objects alone, as a retry on another worker would:
+      // in one pass (the default budget), and in passes after an attempt that left one run without
+      // its completion record.
+      const merged = async (mergeBudget: number, out: string) => {
+        const ws = await stores.workspace(`s3://${BUCKET}/${work}`, 'merge');
+        try {
+          await ws.pull(workKey.roundManifest(1));
+          const io = {
+            ...mergeIoOf(ws),
+            output: (n: 'results' | 'errors') =>
+              new ByteWriter(new ObjectSink(ws.store, `${out}/${n}.jsonl`)),
+          };
+          const summary: MergeSummary = {
+            succeeded: 0,
+            failed: 0,
+            rejected: 0,
+            usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+            usageByModel: {},
+          };
+          readBuffers.resetPeak();
+          const m = await mergeShards(ws.dir, io, onS3.shards, mergeBudget, summary, () => {});
+          await m.results.commit();
+          await m.errors.commit();
+          for (const f of ['results.jsonl', 'errors.jsonl'])
+            expect(await object(`jobs/out-many/${out}/${f}`)).toEqual(await object(`jobs/out-many/${f}`));
+          expect(summary.succeeded).toBe(300);
+          expect(Object.keys(summary.usageByModel)).toEqual(['qwen-flash', 'qwen-plus']);
+          return { ...m.passes, peak: readBuffers.peak, usage: summary.usageByModel };
+        } finally {
+          await ws.release();
+        }
+      };
+      const one = await merged(64 * 1024 * 1024, 'one-pass');
+      expect(one.passes).toBe(1);
+      // One pass at this shard count holds more than the small budget: the measure can tell.
+      expect(one.peak).toBeGreaterThan(budget);
+
+      const first = await merged(budget, 'passes-1');
+      const runs = Math.ceil(onS3.shards / 3) + Math.ceil(Math.ceil(onS3.shards / 3) / 3);
+      expect(first).toMatchObject({ passes: 3, runsBuilt: runs, runsReused: 0 });
+      expect(first.peak).toBeLessThanOrEqual(budget);
+      expect(first.usage).toEqual(one.usage);
+      const run = workKey.mergeRun(3, 1, 4);
+      await objects.delete({ bucket: BUCKET, key: `${work}/${run.done}` });
+      const retried = await merged(budget, 'passes-2');
+      expect(retried).toMatchObject({ passes: 3, runsBuilt: 1, runsReused: runs - 1 });
     } finally {
       watch.stop();
+      stores.close();
       await h.close();
     }
   });

@@ -76,6 +76,8 @@ export interface HarnessOptions {
   /** BATCHPILOT_STORAGE and BATCHPILOT_SCRATCH_DIR of the in-process worker. */
   storage?: string;
   scratchDir?: string;
+  /** The in-process worker's merge budget (bytes): small to make a merge on objects take passes. */
+  mergeShardBudgetBytes?: number;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -122,6 +124,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         ...(opts.codecKey ? { codecKey: opts.codecKey } : {}),
         ...(opts.storage ? { storage: opts.storage } : {}),
         ...(opts.scratchDir ? { scratchDir: opts.scratchDir } : {}),
+        ...(opts.mergeShardBudgetBytes ? { mergeShardBudgetBytes: opts.mergeShardBudgetBytes } : {}),
         ...(opts.answers ? { answers: { dir: path.join(dataDir, ANSWERS_DIR_NAME), maxBytes: 1e9 } } : {}),
         workflowBundle: bundle,
       };

@@ -2,7 +2,8 @@
 // (storage/layout.ts): input order across shards, each line's last outcome winning, lines
 // with no outcome, usage per model, the hard-link path for complete in-order shards, the
 // over-budget path, reuse or rebuild of `final/` files left by an earlier attempt, and the object
-// path's ranged reads and streamed outputs (over a local store, which serves ranges as S3 does).
+// path's ranged reads, streamed outputs and merge in passes (over a local store, which serves
+// ranges as S3 does).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,7 @@ import {
   roundManifestFile,
   unitFile,
   workDirOf,
+  workKey,
 } from '../../storage/layout.ts';
 import { encodeOutcome, type OutcomeRecord } from '../../storage/outcome-record.ts';
 
@@ -225,7 +227,8 @@ describe('mergeJob', () => {
       has: async (key) => (await work.size(key)) !== undefined,
       open: (key, chunk) => ObjectSource.open(counted, key, chunk),
       output: (name) => new ByteWriter(new ObjectSink(outputs, `${name}.jsonl`)),
-      readBuffer: () => 7,
+      readPlan: () => ({ fanIn: Infinity, buffer: 7, numbers: 7 }),
+      runs: { store: work, prefix: '' },
     };
     const summary: MergeSummary = {
       succeeded: 0,
@@ -245,6 +248,70 @@ describe('mergeJob', () => {
     expect(summary.failed).toBe(2);
     // Many ranged reads of one final file: it was never read whole.
     expect(ranges.filter((k) => k === 'final/shard-00000.jsonl').length).toBeGreaterThan(10);
+  });
+
+  it('merges in passes through runs the same bytes as in one, reusing whole runs and rebuilding the rest', async () => {
+    // Seven shards whose lines interleave, two models, a failure per shard.
+    const shardCount = 7;
+    const job = layout(
+      Array.from({ length: shardCount }, (_, s) => ({
+        model: s % 2 ? 'qwen-turbo' : 'qwen-plus',
+        inputLines: Array.from({ length: 5 }, (_, i) => 1 + i * shardCount + s),
+      })),
+    );
+    for (let s = 0; s < shardCount; s++)
+      job.outcomes(s, 1, s, [
+        ...Array.from({ length: 4 }, (_, i) => ok(i, `c${1 + i * shardCount + s}`, 1, [s, i, s + i])),
+        failed(4, `c${1 + 4 * shardCount + s}`, 1),
+      ]);
+    const single = await runMerge(job.input());
+    const work = new LocalStore(job.workDir);
+    const outputs = new LocalStore(fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-merge-obj-')));
+    dirs.push(outputs.root);
+    // Two inputs at once, three passes: 7 shards into 4 runs, those into 2, those into the outputs.
+    const io: MergeIo = {
+      has: async (key) => (await work.size(key)) !== undefined,
+      open: (key, chunk) => ObjectSource.open(work, key, chunk),
+      output: (name) => new ByteWriter(new ObjectSink(outputs, `${name}.jsonl`)),
+      readPlan: () => ({ fanIn: 2, buffer: 64, numbers: 8 }),
+      runs: { store: work, prefix: '' },
+    };
+    const inPasses = async () => {
+      const summary: MergeSummary = {
+        succeeded: 0,
+        failed: 0,
+        rejected: 0,
+        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+        usageByModel: {},
+      };
+      const { results, errors, passes } = await mergeShards(
+        job.workDir,
+        io,
+        shardCount,
+        1 << 20,
+        summary,
+        () => {},
+      );
+      await results.commit();
+      await errors.commit();
+      for (const f of ['results.jsonl', 'errors.jsonl'])
+        expect(fs.readFileSync(path.join(outputs.root, f), 'utf8')).toBe(
+          fs.readFileSync(path.join(job.outDir, f), 'utf8'),
+        );
+      expect({ ...summary, rejected: single.rejected }).toEqual(single);
+      return passes;
+    };
+    expect(await inPasses()).toEqual({ passes: 3, runsBuilt: 6, runsReused: 0 });
+    expect(single.usageByModel['qwen-turbo']!.total_tokens).toBeGreaterThan(0);
+
+    // An attempt cut short: one run never got its completion record, another's object is short
+    // (as a run from other inputs would be). Only those two are rebuilt.
+    const run0 = workKey.mergeRun(2, 1, 0);
+    const run1 = workKey.mergeRun(2, 1, 1);
+    fs.rmSync(path.join(job.workDir, run0.done));
+    fs.truncateSync(path.join(job.workDir, run1.lines), 10);
+    expect(await inPasses()).toEqual({ passes: 3, runsBuilt: 2, runsReused: 4 });
+    expect(fs.statSync(path.join(job.workDir, run1.lines)).size).toBeGreaterThan(10);
   });
 
   it('leaves no output when a streamed output is aborted', async () => {
