@@ -265,7 +265,8 @@ interface SortedInput {
   counts?: MergeSummary;
 }
 
-const emptyCounts = (): MergeSummary => ({
+/** A merge's counts before its first line. */
+export const emptyCounts = (): MergeSummary => ({
   succeeded: 0,
   failed: 0,
   rejected: 0,

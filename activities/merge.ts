@@ -21,7 +21,7 @@ import { withHeartbeat } from './heartbeat.ts';
 import { ManifestError } from '../storage/manifest.ts';
 import { countNewlines } from './lines.ts';
 import { finalizeShard, READ_CHUNK, type Arena, type JobEnd } from './merge-finalize.ts';
-import { mergeIoOf, mergeShards } from './merge-kway.ts';
+import { emptyCounts, mergeIoOf, mergeShards } from './merge-kway.ts';
 import { storesOf } from './stores.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import {
@@ -158,13 +158,7 @@ export function mergeActivities(deps: ActivityDeps) {
     const budget = deps.mergeShardBudgetBytes ?? DEFAULT_SHARD_BUDGET;
     try {
       await finalizeAll(input, ws);
-      const summary: MergeSummary = {
-        succeeded: 0,
-        failed: 0,
-        rejected: 0,
-        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
-        usageByModel: {},
-      };
+      const summary: MergeSummary = emptyCounts();
       await ws.pull(workKey.roundManifest(1));
       const { results, errors, passes } = await mergeShards(
         workDir,

@@ -14,7 +14,13 @@ import type { FaultSettings } from '../../emulator/index.ts';
 import { fleetBinaries } from '../../scripts/fleet/binaries.ts';
 import { anyFreePort } from '../../scripts/fleet/ports.ts';
 import { newCredentials, startObjectStore, type ObjectStore as Server } from '../../scripts/fleet/s3.ts';
-import { mergeIoOf, mergeShards, MIN_OBJECT_CHUNK, objectInputBytes } from '../../activities/merge-kway.ts';
+import {
+  emptyCounts,
+  mergeIoOf,
+  mergeShards,
+  MIN_OBJECT_CHUNK,
+  objectInputBytes,
+} from '../../activities/merge-kway.ts';
 import { ByteWriter } from '../../activities/byte-writer.ts';
 import type { MergeSummary } from '../../common/job-types.ts';
 import { readBuffers, ObjectSink } from '../../storage/byte-io.ts';
@@ -359,13 +365,7 @@ describe('a job on S3-compatible storage', () => {
             output: (n: 'results' | 'errors') =>
               new ByteWriter(new ObjectSink(ws.store, `${out}/${n}.jsonl`)),
           };
-          const summary: MergeSummary = {
-            succeeded: 0,
-            failed: 0,
-            rejected: 0,
-            usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
-            usageByModel: {},
-          };
+          const summary: MergeSummary = emptyCounts();
           readBuffers.resetPeak();
           const m = await mergeShards(ws.dir, io, onS3.shards, mergeBudget, summary, () => {});
           await m.results.commit();

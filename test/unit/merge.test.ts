@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ByteWriter } from '../../activities/byte-writer.ts';
 import { mergeActivities, type MergeInput } from '../../activities/merge.ts';
-import { mergeShards, type MergeIo } from '../../activities/merge-kway.ts';
+import { emptyCounts, mergeShards, type MergeIo } from '../../activities/merge-kway.ts';
 import { ObjectSink, ObjectSource } from '../../storage/byte-io.ts';
 import { LocalStore, type JobStore } from '../../storage/store.ts';
 import type { MergeSummary } from '../../common/job-types.ts';
@@ -230,13 +230,7 @@ describe('mergeJob', () => {
       readPlan: () => ({ fanIn: Infinity, buffer: 7, numbers: 7 }),
       runs: { store: work, prefix: '' },
     };
-    const summary: MergeSummary = {
-      succeeded: 0,
-      failed: 0,
-      rejected: 0,
-      usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
-      usageByModel: {},
-    };
+    const summary: MergeSummary = emptyCounts();
     const { results, errors } = await mergeShards(a.workDir, io, 2, 1 << 20, summary, () => {});
     await results.commit();
     await errors.commit();
@@ -277,13 +271,7 @@ describe('mergeJob', () => {
       runs: { store: work, prefix: '' },
     };
     const inPasses = async () => {
-      const summary: MergeSummary = {
-        succeeded: 0,
-        failed: 0,
-        rejected: 0,
-        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
-        usageByModel: {},
-      };
+      const summary: MergeSummary = emptyCounts();
       const { results, errors, passes } = await mergeShards(
         job.workDir,
         io,
