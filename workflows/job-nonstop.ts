@@ -14,6 +14,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   sleep,
   startChild,
   workflowInfo,
@@ -35,6 +36,13 @@ import { shardBatch } from './shard-report.ts';
 
 /** Marks histories whose job runs this window (older ones drain their children before continuing). */
 export const NONSTOP_PATCH = 'job-never-idles';
+
+/**
+ * Marks histories whose window forgets a change only before it looks at the state. Without it a
+ * shard that ended while the window awaited its new shards' starts was forgotten: with every other
+ * shard ended too, nothing was left to wake the wait and the job stopped with shards unlaunched.
+ */
+const KEEP_CHANGES_PATCH = 'window-keeps-changes';
 
 /** Children one run starts at most: the server refuses a run more than 2,000 pending children. */
 export const CHILDREN_PER_RUN = 1_900;
@@ -218,11 +226,15 @@ export async function runWindowNonstop(run: JobRun): Promise<boolean> {
       () => (timerSet = false),
     );
   };
+  const keepChanges = patched(KEEP_CHANGES_PATCH);
   for (;;) {
     if (state.cancelled) {
       await CancellationScope.nonCancellable(() => cancelInFlight(run));
       return true;
     }
+    // From here on a change (a shard's end) wakes the wait below, even one that comes while this
+    // pass awaits its starts.
+    if (keepChanges) run.changed = false;
     await switchIfDue(run);
     const starts: Promise<void>[] = [];
     // Shards a deadline's switch is cancelling hold no room: Batch Chat units start beside them.
@@ -247,7 +259,7 @@ export async function runWindowNonstop(run: JobRun): Promise<boolean> {
     if (mustEndRun(run) || blocked) return false;
     // A full slice leaves room and shards to start: the next slice, without waiting for a change.
     if (starts.length === STARTS_PER_TASK) continue;
-    run.changed = false;
+    if (!keepChanges) run.changed = false;
     armCheck();
     armDeadline(run);
     try {
