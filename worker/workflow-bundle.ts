@@ -5,8 +5,8 @@
 // reads the workflow clock; when the worker's cache disposes a workflow while one of those spans is
 // still settling, the span's end runs after the workflow's context is gone, throws "Workflow
 // uninitialized" from a promise nobody awaits, and the SDK stops the whole worker for an unhandled
-// rejection it cannot attribute to a run. That was seen with 2,100 shards in flight on one worker
-// (many cache disposals); a worker that does not trace has no reason to carry the risk.
+// rejection it cannot attribute to a run. A worker with thousands of shards in flight disposes
+// workflows all the time; one that does not trace has no reason to carry the risk.
 //
 // Adding or removing them is replay-safe: they add spans and headers, never commands
 // (test/replay replays the recorded histories both ways).

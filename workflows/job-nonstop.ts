@@ -38,9 +38,10 @@ import { shardBatch } from './shard-report.ts';
 export const NONSTOP_PATCH = 'job-never-idles';
 
 /**
- * Marks histories whose window forgets a change only before it looks at the state. Without it a
- * shard that ended while the window awaited its new shards' starts was forgotten: with every other
- * shard ended too, nothing was left to wake the wait and the job stopped with shards unlaunched.
+ * Marks histories whose window clears its change flag before it looks at the state, not after
+ * awaiting its new shards' starts: a shard that ends during that await must still wake the wait,
+ * for when every other shard has ended too nothing else would, and the job would stop with shards
+ * never launched. (A worker back from a crash sees a shard's start and end in one activation.)
  */
 const KEEP_CHANGES_PATCH = 'window-keeps-changes';
 
