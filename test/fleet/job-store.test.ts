@@ -16,9 +16,7 @@ import type { CollectedCounts } from '../../activities/collect.ts';
 import type { ActivityDeps } from '../../activities/deps.ts';
 import { mergeActivities } from '../../activities/merge.ts';
 import { PROFILES } from '../../common/profiles.ts';
-import { fleetBinaries } from '../../scripts/fleet/binaries.ts';
-import { anyFreePort } from '../../scripts/fleet/ports.ts';
-import { newCredentials, startObjectStore, type ObjectStore as Server } from '../../scripts/fleet/s3.ts';
+import { clientOptionsOf, startTestObjectServer, type Server } from '../support/object-server.ts';
 import { ObjectStore } from '../../storage/s3.ts';
 import { S3Store } from '../../storage/store.ts';
 import { Stores } from '../../storage/workspace.ts';
@@ -38,17 +36,8 @@ const prefix = (): string => `t${process.pid}-${++n}`;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-jobstore-'));
-  server = await startObjectStore({
-    bin: fleetBinaries().versitygw,
-    root: dir,
-    port: await anyFreePort(),
-    logDir: dir,
-    credentials: newCredentials(),
-  });
-  const s3 = {
-    env: { AWS_ENDPOINT_URL: server.endpoint, AWS_REGION: server.region },
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  };
+  server = await startTestObjectServer(dir);
+  const s3 = clientOptionsOf(server);
   objects = new ObjectStore(s3);
   await objects.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   stores = new Stores({ scratchDir: path.join(dir, 'scratch'), s3 });

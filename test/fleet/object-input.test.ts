@@ -7,9 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fleetBinaries } from '../../scripts/fleet/binaries.ts';
-import { anyFreePort } from '../../scripts/fleet/ports.ts';
-import { newCredentials, startObjectStore, type ObjectStore as Server } from '../../scripts/fleet/s3.ts';
+import { clientOptionsOf, startTestObjectServer, type Server } from '../support/object-server.ts';
 import type { PlanOptions, PlanTuning } from '../../planner/index.ts';
 import { ObjectInput, ObjectInputError } from '../../storage/object-input.ts';
 import { ObjectStore, type ObjectStoreOptions, type S3Location } from '../../storage/s3.ts';
@@ -30,17 +28,8 @@ describe('the planner on an object input', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-objin-'));
-    server = await startObjectStore({
-      bin: fleetBinaries().versitygw,
-      root: dir,
-      port: await anyFreePort(),
-      logDir: dir,
-      credentials: newCredentials(),
-    });
-    options = {
-      env: { AWS_ENDPOINT_URL: server.endpoint, AWS_REGION: server.region },
-      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    };
+    server = await startTestObjectServer(dir);
+    options = clientOptionsOf(server);
     store = new ObjectStore(options);
     await store.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   });

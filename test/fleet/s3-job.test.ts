@@ -11,9 +11,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultSettings } from '../../emulator/index.ts';
-import { fleetBinaries } from '../../scripts/fleet/binaries.ts';
-import { anyFreePort } from '../../scripts/fleet/ports.ts';
-import { newCredentials, startObjectStore, type ObjectStore as Server } from '../../scripts/fleet/s3.ts';
+import { startTestObjectServer, type Server } from '../support/object-server.ts';
 import {
   emptyCounts,
   mergeIoOf,
@@ -87,13 +85,7 @@ describe('a job on S3-compatible storage', () => {
     temporal = await startDevServer({ headless: true });
     bundlePath = path.join(dir, 'workflow-bundle.js');
     fs.writeFileSync(bundlePath, (await bundleWorkflows()).code);
-    server = await startObjectStore({
-      bin: fleetBinaries().versitygw,
-      root: dir,
-      port: await anyFreePort(),
-      logDir: dir,
-      credentials: newCredentials(),
-    });
+    server = await startTestObjectServer(dir);
     // The worker's S3 client takes these from the environment, as a deployed worker does.
     const env = {
       AWS_ENDPOINT_URL: server.endpoint,

@@ -8,9 +8,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fleetBinaries } from '../../scripts/fleet/binaries.ts';
-import { anyFreePort } from '../../scripts/fleet/ports.ts';
-import { newCredentials, startObjectStore, type ObjectStore as Server } from '../../scripts/fleet/s3.ts';
+import { clientOptionsOf, startTestObjectServer, type Server } from '../support/object-server.ts';
 import { ObjectExistsError, ObjectStore, PART_SIZE, type S3Location } from '../../storage/s3.ts';
 
 const BUCKET = 'batchpilot-test';
@@ -41,17 +39,8 @@ describe('object store on versitygw', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-s3-'));
-    server = await startObjectStore({
-      bin: fleetBinaries().versitygw,
-      root: dir,
-      port: await anyFreePort(),
-      logDir: dir,
-      credentials: newCredentials(),
-    });
-    store = new ObjectStore({
-      env: { AWS_ENDPOINT_URL: server.endpoint, AWS_REGION: server.region },
-      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    });
+    server = await startTestObjectServer(dir);
+    store = new ObjectStore(clientOptionsOf(server));
     await store.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   });
   afterAll(async () => {
