@@ -121,6 +121,7 @@ export function watchActivities(deps: ActivityDeps) {
       const client = Context.current().client;
       const workflowId = watcherWorkflowId(input.taskQueue);
       const sweepPeriodMs = await sweepPeriodOf(client, workflowId);
+      const told = sweepPeriodMs !== undefined ? { sweepPeriodMs } : {};
       await client.workflow.signalWithStart(WATCHER_WORKFLOW, {
         workflowId,
         taskQueue: input.taskQueue,
@@ -130,9 +131,9 @@ export function watchActivities(deps: ActivityDeps) {
         // in the worker longer than the default 10 s, and each timeout stalls every shard's news.
         workflowTaskTimeout: WATCHER_TASK_TIMEOUT,
         signal: WATCH_SIGNAL,
-        signalArgs: [{ ...input.registration, ...(sweepPeriodMs !== undefined ? { sweepPeriodMs } : {}) }],
+        signalArgs: [{ ...input.registration, ...told }],
       });
-      return sweepPeriodMs !== undefined ? { sweepPeriodMs } : {};
+      return told;
     },
 
     /**

@@ -114,22 +114,25 @@ export async function batchWatcher(input: WatcherInput): Promise<void> {
       if (!(err instanceof ActivityFailure)) throw err;
       continue;
     }
+    const periods = patched(WAKES_PATCH) && patched(PERIODS_PATCH);
+    const period = Date.now() - cycleStart;
     const wakes: [WatchRegistration, BatchWake][] = [];
-    const wake = (r: WatchRegistration, w: BatchWake) => void wakes.push([r, w]);
+    // Every wake tells the period, and the registration keeps what its shard was told.
+    const wake = (r: WatchRegistration, w: BatchWake) => {
+      if (periods) r.sweepPeriodMs = period;
+      wakes.push([r, periods ? { ...w, sweepPeriodMs: period } : w]);
+    };
     if (result.listUnavailable) {
       for (const r of watched.values()) wake(r, { listUnavailable: true });
       watched.clear();
     }
-    const periods = patched(WAKES_PATCH) && patched(PERIODS_PATCH);
-    const period = Date.now() - cycleStart;
     for (const view of result.changed) {
       const r = watched.get(view.id);
       if (!r) continue;
       r.seen = watchFingerprint(view);
       r.wokenAt = Date.now();
       if (TERMINAL_STATUSES.has(view.status)) watched.delete(view.id);
-      if (periods) r.sweepPeriodMs = period;
-      wake(r, periods ? { view, sweepPeriodMs: period } : { view });
+      wake(r, { view });
     }
     if (periods) {
       tellStillWatched(watched, result, wake, period, true);
@@ -173,12 +176,7 @@ function tellStillWatched(
   for (const r of watched.values()) {
     if (notListed.has(r.batchId) || !stillWatchedDue(r, now, sweepPeriodMs, tellPeriod)) continue;
     r.wokenAt = now;
-    if (!tellPeriod) {
-      wake(r, { stillWatched: r.batchId });
-      continue;
-    }
-    r.sweepPeriodMs = sweepPeriodMs;
-    wake(r, { stillWatched: r.batchId, sweepPeriodMs });
+    wake(r, { stillWatched: r.batchId });
   }
 }
 
