@@ -12,6 +12,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import type { ObjectStore } from './s3.ts';
 
 export class Bucket {
@@ -36,16 +37,31 @@ export class Bucket {
     await this.client.send(new CreateBucketCommand({ Bucket: this.name }));
   }
 
-  /** Uploads a local file (a single PUT: inputs of tests and benches stay well under 5 GB). */
+  /**
+   * Uploads a local file: one PUT up to 1 GiB, a multipart upload of 64 MiB parts above it
+   * (S3 refuses a single PUT over 5 GB, and a 10M-line bench input is ~9 GB).
+   */
   async putFile(key: string, file: string): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({
-        Bucket: this.name,
-        Key: key,
-        Body: fs.createReadStream(file),
-        ContentLength: fs.statSync(file).size,
-      }),
-    );
+    const size = fs.statSync(file).size;
+    if (size <= 1024 ** 3) {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.name, Key: key, Body: fs.createReadStream(file), ContentLength: size }),
+      );
+      return;
+    }
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.name, Key: key, Body: fs.createReadStream(file) },
+      partSize: 64 * 1024 ** 2,
+      queueSize: 2,
+    });
+    await upload.done();
+  }
+
+  /** One object's bytes as text (for small objects: summaries, markers). */
+  async getText(key: string): Promise<string> {
+    const res = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key }));
+    return res.Body!.transformToString('utf8');
   }
 
   /** Every object under `prefix`, with its size, in key order. */
