@@ -9,111 +9,25 @@
 //   npm run bench:object-path                                   # 1M lines, 20 shards, 2 workers
 //   npm run bench:object-path -- --lines 200000 --shards 4      # a quick run
 //   options: --workers 2, --keep (keep the fleet's folder and the generated input)
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { JobSummary } from '../common/job-types.ts';
 import { Bucket } from '../scripts/fleet/bucket.ts';
-import { startFleet, type Fleet } from '../scripts/fleet/fleet.ts';
+import { startFleet } from '../scripts/fleet/fleet.ts';
 import { storageEnvironment } from '../scripts/fleet/s3.ts';
-import type { FleetWorker } from '../scripts/fleet/workers.ts';
 import { bundleWorkflows } from '../worker/workflow-bundle.ts';
+import { runFleetJob } from './fleet-job.ts';
 import { ensureChatFile } from './gen-chat.ts';
 import { startS3Counter, totals, type S3Counts } from './s3-counter.ts';
-import { DATA, ROOT, int, mb, printTable, secs } from './util.ts';
+import { DATA, int, mb, printTable, secs } from './util.ts';
 
 const BUCKET = 'batchpilot-bench';
-/** The worker's local scratch folder setting. */
-const SCRATCH_VARIABLE = 'BATCHPILOT_SCRATCH_DIR';
-
-/** Peak resident set of a running process (VmHWM), MB. */
-function peakRssOf(pid: number | undefined): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmHWM:\s+(\d+) kB/m.exec(status);
-  return kb ? Number(kb[1]) / 1024 : NaN;
-}
-
-function batchpilot(env: Record<string, string>, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) =>
-    execFile(
-      process.execPath,
-      [path.join(ROOT, 'bin', 'batchpilot.ts'), ...args],
-      {
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
-        maxBuffer: 64 << 20,
-      },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? ((err.code as number) ?? 1) : 0, out: `${stdout}\n${stderr}` }),
-    ),
-  );
-}
-
-interface RunResult {
-  wallMs: number;
-  summary: JobSummary;
-  workerPeakMB: number[];
-}
-
-/** Starts `workers` workers, runs the job with `batchpilot start --wait`, stops them. */
-async function runJob(
-  fleet: Fleet,
-  opts: {
-    name: string;
-    taskQueue: string;
-    workers: number;
-    dataDir: string;
-    extraEnv: Record<string, string>;
-    input: string;
-    out: string;
-    maxLines: number;
-    readSummary: () => Promise<JobSummary>;
-  },
-): Promise<RunResult> {
-  const ws: FleetWorker[] = [];
-  for (let i = 1; i <= opts.workers; i++) {
-    const scratch = path.join(fleet.root, `${opts.name}-scratch-${i}`);
-    fs.mkdirSync(scratch, { recursive: true });
-    ws.push(
-      await fleet.startWorker(`${opts.name}-worker-${i}`, {
-        taskQueue: opts.taskQueue,
-        dataDir: opts.dataDir,
-        // Each worker its own scratch folder, as on machines of their own.
-        extraEnv: { ...opts.extraEnv, [SCRATCH_VARIABLE]: scratch },
-      }),
-    );
-  }
-  // A worker polls within a second or two of starting; the job's clock starts at `start`.
-  await new Promise((r) => setTimeout(r, 3000));
-  const t0 = performance.now();
-  const res = await batchpilot(
-    {
-      TEMPORAL_ADDRESS: fleet.temporal.address,
-      TEMPORAL_NAMESPACE: fleet.temporal.namespace,
-      BATCHPILOT_TASK_QUEUE: opts.taskQueue,
-      ...opts.extraEnv,
-    },
-    [
-      'start',
-      opts.input,
-      '--out',
-      opts.out,
-      '--id',
-      `bench-${opts.name}-${Date.now()}`,
-      '--max-lines',
-      String(opts.maxLines),
-      '--poll-interval',
-      '1s',
-      '--wait',
-    ],
-  );
-  const wallMs = performance.now() - t0;
-  if (res.code !== 0)
-    throw new Error(`${opts.name} job: exit ${res.code}\n${res.out}\n${ws.map((w) => w.tail()).join('\n')}`);
-  const workerPeakMB = ws.map((w) => peakRssOf(w.child.pid));
-  for (const w of ws) await w.stop();
-  return { wallMs, summary: await opts.readSummary(), workerPeakMB };
-}
+/**
+ * Neither run stores answers: that is what bench/reuse-job.ts measures, and a local store's file per
+ * answer (a 4 KiB block each) would add more to the local run's disk than the job's own files.
+ */
+const NO_REUSE = ['--no-reuse'];
 
 function countsRows(counts: S3Counts, inputBytes: number): [string, string][] {
   return Object.entries(counts)
@@ -159,7 +73,7 @@ async function main(): Promise<void> {
     const localData = path.join(root, 'local-data');
     fs.mkdirSync(localData, { recursive: true });
     fs.linkSync(input, path.join(localData, 'input.jsonl'));
-    const local = await runJob(fleet, {
+    const local = await runFleetJob(fleet, {
       name: 'local',
       taskQueue: 'bench-local',
       workers,
@@ -168,6 +82,7 @@ async function main(): Promise<void> {
       input: 'input.jsonl',
       out: 'out',
       maxLines,
+      args: NO_REUSE,
       readSummary: () =>
         Promise.resolve(
           JSON.parse(fs.readFileSync(path.join(localData, 'out', 'summary.json'), 'utf8')) as JobSummary,
@@ -186,7 +101,7 @@ async function main(): Promise<void> {
     const env = {
       ...storageEnvironment({ ...fleet.objectStore!, endpoint: counter.endpoint }, `s3://${BUCKET}/work`),
     };
-    const s3 = await runJob(fleet, {
+    const s3 = await runFleetJob(fleet, {
       name: 's3',
       taskQueue: 'bench-s3',
       workers,
@@ -195,6 +110,7 @@ async function main(): Promise<void> {
       input: bucket.uri('inputs/input.jsonl'),
       out: bucket.uri('outputs/job'),
       maxLines,
+      args: NO_REUSE,
       readSummary: async () => JSON.parse(await bucket.getText('outputs/job/summary.json')) as JobSummary,
     });
     const counts = counter.counts();
