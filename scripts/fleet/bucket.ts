@@ -45,7 +45,12 @@ export class Bucket {
     const size = fs.statSync(file).size;
     if (size <= 1024 ** 3) {
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.name, Key: key, Body: fs.createReadStream(file), ContentLength: size }),
+        new PutObjectCommand({
+          Bucket: this.name,
+          Key: key,
+          Body: fs.createReadStream(file),
+          ContentLength: size,
+        }),
       );
       return;
     }
