@@ -69,7 +69,17 @@ export class AnswerCapture {
     });
   }
 
-  close(): void {
-    this.guard('accounting and eviction', () => this.writer.close());
+  /** Commits the unit's answers (on object storage: uploads its segment) and accounts them. */
+  async close(): Promise<void> {
+    if (this.failed) return;
+    try {
+      await this.writer.close();
+    } catch (err) {
+      this.failed = true;
+      logFor(this.deps).warn(
+        { err: (err as Error).message },
+        "answer store: committing this unit's answers failed; they are not stored for reuse",
+      );
+    }
   }
 }

@@ -1,12 +1,10 @@
 // The answer store: successful answers of earlier jobs, keyed by their request's canonical hash
 // (common/request-key.ts), so that a later job hands them out instead of paying for them again.
 // `AnswerStore` is what the planner's lookups and the collection's writes need; `LocalAnswerStore`
-// keeps it in a folder beside the data root. An object-storage store would implement the same
-// interface over the job storage's bucket (one object per answer under `<prefix>/answers/`, a
-// conditional put for the per-job name); its lookups are remote calls, so it would prefetch keys in
-// batches ahead of the planner's synchronous `get`.
+// keeps it in a folder beside the data root, `S3AnswerStore` (storage/s3-answers.ts) in the job
+// storage's bucket, read through a local mirror that `prepare` brings up to date before a plan.
 //
-// Layout (one file per answer; docs/reuse.md says why not segments):
+// Layout (one file per answer; docs/reuse.md says why here, and why segments on object storage):
 //   objects/<k0k1>/<k2k3>/<key>           the answer: first job to store that key wins the name
 //   objects/<k0k1>/<k2k3>/<key>.<jobTag>  the same answer as that job stored it (often a hard link
 //                                         to the name above: one inode, no extra bytes)
@@ -56,8 +54,8 @@ export interface NewAnswer {
   result: Uint8Array;
 }
 
-/** Where answers are stored and found. Synchronous: the planner looks up in its decide loop. */
-export interface AnswerStore {
+/** What one plan's lookups read. Synchronous: the planner looks up in its decide loop. */
+export interface AnswerSource {
   /**
    * The answer stored under `key` (only one that `fromJob` stored, when given), or undefined.
    * `likely`: a filter said it may be stored, so a miss is rare (a cheaper path for hits).
@@ -72,11 +70,22 @@ export interface AnswerStore {
   /**
    * What other threads need to read answers of this store (`fromJob`'s only, when given) with an
    * AnswerReader, `filter` (from keyFilter) shared with them; absent where only the thread
-   * holding the store can look up.
+   * holding the store can look up (then the planner's main thread calls `get`).
    */
   lookup?(fromJob: string | undefined, filter: KeyFilter | undefined): AnswerLookup;
+  /** Frees what a source made by `prepare` holds (descriptors, its merged index), after the plan. */
+  release?(): void;
+}
+
+/** Where answers are stored and found. */
+export interface AnswerStore extends AnswerSource {
+  /**
+   * Makes ready what one plan's synchronous lookups need (`fromJob`'s answers only, when given)
+   * and returns the source to look up in; absent where the store is read in place.
+   */
+  prepare?(fromJob: string | undefined): Promise<AnswerSource>;
   /** Whether `jobId` stored any answer here. */
-  hasJob(jobId: string): boolean;
+  hasJob(jobId: string): boolean | Promise<boolean>;
   /** A writer for the answers of `jobId`; close it to account its bytes (and maybe evict). */
   writer(jobId: string): AnswerWriter;
 }
@@ -93,7 +102,8 @@ export interface AnswerLookup {
 export interface AnswerWriter {
   /** Stores one answer under `key`; a result without its custom_id where expected is skipped. */
   put(key: string, answer: NewAnswer): boolean;
-  close(): void;
+  /** Commits what was put (where the store commits at the end) and accounts its bytes. */
+  close(): void | Promise<void>;
 }
 
 /** Default size bound of a store: answers past it are evicted oldest first. */
@@ -286,18 +296,11 @@ export class LocalAnswerStore implements AnswerStore {
           this.registerJob(jobId, tag);
           registered = true;
         }
-        const meta: AnswerMeta = {
-          job: jobId,
-          model: answer.model,
-          usage: answer.usage,
-          at,
-          n: answer.result.byteLength,
-        };
         const dir = this.dirOf(key);
         this.mkdir(dir);
         const own = path.join(dir, `${key}.${tag}`);
         const tmp = `${own}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-        const bytes = Buffer.concat([Buffer.from(`${JSON.stringify(meta)}\n`), answer.result]);
+        const bytes = answerRecord(jobId, answer, at);
         fs.writeFileSync(tmp, bytes);
         fs.renameSync(tmp, own);
         written += bytes.length;
@@ -576,6 +579,18 @@ export class AnswerReader {
     }
     return out.subarray(0, n);
   }
+}
+
+/** An answer as stored: `<meta JSON>\n<result line>` (`at`: where its custom_id sits). */
+export function answerRecord(jobId: string, answer: NewAnswer, at: [number, number]): Buffer {
+  const meta: AnswerMeta = {
+    job: jobId,
+    model: answer.model,
+    usage: answer.usage,
+    at,
+    n: answer.result.byteLength,
+  };
+  return Buffer.concat([Buffer.from(`${JSON.stringify(meta)}\n`), answer.result]);
 }
 
 /** A stored file's answer, or undefined when it is torn (shorter than its header says). */
