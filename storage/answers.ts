@@ -106,6 +106,11 @@ export interface AnswerWriter {
   close(): void | Promise<void>;
 }
 
+/** A writer whose close is done when it returns (a local store's). */
+export interface LocalAnswerWriter extends AnswerWriter {
+  close(): void;
+}
+
 /** Default size bound of a store: answers past it are evicted oldest first. */
 export const DEFAULT_ANSWERS_MAX_BYTES = 4 * 1000 ** 3;
 /** Default memory bound of a plan's key filter (64 MiB: ~33M keys at 0.05%, ~56M at 1%). */
@@ -281,7 +286,7 @@ export class LocalAnswerStore implements AnswerStore {
     return fs.existsSync(path.join(this.root, 'jobs', `${jobTag(jobId)}.json`));
   }
 
-  writer(jobId: string): AnswerWriter {
+  writer(jobId: string): LocalAnswerWriter {
     const tag = jobTag(jobId);
     let written = 0;
     let registered = false;
