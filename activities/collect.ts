@@ -121,6 +121,8 @@ export function collectActivities(deps: ActivityDeps) {
           const key = workKey.collectedMarker(input.unit.round, input.unit.index);
           if (await ws.has(key)) return countsOf(await readCollectedMarker(await ws.pull(key)));
           await pullUnitFiles(ws, input);
+          // Whether the plan said to store this job's answers (absent: planned without reuse).
+          if (deps.answers && (await ws.has(workKey.answers()))) await ws.pull(workKey.answers());
           return collect({ ...input, workDir: ws.dir }, ws);
         }),
       );
@@ -260,11 +262,11 @@ export function collectActivities(deps: ActivityDeps) {
         await ws.push(workKey.collectedMarker(unit.round, unit.index), { ifAbsent: true });
       }
     } catch (err) {
-      capture?.close();
+      await capture?.close();
       await out.abort();
       throw err;
     }
-    capture?.close();
+    await capture?.close();
     logFor(deps).info({ batchId: batch?.id, unit, ...counts }, 'collected results');
     count('linesSucceeded', counts.succeeded);
     count('linesFailed', counts.failed);

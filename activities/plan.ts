@@ -24,7 +24,7 @@ import { readText, type JobStore } from '../storage/store.ts';
 import { withWorkspace, type Workspace } from '../storage/workspace.ts';
 import { ObjectInputError } from '../storage/object-input.ts';
 import { ReusedLines } from '../storage/reused-lines.ts';
-import { ReuseSourceError, reuseSourceJob } from '../storage/reuse-source.ts';
+import { ReuseSourceError, resolveReuseSource } from '../storage/reuse-source.ts';
 
 /**
  * The job's input and output as locations: local paths under the data root, or `s3://` URIs
@@ -77,33 +77,38 @@ export function jobOptionsOf(job: JobInput, profile: Profile): JobOptions {
 /**
  * The planner's reuse hook for this job, or undefined when the worker keeps no answers or the job
  * said `--no-reuse`. Records in the work folder whether collection stores the job's answers (a
- * `--no-reuse` job stores none), before any line is sent.
+ * `--no-reuse` job stores none), before any line is sent; a store that is read through a local
+ * mirror (object storage) is brought up to date here, before the plan's synchronous lookups.
  */
 async function reuseFor(
   deps: ActivityDeps,
   options: JobOptions,
-  workDir: string,
-  localJob: boolean,
+  ws: Workspace,
 ): Promise<ReusedLines | undefined> {
   const answers = deps.answers;
-  const on = answers !== undefined && options.reuse !== false && localJob;
-  await writeJsonAtomic(answersSettingsFile(workDir), { store: on });
+  const on = answers !== undefined && options.reuse !== false;
+  await writeJsonAtomic(answersSettingsFile(ws.dir), { store: on });
+  // On object storage, collection runs on whichever worker takes the unit: it reads this there.
+  if (ws.remote) await ws.push(workKey.answers());
   if (!on) return undefined;
   let fromJob: string | undefined;
   try {
     fromJob =
       options.reuseFrom === undefined
         ? undefined
-        : reuseSourceJob(options.reuseFrom, deps.dataDir, answers.store);
+        : await resolveReuseSource(options.reuseFrom, deps.dataDir, answers.store, () =>
+            storesOf(deps).objectStore(),
+          );
   } catch (err) {
     if (err instanceof ReuseSourceError)
       throw ApplicationFailure.nonRetryable(err.message, 'InvalidJobOptions');
     throw err;
   }
+  const source = (await answers.store.prepare?.(fromJob)) ?? answers.store;
   return new ReusedLines({
-    store: answers.store,
+    store: source,
     scope: answers.scope,
-    dir: roundDir(workDir, 1),
+    dir: roundDir(ws.dir, 1),
     ...(fromJob !== undefined ? { fromJob } : {}),
   });
 }
@@ -192,9 +197,7 @@ export function planActivities(deps: ActivityDeps) {
         return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
       }
     }
-    // Answers are kept on this worker's disk: a job whose data lives in object storage, which any
-    // worker of a fleet may run, neither reuses nor stores them.
-    const reuse = await reuseFor(deps, options, ws.dir, !ws.remote);
+    const reuse = await reuseFor(deps, options, ws);
     // An object is read where it lies (ranged GETs, nothing on this disk); on object storage each
     // finished shard is committed and dropped at once, so scratch holds only the shards being
     // written, whatever the input's size.

@@ -10,7 +10,7 @@ import {
   parseAnswer,
   reusedResult,
   type AnswerLookup,
-  type AnswerStore,
+  type AnswerSource,
   type StoredAnswer,
 } from './answers.ts';
 import type { KeyFilter } from './key-filter.ts';
@@ -70,7 +70,8 @@ function hexOf(key: Uint8Array, at: number): string {
 }
 
 export interface ReusedLinesOptions {
-  store: AnswerStore;
+  /** Where answers are looked up (a store, or what its `prepare` made for this plan). */
+  store: AnswerSource;
   /** The provider scope of the request keys (common/request-key.ts). */
   scope: string;
   /** Only answers this job stored (`--reuse-from`). */
@@ -166,6 +167,7 @@ export class ReusedLines implements LineReuse {
   finish(): ReuseReport {
     this.records?.commit();
     this.numbers?.commit();
+    this.opts.store.release?.();
     return this.report;
   }
 
@@ -173,5 +175,6 @@ export class ReusedLines implements LineReuse {
   abandon(): void {
     this.records?.abandon();
     this.numbers?.abandon();
+    this.opts.store.release?.();
   }
 }

@@ -6,7 +6,11 @@ import { Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.ts';
 import { providerScope } from '../common/request-key.ts';
-import { LocalAnswerStore } from '../storage/answers.ts';
+import path from 'node:path';
+import { LocalAnswerStore, type AnswerStore } from '../storage/answers.ts';
+import { S3AnswerStore } from '../storage/s3-answers.ts';
+import { isS3Uri, ObjectStore, parseS3Uri } from '../storage/s3.ts';
+import { defaultScratchDir } from '../storage/workspace.ts';
 import { createBatchChatClient, createProviderClient } from './provider-client.ts';
 import { dataConverterFor } from '../common/codec.ts';
 import type { Profile } from '../common/profiles.ts';
@@ -99,6 +103,28 @@ export class WorkerGroup {
   }
 }
 
+/**
+ * Where this worker's answers live: with object storage (BATCHPILOT_STORAGE=s3://…), in its bucket
+ * under `<prefix>/answers/`, so that every worker of a fleet reuses every other's (mirrored into
+ * `<scratch root>/answers-cache` before a plan); otherwise in the answers folder on this disk.
+ */
+function answerStoreFor(opts: WorkerOptions, answers: NonNullable<WorkerOptions['answers']>): AnswerStore {
+  const bounds = {
+    maxBytes: answers.maxBytes,
+    ...(answers.filterBytes !== undefined ? { filterBytes: answers.filterBytes } : {}),
+  };
+  if (opts.storage && isS3Uri(opts.storage)) {
+    const loc = parseS3Uri(opts.storage);
+    return new S3AnswerStore({
+      objects: new ObjectStore(),
+      root: { bucket: loc.bucket, key: `${loc.key.replace(/\/?$/, '/').replace(/^\/$/, '')}answers/` },
+      cacheDir: path.join(opts.scratchDir ?? defaultScratchDir(), 'answers-cache'),
+      ...bounds,
+    });
+  }
+  return new LocalAnswerStore({ root: answers.dir, ...bounds });
+}
+
 export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
   const tracing = startTracing(opts.tracing);
   const traced = tracing !== undefined;
@@ -125,11 +151,7 @@ export async function createWorker(opts: WorkerOptions): Promise<WorkerGroup> {
     ...(opts.answers
       ? {
           answers: {
-            store: new LocalAnswerStore({
-              root: opts.answers.dir,
-              maxBytes: opts.answers.maxBytes,
-              ...(opts.answers.filterBytes !== undefined ? { filterBytes: opts.answers.filterBytes } : {}),
-            }),
+            store: answerStoreFor(opts, opts.answers),
             scope: providerScope(opts.profile.name, opts.baseUrl),
           },
         }
