@@ -141,9 +141,9 @@ export class S3AnswerStore implements AnswerStore {
     const idx = this.cached('idx', s.name);
     if (fs.statSync(seg, { throwIfNoEntry: false })?.size !== s.segmentBytes)
       if (!(await this.download(this.at('seg', s.name), seg, s.segmentBytes))) return false;
-    if (!fs.existsSync(idx)) {
-      if (!(await this.download(this.at('idx', s.name), idx, s.bytes - s.segmentBytes))) return false;
-    }
+    const indexBytes = s.bytes - s.segmentBytes;
+    if (fs.statSync(idx, { throwIfNoEntry: false })?.size !== indexBytes)
+      if (!(await this.download(this.at('idx', s.name), idx, indexBytes))) return false;
     return true;
   }
 
@@ -249,7 +249,9 @@ export class S3AnswerStore implements AnswerStore {
     try {
       await fsp.mkdir(this.cached('seg'), { recursive: true });
       await fsp.mkdir(this.cached('idx'), { recursive: true });
-      await fsp.writeFile(this.cached('idx', name), index);
+      const tmp = this.cached('tmp', `${name}.idx`);
+      await fsp.writeFile(tmp, index);
+      await fsp.rename(tmp, this.cached('idx', name));
       await fsp.rename(segmentFile, this.cached('seg', name));
     } catch {
       // The cache is an optimisation: a plan downloads what it lacks.
