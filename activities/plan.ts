@@ -197,7 +197,8 @@ export function planActivities(deps: ActivityDeps) {
         return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
       }
     }
-    const reuse = await reuseFor(deps, options, ws);
+    // Mirroring an object-storage answer store may download up to its bound: heartbeat meanwhile.
+    const reuse = await withHeartbeat(() => reuseFor(deps, options, ws));
     // An object is read where it lies (ranged GETs, nothing on this disk); on object storage each
     // finished shard is committed and dropped at once, so scratch holds only the shards being
     // written, whatever the input's size.

@@ -315,11 +315,20 @@ describe('three workers without a shared disk, job data in a bucket', () => {
 
     // Nothing of the job stays on the workers' machines: their data roots were never used, and a
     // worker's scratch holds only the step it is working on, so the live ones hold nothing now. The
-    // SIGKILLed worker left whatever its steps had copied, less than the input alone.
+    // SIGKILLed worker left whatever its steps had copied, less than the input alone. Besides the
+    // steps, scratch keeps the mirror of the bucket's answer store (bounded by the store's own
+    // bound): the live workers' holds only whole segments and their indexes.
     const inputBytes = fs.statSync(inputFile).size;
+    const cache = path.join('answers-cache', path.sep);
     for (const [name, dirs] of folders) {
       expect(filesUnder(dirs.data), `${name}'s data root`).toEqual([]);
-      const scratch = filesUnder(dirs.scratch);
+      const all = filesUnder(dirs.scratch);
+      const scratch = all.filter((f) => !f.file.startsWith(cache));
+      if (name !== 'worker-1')
+        for (const f of all.filter((f) => f.file.startsWith(cache)))
+          expect(f.file, `${name}'s answer cache`).toMatch(
+            /^answers-cache\/(seg|idx)\/\d+-[0-9a-f]+-\d+-[0-9a-f]{16}$/,
+          );
       if (name === 'worker-1') {
         const bytes = scratch.reduce((n, f) => n + f.size, 0);
         console.log(`the SIGKILLed worker left ${scratch.length} files, ${bytes} bytes in its scratch`);
