@@ -26,8 +26,11 @@ const MERGED_ENTRY = KEY_BYTES + 4 + 8 + 4;
 const FENCE_EVERY = 64;
 /** Bytes a merge input reads at a time. */
 const INPUT_BUFFER = SEGMENT_ENTRY * 512;
-/** Segment files kept open by one source; lookups in input order mostly hit recent segments. */
-const OPEN_SEGMENTS = 8;
+/**
+ * Segment files kept open by one source: lookups in random order over up to this many segments
+ * cost no open; past it, the least recently used one is closed.
+ */
+const OPEN_SEGMENTS = 128;
 
 /** One answer's place in its segment. */
 export interface SegmentEntry {
