@@ -58,7 +58,7 @@ export interface ListedSegment {
 
 export interface S3AnswerStoreOptions {
   objects: ObjectStore;
-  /** Where the store lives: a bucket and a key prefix ending in `/` (`<storage prefix>/answers/`). */
+  /** Where the store lives: a bucket and a key prefix ending in `/` (`<storage prefix>/.batchpilot-answers/`). */
   root: S3Location;
   /** The local cache folder (under the worker's scratch root); may vanish, then is rebuilt. */
   cacheDir: string;

@@ -1,7 +1,7 @@
 // Answers reused across jobs on object storage, with no shared disk: worker A runs a job whose
 // input and outputs are objects; worker B, on another data root and another scratch folder, runs
 // a second job whose input is the first's plus new lines and one changed body, and sends only
-// those (emulator stats). The answers live in the job storage's bucket (`<prefix>/answers/`).
+// those (emulator stats). The answers live in the job storage's bucket (`<prefix>/.batchpilot-answers/`).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,8 +121,8 @@ describe('answers reused across workers on object storage', () => {
       await a.close();
     }
     // One segment and its index per collected unit (50 lines in units of 20), in the job bucket.
-    expect(await keysUnder('jobs/answers/idx/')).toHaveLength(3);
-    expect(await keysUnder('jobs/answers/seg/')).toHaveLength(3);
+    expect(await keysUnder('jobs/.batchpilot-answers/idx/')).toHaveLength(3);
+    expect(await keysUnder('jobs/.batchpilot-answers/seg/')).toHaveLength(3);
 
     const b = await worker('scratch-b');
     try {
