@@ -21,6 +21,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  ANSWERS_DIR_NAME,
   answerRecord,
   customIdRange,
   DEFAULT_ANSWERS_FILTER_BYTES,
@@ -33,7 +34,7 @@ import {
 } from './answers.ts';
 import { encodeSegmentIndex, MergedAnswers, type LocalSegment, type SegmentEntry } from './answer-index.ts';
 import type { KeyFilter } from './key-filter.ts';
-import type { ObjectStore, S3Location } from './s3.ts';
+import { ObjectStore, parseS3Uri, type S3Location } from './s3.ts';
 
 /** An eviction pass brings the store down to this fraction of its bound. */
 const EVICT_TO = 0.8;
@@ -294,6 +295,28 @@ export class S3AnswerStore implements AnswerStore {
     await this.dropUnlisted(all.filter((s) => kept.has(s.name)));
     return { before, after, removed };
   }
+}
+
+/**
+ * The answer store of the job storage `storage` (an `s3://bucket/prefix`), as every worker and the
+ * client's `validate` / `plan` find it: under `<prefix>/.batchpilot-answers/` (the local store's
+ * folder name, so no `--out` a user picks lands in it), mirrored into `<scratch root>/answers-cache`.
+ */
+export function bucketAnswerStore(
+  storage: string,
+  scratchRoot: string,
+  bounds: { maxBytes?: number; filterBytes?: number } = {},
+): S3AnswerStore {
+  const loc = parseS3Uri(storage);
+  return new S3AnswerStore({
+    objects: new ObjectStore(),
+    root: {
+      bucket: loc.bucket,
+      key: `${loc.key.replace(/\/?$/, '/').replace(/^\/$/, '')}${ANSWERS_DIR_NAME}/`,
+    },
+    cacheDir: path.join(scratchRoot, 'answers-cache'),
+    ...bounds,
+  });
 }
 
 /** The object is not there (deleted by an eviction after it was listed). */

@@ -6,10 +6,9 @@ import { Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities/index.ts';
 import { providerScope } from '../common/request-key.ts';
-import path from 'node:path';
-import { ANSWERS_DIR_NAME, LocalAnswerStore, type AnswerStore } from '../storage/answers.ts';
-import { S3AnswerStore } from '../storage/s3-answers.ts';
-import { isS3Uri, ObjectStore, parseS3Uri } from '../storage/s3.ts';
+import { LocalAnswerStore, type AnswerStore } from '../storage/answers.ts';
+import { bucketAnswerStore } from '../storage/s3-answers.ts';
+import { isS3Uri } from '../storage/s3.ts';
 import { defaultScratchDir } from '../storage/workspace.ts';
 import { createBatchChatClient, createProviderClient } from './provider-client.ts';
 import { dataConverterFor } from '../common/codec.ts';
@@ -105,9 +104,8 @@ export class WorkerGroup {
 
 /**
  * Where this worker's answers live: with object storage (BATCHPILOT_STORAGE=s3://…), in its bucket
- * under `<prefix>/.batchpilot-answers/` (the local store's folder name, so no `--out` a user picks
- * lands in it), so that every worker of a fleet reuses every other's (mirrored into
- * `<scratch root>/answers-cache` before a plan); otherwise in the answers folder on this disk.
+ * (storage/s3-answers.ts, bucketAnswerStore), so that every worker of a fleet reuses every other's;
+ * otherwise in the answers folder on this disk.
  */
 function answerStoreFor(opts: WorkerOptions, answers: NonNullable<WorkerOptions['answers']>): AnswerStore {
   const bounds = {
@@ -115,16 +113,7 @@ function answerStoreFor(opts: WorkerOptions, answers: NonNullable<WorkerOptions[
     ...(answers.filterBytes !== undefined ? { filterBytes: answers.filterBytes } : {}),
   };
   if (opts.storage && isS3Uri(opts.storage)) {
-    const loc = parseS3Uri(opts.storage);
-    return new S3AnswerStore({
-      objects: new ObjectStore(),
-      root: {
-        bucket: loc.bucket,
-        key: `${loc.key.replace(/\/?$/, '/').replace(/^\/$/, '')}${ANSWERS_DIR_NAME}/`,
-      },
-      cacheDir: path.join(opts.scratchDir ?? defaultScratchDir(), 'answers-cache'),
-      ...bounds,
-    });
+    return bucketAnswerStore(opts.storage, opts.scratchDir ?? defaultScratchDir(), bounds);
   }
   return new LocalAnswerStore({ root: answers.dir, ...bounds });
 }

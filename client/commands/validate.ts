@@ -47,7 +47,7 @@ async function planFile(
 ): Promise<PlanReport> {
   const options = jobOptionsFromFlags(input, ctx.flags, profileFromFlags(ctx.flags, ctx.env));
   const opts = planOptionsOf(input, options);
-  const reuse = reuseCounter(options, stringFlag(ctx.flags, 'profile'), ctx.env);
+  const reuse = await reuseCounter(options, stringFlag(ctx.flags, 'profile'), ctx.env);
   const tty = (ctx.stderr as { isTTY?: boolean }).isTTY === true;
   try {
     const report = await planInput({

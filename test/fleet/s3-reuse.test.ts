@@ -2,6 +2,7 @@
 // input and outputs are objects; worker B, on another data root and another scratch folder, runs
 // a second job whose input is the first's plus new lines and one changed body, and sends only
 // those (emulator stats). The answers live in the job storage's bucket (`<prefix>/.batchpilot-answers/`).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { startTestObjectServer, type Server } from '../support/object-server.ts'
 import { FAST_FAULTS, startHarness, type Harness } from '../support/harness.ts';
 
 const BUCKET = 'batchpilot-reuse';
+const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'batchpilot.ts');
 const limits = { maxLines: 20, maxBytes: 500_000_000, maxLineBytes: 6_000_000 };
 
 interface Result {
@@ -124,13 +126,47 @@ describe('answers reused across workers on object storage', () => {
     expect(await keysUnder('jobs/.batchpilot-answers/idx/')).toHaveLength(3);
     expect(await keysUnder('jobs/.batchpilot-answers/seg/')).toHaveLength(3);
 
+    // The first job's 50 questions under new ids, one body changed, plus 5 new questions.
+    const rows = Array.from({ length: 50 }, (_, i) =>
+      i === 7 ? request(`b-${i}`, i, { temperature: 0.3 }) : request(`b-${i}`, i),
+    );
+    for (let i = 50; i < 55; i++) rows.push(request(`b-${i}`, i));
+
+    // `validate` on a machine with the fleet's storage settings counts from the bucket's store.
+    const local = path.join(dir, 'second.jsonl');
+    fs.writeFileSync(local, rows.join('\n') + '\n');
+    const validate = (...flags: string[]) => {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        BATCHPILOT_STORAGE: `s3://${BUCKET}/jobs`,
+        BATCHPILOT_SCRATCH_DIR: path.join(dir, 'scratch-cli'),
+        BATCHPILOT_DATA_DIR: path.join(dir, 'cli-data'),
+      };
+      for (const k of ['BATCHPILOT_PROVIDER', 'BATCHPILOT_API_KEY', 'DASHSCOPE_API_KEY', 'OPENAI_API_KEY'])
+        delete env[k];
+      const r = spawnSync(
+        process.execPath,
+        ['--disable-warning=ExperimentalWarning', BIN, 'validate', local, '--json', ...flags],
+        {
+          encoding: 'utf8',
+          env,
+        },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      return (
+        JSON.parse(r.stdout) as {
+          reused?: { lines: number; usageByModel: Record<string, { total_tokens: number }> };
+        }
+      ).reused;
+    };
+    const counted = validate();
+    expect(counted?.lines).toBe(49);
+    expect(counted?.usageByModel['qwen-plus']?.total_tokens).toBeGreaterThan(0);
+    expect(validate('--reuse-from', `s3://${BUCKET}/jobs/out-first`)?.lines).toBe(49);
+    expect(validate('--no-reuse')).toBeUndefined();
+
     const b = await worker('scratch-b');
     try {
-      // The first job's 50 questions under new ids, one body changed, plus 5 new questions.
-      const rows = Array.from({ length: 50 }, (_, i) =>
-        i === 7 ? request(`b-${i}`, i, { temperature: 0.3 }) : request(`b-${i}`, i),
-      );
-      for (let i = 50; i < 55; i++) rows.push(request(`b-${i}`, i));
       const second = await put('inputs/second.jsonl', rows);
       expect(await sentBy(b, () => b.runJob(second, 'out-second', { limits }, 's3-reuse-second'))).toBe(6);
       expect((await summaryOf('out-second')).lines).toEqual({
