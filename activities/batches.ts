@@ -246,35 +246,37 @@ export function batchActivities(deps: ActivityDeps) {
     /** Uploads a unit's file, or returns the one an earlier attempt uploaded. */
     async uploadUnit(input: UploadInput): Promise<UploadedFile> {
       // On object storage the unit is copied to scratch first: one unit's file, dropped at the end.
-      return withWorkspace(storesOf(deps), input.workDir, async (ws) => {
-        const name = unitFileName(input.key);
-        const path = await ws.pull(workKey.unit(input.round, input.index));
-        const { size } = await fsp.stat(path);
-        const existing = await lookup(
-          'GET /files',
-          'look up uploaded files',
-          () => findUploaded(deps.openai, name, size, input.notBefore),
-          firstSend(input.fresh),
-        );
-        if (existing) {
-          logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
-          return existing;
-        }
-        // Without a files list a retried upload is simply sent again: the worst case is an orphan
-        // copy in the provider's storage, which costs no tokens.
-        const f = await withHeartbeat(() =>
-          uploads.run(async () => {
+      // The heartbeat covers that copy too: a slow store can take longer than the heartbeat
+      // timeout for tens of MB, and an attempt timed out there would be retried the same way.
+      return withHeartbeat(() =>
+        withWorkspace(storesOf(deps), input.workDir, async (ws) => {
+          const name = unitFileName(input.key);
+          const path = await ws.pull(workKey.unit(input.round, input.index));
+          const { size } = await fsp.stat(path);
+          const existing = await lookup(
+            'GET /files',
+            'look up uploaded files',
+            () => findUploaded(deps.openai, name, size, input.notBefore),
+            firstSend(input.fresh),
+          );
+          if (existing) {
+            logFor(deps).info({ key: input.key, fileId: existing.fileId }, 'reusing uploaded file');
+            return existing;
+          }
+          // Without a files list a retried upload is simply sent again: the worst case is an orphan
+          // copy in the provider's storage, which costs no tokens.
+          const f = await uploads.run(async () => {
             await uploadTurns.turn(signal());
             return call('upload shard', () => uploadBatchFile(deps.openai, path, size, name, signal()));
-          }),
-        );
-        logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
-        return {
-          fileId: f.id,
-          createdAt: f.created_at,
-          ...(missing.has('GET /files') ? { unavailableLookups: ['GET /files' as const] } : {}),
-        };
-      });
+          });
+          logFor(deps).info({ key: input.key, fileId: f.id, bytes: size }, 'uploaded shard');
+          return {
+            fileId: f.id,
+            createdAt: f.created_at,
+            ...(missing.has('GET /files') ? { unavailableLookups: ['GET /files' as const] } : {}),
+          };
+        }),
+      );
     },
 
     /** Creates the unit's batch exactly once (lookup first, no SDK retries). */
