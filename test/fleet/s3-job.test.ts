@@ -4,14 +4,12 @@
 // answers are those of the same job on a local folder. A merge of more shards than its budget
 // reads at once takes passes through runs, with its read buffers within the budget.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultSettings } from '../../emulator/index.ts';
-import { startTestObjectServer, type Server } from '../support/object-server.ts';
+import { startObjectTestBed, type ObjectTestBed } from '../support/object-server.ts';
 import {
   emptyCounts,
   mergeIoOf,
@@ -25,8 +23,7 @@ import { readBuffers, ObjectSink } from '../../storage/byte-io.ts';
 import { workKey } from '../../storage/layout.ts';
 import { ObjectStore } from '../../storage/s3.ts';
 import { Stores } from '../../storage/workspace.ts';
-import { startDevServer, type DevServer } from '../../worker/dev-server.ts';
-import { bundleWorkflows } from '../../worker/workflow-bundle.ts';
+import type { DevServer } from '../../worker/dev-server.ts';
 import { readJsonl, startHarness, writeChatInput, type Harness } from '../support/harness.ts';
 
 const BUCKET = 'batchpilot-jobs';
@@ -73,42 +70,20 @@ function watchScratch(root: string): { peak: Map<string, number>; stop: () => vo
 }
 
 describe('a job on S3-compatible storage', () => {
+  let bed: ObjectTestBed;
   let dir: string;
   let temporal: DevServer;
-  let server: Server;
-  let objects: ObjectStore;
   let bundlePath: string;
-  const saved: Record<string, string | undefined> = {};
+  let objects: ObjectStore;
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-s3job-'));
-    temporal = await startDevServer({ headless: true });
-    bundlePath = path.join(dir, 'workflow-bundle.js');
-    fs.writeFileSync(bundlePath, (await bundleWorkflows()).code);
-    server = await startTestObjectServer(dir);
-    // The worker's S3 client takes these from the environment, as a deployed worker does.
-    const env = {
-      AWS_ENDPOINT_URL: server.endpoint,
-      AWS_REGION: server.region,
-      AWS_ACCESS_KEY_ID: server.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
-    };
-    for (const [k, v] of Object.entries(env)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
+    bed = await startObjectTestBed('s3job', BUCKET);
+    ({ dir, temporal, bundlePath } = bed);
     objects = new ObjectStore();
-    await objects.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   });
   afterAll(async () => {
     objects?.close();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-    await server?.stop();
-    await temporal?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   const harness = (scratch: string, faults?: FaultSettings, mergeShardBudgetBytes?: number) =>

@@ -4,16 +4,13 @@
 // those (emulator stats). The answers live in the job storage's bucket (`<prefix>/.batchpilot-answers/`).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSummary } from '../../common/job-types.ts';
 import { ObjectStore } from '../../storage/s3.ts';
-import { startDevServer, type DevServer } from '../../worker/dev-server.ts';
-import { bundleWorkflows } from '../../worker/workflow-bundle.ts';
-import { startTestObjectServer, type Server } from '../support/object-server.ts';
+import type { DevServer } from '../../worker/dev-server.ts';
+import { startObjectTestBed, type ObjectTestBed } from '../support/object-server.ts';
 import { FAST_FAULTS, startHarness, type Harness } from '../support/harness.ts';
 
 const BUCKET = 'batchpilot-reuse';
@@ -35,41 +32,20 @@ const request = (id: string, i: number, extra: Record<string, unknown> = {}) =>
   });
 
 describe('answers reused across workers on object storage', () => {
+  let bed: ObjectTestBed;
   let dir: string;
   let temporal: DevServer;
-  let server: Server;
-  let objects: ObjectStore;
   let bundlePath: string;
-  const saved: Record<string, string | undefined> = {};
+  let objects: ObjectStore;
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-s3reuse-'));
-    temporal = await startDevServer({ headless: true });
-    bundlePath = path.join(dir, 'workflow-bundle.js');
-    fs.writeFileSync(bundlePath, (await bundleWorkflows()).code);
-    server = await startTestObjectServer(dir);
-    const env = {
-      AWS_ENDPOINT_URL: server.endpoint,
-      AWS_REGION: server.region,
-      AWS_ACCESS_KEY_ID: server.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
-    };
-    for (const [k, v] of Object.entries(env)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
+    bed = await startObjectTestBed('s3reuse', BUCKET);
+    ({ dir, temporal, bundlePath } = bed);
     objects = new ObjectStore();
-    await objects.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   });
   afterAll(async () => {
     objects?.close();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-    await server?.stop();
-    await temporal?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   /** A worker of the fleet: its own data root (the harness's) and its own scratch folder. */

@@ -6,15 +6,12 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectStore } from '../../storage/s3.ts';
-import { startDevServer, type DevServer } from '../../worker/dev-server.ts';
-import { bundleWorkflows } from '../../worker/workflow-bundle.ts';
-import { startTestObjectServer, type Server } from '../support/object-server.ts';
+import type { DevServer } from '../../worker/dev-server.ts';
+import { startObjectTestBed, type ObjectTestBed } from '../support/object-server.ts';
 import { FAST_FAULTS, startHarness, writeChatInput } from '../support/harness.ts';
 
 const BUCKET = 'batchpilot-slow';
@@ -63,43 +60,22 @@ async function startSlowProxy(
 }
 
 describe('a job on a slow object store', () => {
+  let bed: ObjectTestBed;
   let dir: string;
   let temporal: DevServer;
-  let server: Server;
-  let proxy: Awaited<ReturnType<typeof startSlowProxy>>;
   let bundlePath: string;
-  const saved: Record<string, string | undefined> = {};
+  let proxy: Awaited<ReturnType<typeof startSlowProxy>>;
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batchpilot-slow-'));
-    temporal = await startDevServer({ headless: true });
-    bundlePath = path.join(dir, 'workflow-bundle.js');
-    fs.writeFileSync(bundlePath, (await bundleWorkflows()).code);
-    server = await startTestObjectServer(dir);
-    proxy = await startSlowProxy(server.endpoint);
-    const env = {
-      AWS_ENDPOINT_URL: proxy.endpoint,
-      AWS_REGION: server.region,
-      AWS_ACCESS_KEY_ID: server.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
-    };
-    for (const [k, v] of Object.entries(env)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
-    const objects = new ObjectStore();
-    await objects.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    objects.close();
+    bed = await startObjectTestBed('slow', BUCKET, async (server) => {
+      proxy = await startSlowProxy(server.endpoint);
+      return proxy.endpoint;
+    });
+    ({ dir, temporal, bundlePath } = bed);
   });
   afterAll(async () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
     await proxy?.close();
-    await server?.stop();
-    await temporal?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   it('uploads a unit whose copy to scratch outlasts the heartbeat timeout, in one attempt', async () => {
