@@ -7,7 +7,7 @@ import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import type { AnswerStore } from './answers.ts';
 import { OUTPUT_NAMES, outputFile } from './layout.ts';
-import { isS3Uri, parseS3Uri, type ObjectStore } from './s3.ts';
+import { isS3Uri, keyPrefix, parseS3Uri, type ObjectStore } from './s3.ts';
 
 /** `--reuse-from` names no job with stored answers; the message says what to pass instead. */
 export class ReuseSourceError extends Error {
@@ -47,17 +47,6 @@ const notStored = (value: string, jobId: string) =>
     `reuse from ${value}: no answers of job ${jobId} are stored (a job stores them as its lines succeed, unless it ran with --no-reuse; evicted answers are gone)`,
   );
 
-/** The workflow id `value` stands for in a local store. Throws ReuseSourceError. */
-export function reuseSourceJob(
-  value: string,
-  base: string,
-  store: { hasJob(jobId: string): boolean },
-): string {
-  const jobId = localJobOf(value, base);
-  if (!store.hasJob(jobId)) throw notStored(value, jobId);
-  return jobId;
-}
-
 /**
  * The workflow id `value` stands for in any store: an `s3://` prefix is read through `objects`
  * (its summary.json), a folder on the data root as above. Throws ReuseSourceError.
@@ -71,7 +60,7 @@ export async function resolveReuseSource(
   let jobId: string;
   if (isS3Uri(value)) {
     const loc = parseS3Uri(value);
-    const key = `${loc.key.replace(/\/?$/, '/').replace(/^\/$/, '')}${OUTPUT_NAMES.summary}`;
+    const key = `${keyPrefix(loc.key)}${OUTPUT_NAMES.summary}`;
     const text = await objects()
       .read({ bucket: loc.bucket, key })
       .then(async (s) => (await buffer(s)).toString('utf8'))

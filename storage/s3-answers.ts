@@ -34,7 +34,7 @@ import {
 } from './answers.ts';
 import { encodeSegmentIndex, MergedAnswers, type LocalSegment, type SegmentEntry } from './answer-index.ts';
 import type { KeyFilter } from './key-filter.ts';
-import { ObjectStore, parseS3Uri, type S3Location } from './s3.ts';
+import { keyPrefix, ObjectStore, parseS3Uri, type S3Location } from './s3.ts';
 
 /** An eviction pass brings the store down to this fraction of its bound. */
 const EVICT_TO = 0.8;
@@ -79,7 +79,7 @@ export class S3AnswerStore implements AnswerStore {
 
   constructor(opts: S3AnswerStoreOptions) {
     this.objects = opts.objects;
-    this.root = { bucket: opts.root.bucket, key: opts.root.key.replace(/\/?$/, '/').replace(/^\/$/, '') };
+    this.root = { bucket: opts.root.bucket, key: keyPrefix(opts.root.key) };
     this.cacheDir = opts.cacheDir;
     this.maxBytes = opts.maxBytes ?? DEFAULT_ANSWERS_MAX_BYTES;
     this.filterBytes = opts.filterBytes ?? DEFAULT_ANSWERS_FILTER_BYTES;
@@ -312,7 +312,7 @@ export function bucketAnswerStore(
     objects: new ObjectStore(),
     root: {
       bucket: loc.bucket,
-      key: `${loc.key.replace(/\/?$/, '/').replace(/^\/$/, '')}${ANSWERS_DIR_NAME}/`,
+      key: `${keyPrefix(loc.key)}${ANSWERS_DIR_NAME}/`,
     },
     cacheDir: path.join(scratchRoot, 'answers-cache'),
     ...bounds,

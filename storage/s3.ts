@@ -40,6 +40,9 @@ export function parseS3Uri(uri: string): S3Location {
 
 export const s3Uri = (loc: S3Location): string => `s3://${loc.bucket}/${loc.key}`;
 
+/** A key as the prefix of the keys under it: ending in `/`, or empty at the bucket's root. */
+export const keyPrefix = (key: string): string => key.replace(/\/?$/, '/').replace(/^\/$/, '');
+
 /**
  * Multipart part size: S3 allows 10,000 parts, so a stream of unknown length with the SDK's 5 MiB
  * default tops out near 48.8 GiB. 64 MiB parts allow ~640 GiB (a 90 GB object is ~1,350 parts),
