@@ -34,7 +34,7 @@ import {
 } from './answers.ts';
 import { encodeSegmentIndex, MergedAnswers, type LocalSegment, type SegmentEntry } from './answer-index.ts';
 import type { KeyFilter } from './key-filter.ts';
-import { keyPrefix, ObjectStore, parseS3Uri, type S3Location } from './s3.ts';
+import { isNotFound, keyPrefix, ObjectStore, parseS3Uri, type S3Location } from './s3.ts';
 
 /** An eviction pass brings the store down to this fraction of its bound. */
 const EVICT_TO = 0.8;
@@ -160,7 +160,8 @@ export class S3AnswerStore implements AnswerStore {
       await pipeline(await this.objects.read(from), fs.createWriteStream(tmp));
     } catch (err) {
       await fsp.rm(tmp, { force: true });
-      if (isGone(err)) return false;
+      // Deleted by an eviction after it was listed.
+      if (isNotFound(err)) return false;
       throw err;
     }
     if ((await fsp.stat(tmp)).size !== bytes) {
@@ -317,16 +318,6 @@ export function bucketAnswerStore(
     cacheDir: path.join(scratchRoot, 'answers-cache'),
     ...bounds,
   });
-}
-
-/** The object is not there (deleted by an eviction after it was listed). */
-function isGone(err: unknown): boolean {
-  for (let e = err; e; e = (e as { cause?: unknown }).cause) {
-    const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 404 || ['NoSuchKey', 'NotFound'].includes((e as { name?: string }).name ?? ''))
-      return true;
-  }
-  return false;
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

@@ -197,8 +197,13 @@ function httpStatus(err: unknown): number | undefined {
 const isPreconditionFailed = (err: unknown) =>
   httpStatus(err) === 412 || (err as { name?: string }).name === 'PreconditionFailed';
 
-const isNotFound = (err: unknown) =>
-  httpStatus(err) === 404 || ['NotFound', 'NoSuchKey'].includes((err as { name?: string }).name ?? '');
+/** The object is not there: the SDK's error, or one of ours that wraps it (its `cause`). */
+export function isNotFound(err: unknown): boolean {
+  for (let e = err; e; e = (e as { cause?: unknown }).cause)
+    if (httpStatus(e) === 404 || ['NotFound', 'NoSuchKey'].includes((e as { name?: string }).name ?? ''))
+      return true;
+  return false;
+}
 
 /** What to tell a user for an S3 error: the server's own code and message, and what to check. */
 function describeS3Error(err: unknown, what: string): Error {

@@ -12,7 +12,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AtomicWriter, writeFileAtomic, writeFileIfAbsent } from './atomic-file.ts';
-import { ObjectExistsError, s3Uri, type ObjectStore, type S3Location } from './s3.ts';
+import { isNotFound, ObjectExistsError, s3Uri, type ObjectStore, type S3Location } from './s3.ts';
 
 export interface StoredObject {
   /** Relative to the store's root. */
@@ -184,7 +184,7 @@ export class S3Store implements JobStore {
     try {
       stream = await this.objects.read(this.at(key));
     } catch (err) {
-      if (/NoSuchKey|NotFound|HTTP 404/.test((err as Error).message)) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
     return (await toBuffer(stream)) as Buffer;
