@@ -96,9 +96,7 @@ async function reuseFor(
     fromJob =
       options.reuseFrom === undefined
         ? undefined
-        : await resolveReuseSource(options.reuseFrom, deps.dataDir, answers.store, () =>
-            storesOf(deps).objectStore(),
-          );
+        : await resolveReuseSource(options.reuseFrom, deps.dataDir, answers.store, storesOf(deps));
   } catch (err) {
     if (err instanceof ReuseSourceError)
       throw ApplicationFailure.nonRetryable(err.message, 'InvalidJobOptions');

@@ -13,8 +13,8 @@ import { ANSWERS_DIR_NAME, LocalAnswerStore, type AnswerStore } from '../storage
 import { ReuseSourceError, resolveReuseSource } from '../storage/reuse-source.ts';
 import { ReusedLines } from '../storage/reused-lines.ts';
 import { bucketAnswerStore } from '../storage/s3-answers.ts';
-import { isS3Uri, ObjectStore } from '../storage/s3.ts';
-import { defaultScratchDir } from '../storage/workspace.ts';
+import { isS3Uri } from '../storage/s3.ts';
+import { defaultScratchDir, Stores } from '../storage/workspace.ts';
 import { UsageError } from './command.ts';
 
 /** The provider a worker with this environment would use (the same rule as the configuration). */
@@ -46,7 +46,7 @@ export async function reuseCounter(
   let fromJob: string | undefined;
   if (options.reuseFrom !== undefined) {
     try {
-      fromJob = await resolveReuseSource(options.reuseFrom, dataDir, store, () => new ObjectStore({ env }));
+      fromJob = await resolveReuseSource(options.reuseFrom, dataDir, store, new Stores({ s3: { env } }));
     } catch (err) {
       if (err instanceof ReuseSourceError) throw new UsageError(`--reuse-from: ${err.message}`);
       throw err;

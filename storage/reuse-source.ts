@@ -4,10 +4,11 @@
 // or the flag would silently reuse nothing.
 import fs from 'node:fs';
 import path from 'node:path';
-import { buffer } from 'node:stream/consumers';
 import type { AnswerStore } from './answers.ts';
-import { OUTPUT_NAMES, outputFile } from './layout.ts';
-import { isS3Uri, keyPrefix, parseS3Uri, type ObjectStore } from './s3.ts';
+import { OUTPUT_NAMES } from './layout.ts';
+import { isS3Uri } from './s3.ts';
+import { readText } from './store.ts';
+import type { Stores } from './workspace.ts';
 
 /** `--reuse-from` names no job with stored answers; the message says what to pass instead. */
 export class ReuseSourceError extends Error {
@@ -29,44 +30,25 @@ function jobOfSummary(value: string, text: string | undefined): string {
   return summary.workflowId;
 }
 
-/** The job `value` names when it is a local folder (`base` resolves a relative one), else itself. */
-function localJobOf(value: string, base: string): string {
-  const dir = path.resolve(base, value);
-  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return value;
-  let text: string | undefined;
-  try {
-    text = fs.readFileSync(outputFile(dir, 'summary'), 'utf8');
-  } catch {
-    text = undefined;
-  }
-  return jobOfSummary(value, text);
-}
-
-const notStored = (value: string, jobId: string) =>
-  new ReuseSourceError(
-    `reuse from ${value}: no answers of job ${jobId} are stored (a job stores them as its lines succeed, unless it ran with --no-reuse; evicted answers are gone)`,
-  );
-
 /**
- * The workflow id `value` stands for in any store: an `s3://` prefix is read through `objects`
- * (its summary.json), a folder on the data root as above. Throws ReuseSourceError.
+ * The workflow id `value` stands for: a local folder (`base` resolves a relative one) or an `s3://`
+ * prefix names the job whose summary.json it holds, anything else is the id itself. The store must
+ * hold answers of that job. Throws ReuseSourceError.
  */
 export async function resolveReuseSource(
   value: string,
   base: string,
   store: AnswerStore,
-  objects: () => ObjectStore,
+  stores: Stores,
 ): Promise<string> {
-  let jobId: string;
-  if (isS3Uri(value)) {
-    const loc = parseS3Uri(value);
-    const key = `${keyPrefix(loc.key)}${OUTPUT_NAMES.summary}`;
-    const text = await objects()
-      .read({ bucket: loc.bucket, key })
-      .then(async (s) => (await buffer(s)).toString('utf8'))
-      .catch(() => undefined);
-    jobId = jobOfSummary(value, text);
-  } else jobId = localJobOf(value, base);
-  if (!(await store.hasJob(jobId))) throw notStored(value, jobId);
+  const out = isS3Uri(value) ? value : path.resolve(base, value);
+  const isOutput = isS3Uri(value) || fs.statSync(out, { throwIfNoEntry: false })?.isDirectory() === true;
+  const jobId = isOutput
+    ? jobOfSummary(value, await readText(stores.forOut(out), OUTPUT_NAMES.summary).catch(() => undefined))
+    : value;
+  if (!(await store.hasJob(jobId)))
+    throw new ReuseSourceError(
+      `reuse from ${value}: no answers of job ${jobId} are stored (a job stores them as its lines succeed, unless it ran with --no-reuse; evicted answers are gone)`,
+    );
   return jobId;
 }
