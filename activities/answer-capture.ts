@@ -31,12 +31,13 @@ export class AnswerCapture {
     try {
       fn();
     } catch (err) {
-      this.failed = true;
-      logFor(this.deps).warn(
-        { err: (err as Error).message },
-        `answer store: ${what} failed; this unit's remaining answers are not stored for reuse`,
-      );
+      this.stopStoring(err, `${what} failed; this unit's remaining answers are not stored for reuse`);
     }
+  }
+
+  private stopStoring(err: unknown, why: string): void {
+    this.failed = true;
+    logFor(this.deps).warn({ err: (err as Error).message }, `answer store: ${why}`);
   }
 
   /** A capture for this job's unit, or undefined when its answers are not to be stored. */
@@ -75,11 +76,7 @@ export class AnswerCapture {
     try {
       await this.writer.close();
     } catch (err) {
-      this.failed = true;
-      logFor(this.deps).warn(
-        { err: (err as Error).message },
-        "answer store: committing this unit's answers failed; they are not stored for reuse",
-      );
+      this.stopStoring(err, "committing this unit's answers failed; they are not stored for reuse");
     }
   }
 }
