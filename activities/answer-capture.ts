@@ -37,6 +37,11 @@ export class AnswerCapture {
 
   private stopStoring(err: unknown, why: string): void {
     this.failed = true;
+    try {
+      this.writer.abandon();
+    } catch {
+      // the warning below is what matters
+    }
     logFor(this.deps).warn({ err: (err as Error).message }, `answer store: ${why}`);
   }
 

@@ -102,12 +102,10 @@ async function reuseFor(
       throw ApplicationFailure.nonRetryable(err.message, 'InvalidJobOptions');
     throw err;
   }
-  const source = (await answers.store.prepare?.(fromJob)) ?? answers.store;
   return new ReusedLines({
-    store: source,
+    store: await answers.store.prepare(fromJob),
     scope: answers.scope,
     dir: roundDir(ws.dir, 1),
-    ...(fromJob !== undefined ? { fromJob } : {}),
   });
 }
 
@@ -195,7 +193,8 @@ export function planActivities(deps: ActivityDeps) {
         return { ...saved, paths, options, resumed: true, ...(resumeAt ? { resumeAt } : {}) };
       }
     }
-    // Mirroring an object-storage answer store may download up to its bound: heartbeat meanwhile.
+    // Preparing the answer store merges its indexes (on object storage, after mirroring up to its
+    // bound): seconds per million answers, so heartbeat meanwhile.
     const reuse = await withHeartbeat(() => reuseFor(deps, options, ws));
     // An object is read where it lies (ranged GETs, nothing on this disk); on object storage each
     // finished shard is committed and dropped at once, so scratch holds only the shards being

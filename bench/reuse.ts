@@ -15,7 +15,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { providerScope, requestKeyOfLine } from '../common/request-key.ts';
-import { LocalAnswerStore } from '../storage/answers.ts';
+import { LocalAnswerStore } from '../storage/local-answers.ts';
 import { ensureChatFile } from './gen-chat.ts';
 
 const DATA = path.join(import.meta.dirname, 'data');
@@ -34,9 +34,14 @@ async function child(kind: string, input: string, outDir: string, storeDir: stri
   const { ReusedLines } = await import('../storage/reused-lines.ts');
   fs.mkdirSync(outDir, { recursive: true });
   const t = performance.now();
+  // With reuse, the plan includes merging the store's indexes (what a worker's plan does first).
   const reuse =
     kind === 'reuse'
-      ? new ReusedLines({ store: new LocalAnswerStore({ root: storeDir }), scope: SCOPE, dir: outDir })
+      ? new ReusedLines({
+          store: await new LocalAnswerStore({ root: storeDir }).prepare(undefined),
+          scope: SCOPE,
+          dir: outDir,
+        })
       : undefined;
   const r = await planInput({
     input,
@@ -68,11 +73,16 @@ async function fillStore(input: string, storeDir: string): Promise<number | unde
   if (fs.existsSync(done)) return undefined;
   fs.rmSync(storeDir, { recursive: true, force: true });
   const store = new LocalAnswerStore({ root: storeDir, maxBytes: 1e12 });
-  const w = store.writer('bench-fill');
+  // A writer per 25,000 answers, as collection writes one per unit of up to 50,000 lines.
+  let w = store.writer('bench-fill');
   const t = performance.now();
   let i = 0;
   for await (const line of readline.createInterface({ input: fs.createReadStream(input) })) {
     if (i++ % 2 !== 0) continue;
+    if (i % 50_000 === 1 && i > 1) {
+      w.close();
+      w = store.writer('bench-fill');
+    }
     const id = `req-${i - 1}`;
     const result = Buffer.from(
       JSON.stringify({

@@ -9,7 +9,8 @@ import path from 'node:path';
 import type { JobOptions } from '../common/job-types.ts';
 import { PROFILES, PROFILE_NAMES, type ProfileName } from '../common/profiles.ts';
 import { providerScope } from '../common/request-key.ts';
-import { ANSWERS_DIR_NAME, LocalAnswerStore, type AnswerStore } from '../storage/answers.ts';
+import { ANSWERS_DIR_NAME, type AnswerStore } from '../storage/answers.ts';
+import { LocalAnswerStore } from '../storage/local-answers.ts';
 import { ReuseSourceError, resolveReuseSource } from '../storage/reuse-source.ts';
 import { ReusedLines } from '../storage/reused-lines.ts';
 import { bucketAnswerStore } from '../storage/s3-answers.ts';
@@ -52,11 +53,5 @@ export async function reuseCounter(
       throw err;
     }
   }
-  const source = (await store.prepare?.(fromJob)) ?? store;
-  return new ReusedLines({
-    store: source,
-    scope,
-    countOnly: true,
-    ...(fromJob !== undefined ? { fromJob } : {}),
-  });
+  return new ReusedLines({ store: await store.prepare(fromJob), scope, countOnly: true });
 }

@@ -3,7 +3,7 @@
 // nothing it does not (no per-line objects, no strings except for rejected lines).
 import { isUtf8 } from 'node:buffer';
 import { KEY_BYTES, RequestKeyer } from '../common/request-key.ts';
-import { AnswerReader } from '../storage/answers.ts';
+import { AnswerReader } from '../storage/answer-index.ts';
 import { THINK_NULL, makeLineChecker, newVerdict, type LineRules, type LineVerdict } from './line.ts';
 import type { ScanFns } from './simd.ts';
 

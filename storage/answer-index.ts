@@ -1,5 +1,5 @@
-// Sorted key → (segment, offset, length) indexes of packed answers, as the object-storage answer
-// store keeps them (storage/s3-answers.ts):
+// Sorted key → (segment, offset, length) indexes of packed answers, as both answer stores keep
+// them (storage/answer-segments.ts):
 //
 //   - a segment's index: fixed-width entries sorted by key, one per answer of that segment
 //     (key 16 | offset 8 | length 4 bytes, little-endian);
@@ -14,8 +14,9 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { KEY_BYTES } from '../common/request-key.ts';
-import { parseAnswer, type AnswerSource, type StoredAnswer } from './answers.ts';
+import { parseAnswer, type AnswerLookup, type AnswerSource, type StoredAnswer } from './answers.ts';
 import { KeyFilter } from './key-filter.ts';
 
 /** Bytes of a segment index entry: key, offset, length. */
@@ -24,13 +25,15 @@ export const SEGMENT_ENTRY = KEY_BYTES + 8 + 4;
 const MERGED_ENTRY = KEY_BYTES + 4 + 8 + 4;
 /** One fence key a block of this many entries: a lookup reads one block (2 KiB). */
 const FENCE_EVERY = 64;
+/** Merge steps between two yields to the event loop. */
+const YIELD_EVERY = 65_536;
 /** Bytes a merge input reads at a time. */
 const INPUT_BUFFER = SEGMENT_ENTRY * 512;
 /**
- * Segment files kept open by one source: lookups in random order over up to this many segments
- * cost no open; past it, the least recently used one is closed.
+ * Segment files a merged index opens for all its readers (the newest first); a lookup in a segment
+ * past these opens and closes it per read.
  */
-const OPEN_SEGMENTS = 128;
+const OPEN_SEGMENTS = 256;
 
 /** One answer's place in its segment. */
 export interface SegmentEntry {
@@ -161,34 +164,131 @@ export interface MergeOptions {
 }
 
 /**
- * The merged index of `segments` and its key filter, as an AnswerSource. A segment whose files are
- * gone (dropped from the cache by another plan after an eviction) reads as misses.
+ * Plain data: what any thread needs to read a merged index. The descriptor is the process's, so
+ * valid on every thread; the fence is in shared memory.
  */
-export class MergedAnswers implements AnswerSource {
-  private readonly fd: number;
-  private readonly fence: Buffer;
-  private readonly entries: number;
-  private readonly filter: KeyFilter;
-  private readonly segments: LocalSegment[];
-  private readonly open = new Map<number, number | null>();
-  private readonly block = Buffer.allocUnsafe(FENCE_EVERY * MERGED_ENTRY);
-  private readonly probe = Buffer.allocUnsafe(KEY_BYTES);
+export interface MergedIndexSpec {
+  fd: number;
+  fence: Uint8Array;
+  entries: number;
+  /** The segments' files, by the number the index's entries carry. */
+  segments: string[];
+  /** Their descriptors, opened once for every thread (-1: opened per read, or gone). */
+  segmentFds: number[];
+}
 
-  private constructor(
-    fd: number,
-    fence: Buffer,
-    entries: number,
-    filter: KeyFilter,
-    segments: LocalSegment[],
-  ) {
-    this.fd = fd;
-    this.fence = fence;
-    this.entries = entries;
-    this.filter = filter;
-    this.segments = segments;
+/**
+ * Finds records by key in a merged index, on whichever thread holds it: a binary search in the
+ * fence, one pread of a block of the index and one in the segment.
+ */
+export class MergedIndexReader {
+  private readonly spec: MergedIndexSpec;
+  private readonly fence: Buffer;
+  private readonly block = Buffer.allocUnsafe(FENCE_EVERY * MERGED_ENTRY);
+
+  constructor(spec: MergedIndexSpec) {
+    this.spec = spec;
+    this.fence = Buffer.from(spec.fence.buffer, spec.fence.byteOffset, spec.fence.byteLength);
   }
 
-  static build(opts: MergeOptions): MergedAnswers {
+  /** The record stored under key[at, at + 16), or undefined (not indexed, or its segment is gone). */
+  find(key: Uint8Array, at: number): Buffer | undefined {
+    const entries = this.spec.entries;
+    if (entries === 0) return undefined;
+    const fence = this.fence;
+    // The last block whose first key is <= the key.
+    if (fence.compare(key, at, at + KEY_BYTES, 0, KEY_BYTES) > 0) return undefined;
+    let lo = 0;
+    let hi = fence.length / KEY_BYTES - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (fence.compare(key, at, at + KEY_BYTES, mid * KEY_BYTES, (mid + 1) * KEY_BYTES) <= 0) lo = mid;
+      else hi = mid - 1;
+    }
+    const first = lo * FENCE_EVERY;
+    const count = Math.min(FENCE_EVERY, entries - first);
+    fs.readSync(this.spec.fd, this.block, 0, count * MERGED_ENTRY, first * MERGED_ENTRY);
+    let a = 0;
+    let b = count - 1;
+    while (a <= b) {
+      const m = (a + b) >> 1;
+      const c = this.block.compare(key, at, at + KEY_BYTES, m * MERGED_ENTRY, m * MERGED_ENTRY + KEY_BYTES);
+      if (c === 0) return this.record(m * MERGED_ENTRY);
+      if (c < 0) a = m + 1;
+      else b = m - 1;
+    }
+    return undefined;
+  }
+
+  /** The bytes an entry of the block points at (possibly short: the caller checks the length). */
+  private record(at: number): Buffer | undefined {
+    const seg = this.block.readUInt32LE(at + KEY_BYTES);
+    const offset = this.block.readUIntLE(at + KEY_BYTES + 4, 6);
+    const length = this.block.readUInt32LE(at + KEY_BYTES + 12);
+    const shared = this.spec.segmentFds[seg] ?? -1;
+    const fd = shared >= 0 ? shared : openOrUndefined(this.spec.segments[seg]!);
+    if (fd === undefined) return undefined;
+    try {
+      const bytes = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const n = fs.readSync(fd, bytes, got, length - got, offset + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return bytes.subarray(0, got);
+    } finally {
+      if (shared < 0) fs.closeSync(fd);
+    }
+  }
+}
+
+function openOrUndefined(file: string): number | undefined {
+  try {
+    return fs.openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads stored answers on a planner scan thread (what AnswerSource.lookup handed it): a key the
+ * filter rules out is a miss with no system call, any other is looked up in the merged index.
+ */
+export class AnswerReader {
+  private readonly filter: KeyFilter | undefined;
+  private readonly index: MergedIndexReader;
+
+  constructor(spec: AnswerLookup) {
+    this.filter = spec.filter && KeyFilter.fromShared(spec.filter);
+    this.index = new MergedIndexReader(spec.index);
+  }
+
+  /** The stored record of key[at, at + 16), or undefined. */
+  read(key: Uint8Array, at: number): Buffer | undefined {
+    if (this.filter && !this.filter.mayHold(key, at)) return undefined;
+    return this.index.find(key, at);
+  }
+}
+
+/**
+ * The merged index of `segments` and its key filter, as an AnswerSource. A segment whose files are
+ * gone (evicted, or dropped from a mirror) reads as misses.
+ */
+export class MergedAnswers implements AnswerSource {
+  private readonly spec: MergedIndexSpec;
+  private readonly reader: MergedIndexReader;
+  private readonly filter: KeyFilter;
+  private readonly probe = Buffer.allocUnsafe(KEY_BYTES);
+
+  private constructor(spec: MergedIndexSpec, filter: KeyFilter) {
+    this.spec = spec;
+    this.filter = filter;
+    this.reader = new MergedIndexReader(spec);
+  }
+
+  /** Merges `opts.segments` (newest first: of a key in several, the first listed wins). */
+  static async build(opts: MergeOptions): Promise<MergedAnswers> {
     let upperBound = 0;
     const heap = new CursorHeap();
     opts.segments.forEach((s, i) => {
@@ -210,8 +310,11 @@ export class MergedAnswers implements AnswerSource {
     let pending = 0;
     let filePos = 0;
     const last = Buffer.alloc(KEY_BYTES);
+    let steps = 0;
     try {
       while (heap.size > 0) {
+        // Millions of keys take seconds: let the plan activity's heartbeat through now and then.
+        if (++steps % YIELD_EVERY === 0) await yieldToLoop();
         const c = heap.peek();
         const buf = c.buffer;
         const at = c.at;
@@ -236,12 +339,22 @@ export class MergedAnswers implements AnswerSource {
       fs.closeSync(fd);
       throw err;
     }
-    return new MergedAnswers(fd, Buffer.concat(fence), n, filter, opts.segments);
+    // In shared memory, so that scan threads read the same fence without a copy each.
+    const shared = new Uint8Array(new SharedArrayBuffer(fence.length * KEY_BYTES));
+    fence.forEach((k, i) => shared.set(k, i * KEY_BYTES));
+    // Opened here, closed by release: scan threads have no end of plan to close their own at.
+    const segmentFds = opts.segments.map((s, i) =>
+      i < OPEN_SEGMENTS ? (openOrUndefined(s.segment) ?? -1) : -1,
+    );
+    return new MergedAnswers(
+      { fd, fence: shared, entries: n, segments: opts.segments.map((s) => s.segment), segmentFds },
+      filter,
+    );
   }
 
   /** Keys in the merged index. */
   get size(): number {
-    return this.entries;
+    return this.spec.entries;
   }
 
   keyFilter(): KeyFilter {
@@ -249,81 +362,25 @@ export class MergedAnswers implements AnswerSource {
   }
 
   get(key: string): StoredAnswer | undefined {
-    if (this.entries === 0) return undefined;
-    const k = this.probe;
-    k.write(key, 0, 'hex');
-    // The last block whose first key is <= k.
-    let lo = 0;
-    let hi = this.fence.length / KEY_BYTES - 1;
-    if (this.fence.compare(k, 0, KEY_BYTES, 0, KEY_BYTES) > 0) return undefined;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.fence.compare(k, 0, KEY_BYTES, mid * KEY_BYTES, (mid + 1) * KEY_BYTES) <= 0) lo = mid;
-      else hi = mid - 1;
-    }
-    const first = lo * FENCE_EVERY;
-    const count = Math.min(FENCE_EVERY, this.entries - first);
-    fs.readSync(this.fd, this.block, 0, count * MERGED_ENTRY, first * MERGED_ENTRY);
-    let a = 0;
-    let b = count - 1;
-    while (a <= b) {
-      const m = (a + b) >> 1;
-      const c = this.block.compare(k, 0, KEY_BYTES, m * MERGED_ENTRY, m * MERGED_ENTRY + KEY_BYTES);
-      if (c === 0) return this.record(m * MERGED_ENTRY);
-      if (c < 0) a = m + 1;
-      else b = m - 1;
-    }
-    return undefined;
-  }
-
-  /** The answer an entry of the block points at, or undefined when its segment is gone or torn. */
-  private record(at: number): StoredAnswer | undefined {
-    const seg = this.block.readUInt32LE(at + KEY_BYTES);
-    const offset = this.block.readUIntLE(at + KEY_BYTES + 4, 6);
-    const length = this.block.readUInt32LE(at + KEY_BYTES + 12);
-    const fd = this.segmentFd(seg);
-    if (fd === null) return undefined;
-    const bytes = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const n = fs.readSync(fd, bytes, got, length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
+    this.probe.write(key, 0, 'hex');
+    const bytes = this.reader.find(this.probe, 0);
     // A segment shorter than its index says (torn) is a miss; so is a record whose length is off.
-    return got === length ? parseAnswer(bytes) : undefined;
+    return bytes && parseAnswer(bytes);
   }
 
-  private segmentFd(seg: number): number | null {
-    const known = this.open.get(seg);
-    if (known !== undefined) {
-      // Most recently used last.
-      this.open.delete(seg);
-      this.open.set(seg, known);
-      return known;
-    }
-    let fd: number | null;
-    try {
-      fd = fs.openSync(this.segments[seg]!.segment, 'r');
-    } catch {
-      fd = null;
-    }
-    if (this.open.size >= OPEN_SEGMENTS) {
-      const [oldest, ofd] = this.open.entries().next().value!;
-      if (ofd !== null) fs.closeSync(ofd);
-      this.open.delete(oldest);
-    }
-    this.open.set(seg, fd);
-    return fd;
+  lookup(filter: KeyFilter | undefined): AnswerLookup {
+    return { index: this.spec, ...(filter ? { filter: filter.shared() } : {}) };
   }
 
   release(): void {
-    for (const fd of this.open.values()) if (fd !== null) fs.closeSync(fd);
-    this.open.clear();
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // released twice
-    }
+    for (const fd of [this.spec.fd, ...this.spec.segmentFds])
+      if (fd >= 0)
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // released twice
+        }
+    this.spec.segmentFds.fill(-1);
+    this.spec.fd = -1;
   }
 }

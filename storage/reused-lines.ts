@@ -70,12 +70,10 @@ function hexOf(key: Uint8Array, at: number): string {
 }
 
 export interface ReusedLinesOptions {
-  /** Where answers are looked up (a store, or what its `prepare` made for this plan). */
+  /** Where answers are looked up: what the store's `prepare` made for this plan (released by finish). */
   store: AnswerSource;
   /** The provider scope of the request keys (common/request-key.ts). */
   scope: string;
-  /** Only answers this job stored (`--reuse-from`). */
-  fromJob?: string;
   /** The round folder to write `reused.jsonl` and `reused.lines` into. */
   dir?: string;
   /** Only count the lines that would be reused; they still go into shards (`validate`, `plan`). */
@@ -113,7 +111,7 @@ export class ReusedLines implements LineReuse {
 
   /** The store's files and filter, for the scan threads to read their lines' answers. */
   answerLookup(): AnswerLookup | undefined {
-    return this.opts.store.lookup?.(this.opts.fromJob, this.ensureFilter() ?? undefined);
+    return this.opts.store.lookup?.(this.ensureFilter() ?? undefined);
   }
 
   take(
@@ -129,7 +127,7 @@ export class ReusedLines implements LineReuse {
       // hold costs a lookup on disk.
       const filter = this.ensureFilter();
       if (filter && !filter.mayHold(key, at)) return false;
-      answer = this.opts.store.get(hexOf(key, at), this.opts.fromJob, filter !== null);
+      answer = this.opts.store.get(hexOf(key, at));
     } else if (stored) answer = parseAnswer(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));
     if (!answer) return false;
     const customId = facts.customId();

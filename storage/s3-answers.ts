@@ -1,16 +1,7 @@
 // The answer store in the job storage's bucket, for fleets without a shared disk: answers collected
-// by one worker are reused by a plan on any other. Answers are packed, one segment per writer (a
-// collected unit's answers), because an object per answer would cost a PUT per answer to store and
-// a remote GET per hit:
-//
-//   <root>/seg/<name>   the writer's answers concatenated, each `<meta JSON>\n<result line>` as a
-//                       local answer file (so parseAnswer and its length check apply)
-//   <root>/idx/<name>   its index (storage/answer-index.ts), written AFTER the segment: a listed
-//                       index always has its segment
-//
-// `<name>` is `<ms>-<rand>-<segment bytes>-<jobTag>`: a listing alone tells a plan and eviction the
-// age, the size and which job stored it. Both objects are written once under a fresh name
-// (commit-once), so nothing is ever replaced and a cached copy never goes stale.
+// by one worker are reused by a plan on any other. Answers are packed in the segment layout of
+// storage/answer-segments.ts under `<root>/seg/` and `<root>/idx/`, because an object per answer
+// would cost a PUT per answer to store and a remote GET per hit.
 //
 // Before a plan, `prepare` lists idx/, mirrors the segments and indexes the worker lacks into a
 // cache folder under its scratch root, drops cached ones no longer listed, and merges the indexes
@@ -30,32 +21,22 @@ import {
   type AnswerSource,
   type AnswerStore,
   type AnswerWriter,
-  type StoredAnswer,
 } from './answers.ts';
-import { encodeSegmentIndex, MergedAnswers, type LocalSegment, type SegmentEntry } from './answer-index.ts';
-import type { KeyFilter } from './key-filter.ts';
+import { MergedAnswers, type LocalSegment } from './answer-index.ts';
+import {
+  byAge,
+  committedAt,
+  listedSegment,
+  ORPHAN_AFTER_MS,
+  SegmentWriter,
+  segmentsToEvict,
+  STALE_TMP_MS,
+  type ListedSegment,
+} from './answer-segments.ts';
 import { isNotFound, keyPrefix, ObjectStore, parseS3Uri, type S3Location } from './s3.ts';
 
-/** An eviction pass brings the store down to this fraction of its bound. */
-const EVICT_TO = 0.8;
-/** A segment with no index this much older than now was left by a writer that died between them. */
-const ORPHAN_AFTER_MS = 60 * 60_000;
-/** A cache temporary file this old belongs to no live writer or download. */
-const STALE_TMP_MS = 24 * 60 * 60_000;
 /** Downloads at once while mirroring. */
 const MIRROR_CONCURRENCY = 8;
-
-const NAME = /^(\d+)-([0-9a-f]+)-(\d+)-([0-9a-f]{16})$/;
-
-/** One stored segment as its index object's listing shows it. */
-export interface ListedSegment {
-  name: string;
-  ms: number;
-  /** The segment's bytes plus its index's. */
-  bytes: number;
-  segmentBytes: number;
-  tag: string;
-}
 
 export interface S3AnswerStoreOptions {
   objects: ObjectStore;
@@ -98,13 +79,10 @@ export class S3AnswerStore implements AnswerStore {
     const out: ListedSegment[] = [];
     const prefix = this.at('idx').key;
     for await (const o of this.objects.list(this.at('idx'))) {
-      const name = o.key.slice(prefix.length);
-      const m = NAME.exec(name);
-      if (!m) continue;
-      const segmentBytes = Number(m[3]);
-      out.push({ name, ms: Number(m[1]), bytes: segmentBytes + o.size, segmentBytes, tag: m[4]! });
+      const s = listedSegment(o.key.slice(prefix.length), o.size);
+      if (s) out.push(s);
     }
-    return out.sort((a, b) => a.ms - b.ms || (a.name < b.name ? -1 : 1));
+    return out.sort(byAge);
   }
 
   async hasJob(jobId: string): Promise<boolean> {
@@ -188,58 +166,26 @@ export class S3AnswerStore implements AnswerStore {
     }
   }
 
-  get(): StoredAnswer | undefined {
-    throw new Error('the object-storage answer store is read through the source prepare() returns');
-  }
-
-  keyFilter(): KeyFilter | undefined {
-    throw new Error('the object-storage answer store is read through the source prepare() returns');
-  }
-
-  /**
-   * A writer buffering one unit's answers in a scratch file (never in memory: only their 28-byte
-   * index entries are), committed as a segment and its index by close.
-   */
+  /** A writer of one unit's answers into a scratch file, committed as a segment and its index by close. */
   writer(jobId: string): AnswerWriter {
-    const tag = jobTag(jobId);
-    const rand = randomBytes(6).toString('hex');
-    const tmp = this.cached('tmp', `${rand}.seg`);
-    let fd: number | undefined;
-    let offset = 0;
-    const entries: SegmentEntry[] = [];
-    const discard = () => {
-      if (fd !== undefined) fs.closeSync(fd);
-      fd = undefined;
-      fs.rmSync(tmp, { force: true });
-    };
+    const segment = new SegmentWriter(jobTag(jobId), this.cached('tmp'));
     return {
       put: (key, answer) => {
         const at = customIdRange(answer.result, answer.customId);
         if (!at) return false;
-        if (fd === undefined) {
-          fs.mkdirSync(path.dirname(tmp), { recursive: true });
-          fd = fs.openSync(tmp, 'w');
-        }
-        const bytes = answerRecord(jobId, answer, at);
-        fs.writeSync(fd, bytes);
-        entries.push({ key: Buffer.from(key, 'hex'), offset, length: bytes.length });
-        offset += bytes.length;
+        segment.put(key, answerRecord(jobId, answer, at));
         return true;
       },
       close: async () => {
-        if (fd === undefined) return;
-        fs.closeSync(fd);
-        fd = undefined;
+        const done = segment.finish();
         try {
-          // Named when committed: its age is that of its commit, which the orphan sweep goes by.
-          const name = `${String(Date.now()).padStart(13, '0')}-${rand}-${offset}-${tag}`;
-          if (entries.length > 0) await this.commit(name, tmp, encodeSegmentIndex(entries));
+          if (done) await this.commit(done.name, done.file, done.index);
         } finally {
-          discard();
+          segment.abandon();
         }
-        entries.length = 0;
-        await this.evictIfOver();
+        if (done) await this.evictIfOver();
       },
+      abandon: () => segment.abandon(),
     };
   }
 
@@ -273,28 +219,22 @@ export class S3AnswerStore implements AnswerStore {
    */
   async evict(listed?: ListedSegment[]): Promise<{ before: number; after: number; removed: number }> {
     const all = listed ?? (await this.list());
-    const before = all.reduce((sum, s) => sum + s.bytes, 0);
-    let after = before;
-    let removed = 0;
-    const target = this.maxBytes * EVICT_TO;
-    const kept = new Set(all.map((s) => s.name));
-    for (const s of all) {
-      if (after <= target) break;
+    const { evict, before, after } = segmentsToEvict(all, this.maxBytes);
+    for (const s of evict) {
       await this.objects.delete(this.at('idx', s.name));
       await this.objects.delete(this.at('seg', s.name));
-      kept.delete(s.name);
-      after -= s.bytes;
-      removed++;
     }
+    const gone = new Set(evict.map((s) => s.name));
+    const kept = all.filter((s) => !gone.has(s.name));
+    const indexed = new Set(all.map((s) => s.name));
     const prefix = this.at('seg').key;
     for await (const o of this.objects.list(this.at('seg'))) {
       const name = o.key.slice(prefix.length);
-      const ms = Number(NAME.exec(name)?.[1] ?? 0);
-      if (!kept.has(name) && Date.now() - ms > ORPHAN_AFTER_MS)
+      if (!indexed.has(name) && Date.now() - committedAt(name) > ORPHAN_AFTER_MS)
         await this.objects.delete(this.at('seg', name));
     }
-    await this.dropUnlisted(all.filter((s) => kept.has(s.name)));
-    return { before, after, removed };
+    await this.dropUnlisted(kept);
+    return { before, after, removed: evict.length };
   }
 }
 

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSummary } from '../../common/job-types.ts';
-import { ANSWERS_DIR_NAME, LocalAnswerStore } from '../../storage/answers.ts';
+import { ANSWERS_DIR_NAME } from '../../storage/answers.ts';
+import { LocalAnswerStore } from '../../storage/local-answers.ts';
 import { FAST_FAULTS, readJsonl, startHarness, type Harness } from '../support/harness.ts';
 import { expectInvariant } from '../support/invariant.ts';
 

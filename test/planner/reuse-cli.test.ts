@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { providerScope, requestKeyOfLine } from '../../common/request-key.ts';
-import { ANSWERS_DIR_NAME, LocalAnswerStore } from '../../storage/answers.ts';
+import { ANSWERS_DIR_NAME } from '../../storage/answers.ts';
+import { LocalAnswerStore } from '../../storage/local-answers.ts';
 import { ENDPOINT, tmpDir } from './helpers.ts';
 
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'batchpilot.ts');

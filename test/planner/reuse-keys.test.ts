@@ -5,10 +5,12 @@
 // are the right ones, a torn one is a miss, and --reuse-from reads only its job's.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEY_BYTES, providerScope, requestKey } from '../../common/request-key.ts';
 import { planInputTuned, type LineReuse, type ReuseReport } from '../../planner/index.ts';
-import { LocalAnswerStore } from '../../storage/answers.ts';
+import { jobTag } from '../../storage/answers.ts';
+import { LocalAnswerStore } from '../../storage/local-answers.ts';
 import { roundFiles } from '../../storage/layout.ts';
 import { decodeOutcome } from '../../storage/outcome-record.ts';
 import { ReusedLines } from '../../storage/reused-lines.ts';
@@ -132,16 +134,23 @@ describe('stored answers read on the scan threads', () => {
         });
     w.close();
   };
-  stored('first', (i) => i % 2 === 0);
-  stored('other', (i) => i < 10);
-  // A torn answer (a crash before its bytes reached the disk): read as a miss, so line 2 is sent.
-  const torn = path.join(root, 'objects', requestKey(scope, bodies[2]!).slice(0, 2));
-  const tornFile = path.join(torn, requestKey(scope, bodies[2]!).slice(2, 4), requestKey(scope, bodies[2]!));
-  fs.truncateSync(tornFile, fs.statSync(tornFile).size - 3);
+  beforeAll(async () => {
+    stored('first', (i) => i % 2 === 0);
+    await sleep(5); // a later segment: its answers win over the first job's
+    stored('other', (i) => i < 10);
+    await sleep(5);
+    // A torn answer (a crash before its bytes reached the disk), the newest of line 2: read as a
+    // miss, so line 2 is sent, though older jobs stored it whole.
+    stored('torn', (i) => i === 2);
+    const tag = jobTag('torn');
+    const [seg] = fs.readdirSync(path.join(root, 'seg')).filter((n) => n.endsWith(tag));
+    const tornFile = path.join(root, 'seg', seg!);
+    fs.truncateSync(tornFile, fs.statSync(tornFile).size - 3);
+  });
 
   async function planWithStore(workers: number, fromJob?: string) {
     const outDir = tmpDir();
-    const reuse = new ReusedLines({ store, scope, dir: outDir, ...(fromJob ? { fromJob } : {}) });
+    const reuse = new ReusedLines({ store: await store.prepare(fromJob), scope, dir: outDir });
     const report = await planInputTuned(
       { input, outDir, endpoint: ENDPOINT, limits: LIMITS, reuse },
       { workers, chunkBytes: 16 * 1024, partRecords: 16 },
@@ -159,7 +168,7 @@ describe('stored answers read on the scan threads', () => {
   for (const workers of [0, 2]) {
     it(`answer the stored lines, in order, under their new ids (${workers} scan threads)`, async () => {
       const { report, records, numbers } = await planWithStore(workers);
-      // The shared name of line 2 is the first job's torn copy: a miss, though "other" has one.
+      // The newest answer of line 2 is torn: a miss, though older jobs stored it whole.
       const expected = bodies.map((_, i) => i).filter((i) => (i % 2 === 0 || i < 10) && i !== 2);
       expect(report.reused?.lines).toBe(expected.length);
       expect(records.map((r) => r.record.customId)).toEqual(expected.map((i) => bodies[i]!.custom_id));
@@ -177,7 +186,7 @@ describe('stored answers read on the scan threads', () => {
 
   it('with --reuse-from read only that job’s answers', async () => {
     const { report, records } = await planWithStore(2, 'other');
-    const expected = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; // line 2's own copy under "other" is whole
+    const expected = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; // line 2's copy under "other" is whole
     expect(report.reused?.lines).toBe(expected.length);
     for (const r of records)
       expect(JSON.parse(r.result)).toMatchObject({ response: { body: { job: 'other' } } });

@@ -1,6 +1,6 @@
 // A separate process writing answers into a store, for the two-writers test: node answers-writer.ts
 // <root> <jobId> <from> <count>. Writes keys from..from+count, each answer naming its job.
-import { LocalAnswerStore } from '../../storage/answers.ts';
+import { LocalAnswerStore } from '../../storage/local-answers.ts';
 
 const [root, jobId, from, count] = process.argv.slice(2);
 const store = new LocalAnswerStore({ root: root! });

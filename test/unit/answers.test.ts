@@ -1,13 +1,22 @@
 // The answer store and the request key: canonical keys (key order and whitespace do not matter,
 // any change of method, url, body or provider does), answers re-addressed byte for byte, eviction
-// oldest first within the bound, two processes writing at once, and torn files read as misses.
+// oldest first within the bound, two processes writing at once, torn records read as misses, and
+// a store of the earlier file-per-answer layout packed into segments.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { canonicalJson, providerScope, requestKeyOfLine } from '../../common/request-key.ts';
-import { LocalAnswerStore, customIdRange, jobTag, reusedResult } from '../../storage/answers.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  answerRecord,
+  customIdRange,
+  jobTag,
+  reusedResult,
+  type StoredAnswer,
+} from '../../storage/answers.ts';
+import { LocalAnswerStore } from '../../storage/local-answers.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -83,59 +92,80 @@ const answer = (i: number, bytes = 100) => {
 };
 const key = (i: number) => i.toString(16).padStart(32, '0');
 
+/** Looks keys up in a freshly prepared source of `store`, released after. */
+async function lookUp<T>(
+  store: LocalAnswerStore,
+  fromJob: string | undefined,
+  fn: (get: (k: string) => StoredAnswer | undefined) => T,
+): Promise<T> {
+  const source = await store.prepare(fromJob);
+  try {
+    return fn((k) => source.get(k));
+  } finally {
+    source.release?.();
+  }
+}
+
 describe('LocalAnswerStore', () => {
-  it('finds an answer by key, and by its job only with fromJob', () => {
+  it('finds an answer by key (the newest of several), and by its job only with fromJob', async () => {
     const store = new LocalAnswerStore({ root: tmp() });
     const w = store.writer('job-a');
     expect(w.put(key(1), answer(1))).toBe(true);
     w.close();
+    await sleep(5); // a later segment
     const w2 = store.writer('job-b');
     w2.put(key(1), answer(1));
     w2.put(key(2), answer(2));
     w2.close();
-    expect(store.get(key(1))?.meta.job).toBe('job-a'); // the first job to store it keeps the name
-    expect(store.get(key(1), 'job-b')?.meta.job).toBe('job-b');
-    expect(store.get(key(2), 'job-a')).toBeUndefined();
-    expect(store.get(key(3))).toBeUndefined();
+    await lookUp(store, undefined, (get) => {
+      expect(get(key(1))?.meta.job).toBe('job-b');
+      expect(get(key(2))?.meta.job).toBe('job-b');
+      expect(get(key(3))).toBeUndefined();
+    });
+    await lookUp(store, 'job-a', (get) => {
+      expect(get(key(1))?.meta.job).toBe('job-a');
+      expect(get(key(2))).toBeUndefined();
+    });
     expect(store.hasJob('job-a') && store.hasJob('job-b')).toBe(true);
     expect(store.hasJob('job-c')).toBe(false);
   });
 
-  it('reads a torn file as a miss', () => {
+  it('reads a torn record as a miss', async () => {
     const root = tmp();
     const store = new LocalAnswerStore({ root });
     const w = store.writer('j');
+    w.put(key(6), answer(6));
     w.put(key(7), answer(7));
     w.close();
-    const file = path.join(root, 'objects', '00', '00', key(7));
-    fs.truncateSync(file, fs.statSync(file).size - 5);
-    expect(store.get(key(7))).toBeUndefined();
-    expect(store.get(key(7), 'j')).toBeUndefined(); // the same inode, torn through both names
+    const [seg] = fs.readdirSync(path.join(root, 'seg'));
+    const file = path.join(root, 'seg', seg!);
+    fs.truncateSync(file, fs.statSync(file).size - 5); // key 7's record, the last one
+    await lookUp(store, undefined, (get) => {
+      expect(get(key(6))?.meta.job).toBe('j');
+      expect(get(key(7))).toBeUndefined();
+    });
   });
 
-  it('evicts the oldest answers first, down to the bound', () => {
+  it('evicts the oldest segments first, down to the bound', async () => {
     const root = tmp();
     const store = new LocalAnswerStore({ root, maxBytes: 20_000 });
-    // 30 old answers (a day ago), then 30 new ones: ~430 bytes each, 13 KB a batch.
+    // 30 answers of ~430 bytes a writer: 13 KB a segment with its index.
     const w = store.writer('old');
     for (let i = 0; i < 30; i++) w.put(key(i), answer(i, 300));
-    const dayAgo = new Date(Date.now() - 86_400_000);
-    for (let i = 0; i < 30; i++)
-      for (const name of [key(i), `${key(i)}.${jobTag('old')}`])
-        fs.utimesSync(
-          path.join(root, 'objects', key(i).slice(0, 2), key(i).slice(2, 4), name),
-          dayAgo,
-          dayAgo,
-        );
     w.close();
-    expect(store.get(key(0))).toBeDefined(); // 13 KB: under the bound, nothing evicted
+    expect(store.list()).toHaveLength(1); // under the bound, nothing evicted
+    await sleep(5);
     const w2 = store.writer('new');
     for (let i = 100; i < 130; i++) w2.put(key(i), answer(i, 300));
-    w2.close(); // 26 KB by the ledger: over, so the oldest go
-    for (let i = 0; i < 30; i++) expect(store.get(key(i))).toBeUndefined();
-    for (let i = 100; i < 130; i++) expect(store.get(key(i))?.meta.job).toBe('new');
-    expect(store.ledgerBytes()).toBeLessThanOrEqual(16_000);
-    expect(store.ledgerBytes()).toBeGreaterThan(10_000);
+    w2.close(); // 26 KB: over, so the oldest go
+    await lookUp(store, undefined, (get) => {
+      for (let i = 0; i < 30; i++) expect(get(key(i))).toBeUndefined();
+      for (let i = 100; i < 130; i++) expect(get(key(i))?.meta.job).toBe('new');
+    });
+    expect(store.bytes()).toBeLessThanOrEqual(16_000);
+    expect(store.bytes()).toBeGreaterThan(10_000);
+    expect(fs.readdirSync(path.join(root, 'seg'))).toHaveLength(1);
+    expect(store.hasJob('old')).toBe(false);
   });
 
   it('keeps every answer whole when two processes write the same keys at once', async () => {
@@ -150,22 +180,60 @@ describe('LocalAnswerStore', () => {
     // Keys 500..1499 are written by both at the same time.
     expect(await Promise.all([run('w1', 0), run('w2', 500)])).toEqual([0, 0]);
     const store = new LocalAnswerStore({ root });
-    for (let i = 0; i < 2000; i++) {
-      const a = store.get(key(i));
-      expect(a, `key ${i}`).toBeDefined();
-      const parsed = JSON.parse(a!.result.toString()) as { response: { body: { job: string; i: number } } };
-      expect(parsed.response.body.i).toBe(i);
-      expect(parsed.response.body.job).toBe(a!.meta.job); // name and bytes from one writer
-      if (i < 500) expect(a!.meta.job).toBe('w1');
-      if (i >= 1500) expect(a!.meta.job).toBe('w2');
-      if (i >= 500 && i < 1500) {
-        expect(store.get(key(i), 'w1')?.meta.job).toBe('w1');
-        expect(store.get(key(i), 'w2')?.meta.job).toBe('w2');
+    await lookUp(store, undefined, (get) => {
+      for (let i = 0; i < 2000; i++) {
+        const a = get(key(i));
+        expect(a, `key ${i}`).toBeDefined();
+        const parsed = JSON.parse(a!.result.toString()) as { response: { body: { job: string; i: number } } };
+        expect(parsed.response.body.i).toBe(i);
+        expect(parsed.response.body.job).toBe(a!.meta.job); // meta and bytes from one writer
+        if (i < 500) expect(a!.meta.job).toBe('w1');
+        if (i >= 1500) expect(a!.meta.job).toBe('w2');
       }
-    }
-    const leftovers = fs
-      .readdirSync(path.join(root, 'objects'), { recursive: true })
-      .filter((n) => String(n).includes('.tmp-'));
-    expect(leftovers).toEqual([]);
+    });
+    for (const job of ['w1', 'w2'])
+      await lookUp(store, job, (get) => {
+        for (const i of [500, 1000, 1499]) expect(get(key(i))?.meta.job).toBe(job);
+      });
+    expect(fs.readdirSync(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('abandon drops what a writer put and its file', async () => {
+    const root = tmp();
+    const store = new LocalAnswerStore({ root });
+    const w = store.writer('j');
+    w.put(key(1), answer(1));
+    expect(fs.readdirSync(path.join(root, 'tmp'))).toHaveLength(1);
+    w.abandon();
+    expect(fs.readdirSync(path.join(root, 'tmp'))).toEqual([]);
+    expect(store.list()).toEqual([]);
+    await lookUp(store, undefined, (get) => expect(get(key(1))).toBeUndefined());
+  });
+
+  it('packs a store of the one-file-per-answer layout into segments, jobs kept apart', async () => {
+    const root = tmp();
+    // As the earlier layout left it: `<key>.<jobTag>` per job, the bare `<key>` a link to one.
+    const put = (i: number, job: string, link: boolean) => {
+      const dir = path.join(root, 'objects', key(i).slice(0, 2), key(i).slice(2, 4));
+      fs.mkdirSync(dir, { recursive: true });
+      const own = path.join(dir, `${key(i)}.${jobTag(job)}`);
+      const a = answer(i);
+      fs.writeFileSync(own, answerRecord(job, a, customIdRange(a.result, a.customId)!));
+      if (link) fs.linkSync(own, path.join(dir, key(i)));
+    };
+    for (let i = 0; i < 20; i++) put(i, 'old-a', true);
+    for (let i = 10; i < 30; i++) put(i, 'old-b', i >= 20);
+    fs.mkdirSync(path.join(root, 'ledger'));
+    fs.writeFileSync(path.join(root, 'keys-v1'), '');
+    const store = new LocalAnswerStore({ root });
+    await lookUp(store, undefined, (get) => {
+      for (let i = 0; i < 30; i++) expect(get(key(i)), `key ${i}`).toBeDefined();
+    });
+    await lookUp(store, 'old-a', (get) => {
+      expect(get(key(15))?.meta.job).toBe('old-a');
+      expect(get(key(25))).toBeUndefined();
+    });
+    expect(store.hasJob('old-b')).toBe(true);
+    expect(fs.readdirSync(root).sort()).toEqual(['idx', 'seg', 'tmp']);
   });
 });
