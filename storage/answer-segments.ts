@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeSegmentIndex, type SegmentEntry } from './answer-index.ts';
+import { answerRecord, customIdRange, type NewAnswer } from './answers.ts';
 
 /** An eviction pass brings the store down to this fraction of its bound, so passes stay rare. */
 export const EVICT_TO = 0.8;
@@ -100,6 +101,14 @@ export class SegmentWriter {
   /** Records stored so far. */
   get count(): number {
     return this.entries.length;
+  }
+
+  /** Appends `jobId`'s answer under `key` (hex); false for a result without its custom_id where expected. */
+  putAnswer(key: string, jobId: string, answer: NewAnswer): boolean {
+    const at = customIdRange(answer.result, answer.customId);
+    if (!at) return false;
+    this.put(key, answerRecord(jobId, answer, at));
+    return true;
   }
 
   /** Appends one record (an answerRecord) under `key` (hex). */

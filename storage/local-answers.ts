@@ -26,8 +26,6 @@ import {
   type ListedSegment,
 } from './answer-segments.ts';
 import {
-  answerRecord,
-  customIdRange,
   DEFAULT_ANSWERS_FILTER_BYTES,
   DEFAULT_ANSWERS_MAX_BYTES,
   jobTag,
@@ -105,12 +103,7 @@ export class LocalAnswerStore implements AnswerStore {
   writer(jobId: string): LocalAnswerWriter {
     const segment = new SegmentWriter(jobTag(jobId), this.at('tmp'));
     return {
-      put: (key, answer) => {
-        const at = customIdRange(answer.result, answer.customId);
-        if (!at) return false;
-        segment.put(key, answerRecord(jobId, answer, at));
-        return true;
-      },
+      put: (key, answer) => segment.putAnswer(key, jobId, answer),
       close: () => {
         let done: FinishedSegment | undefined;
         try {

@@ -13,8 +13,6 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   ANSWERS_DIR_NAME,
-  answerRecord,
-  customIdRange,
   DEFAULT_ANSWERS_FILTER_BYTES,
   DEFAULT_ANSWERS_MAX_BYTES,
   jobTag,
@@ -170,12 +168,7 @@ export class S3AnswerStore implements AnswerStore {
   writer(jobId: string): AnswerWriter {
     const segment = new SegmentWriter(jobTag(jobId), this.cached('tmp'));
     return {
-      put: (key, answer) => {
-        const at = customIdRange(answer.result, answer.customId);
-        if (!at) return false;
-        segment.put(key, answerRecord(jobId, answer, at));
-        return true;
-      },
+      put: (key, answer) => segment.putAnswer(key, jobId, answer),
       close: async () => {
         const done = segment.finish();
         try {
