@@ -8,7 +8,6 @@
 // The k probe positions come from two 32-bit hashes of the key's 16 bytes by double hashing
 // (h1 + i*h2). Keys are SHA-256 output, but the mixing costs little and keeps the filter sound for
 // keys that are not uniform (tests, hand-made stores).
-import { KEY_BYTES } from '../common/request-key.ts';
 
 /** Bits a key gets when the bound allows: ~0.05% false positives with the best probe count. */
 const BITS_PER_KEY = 16;
@@ -120,11 +119,6 @@ export class KeyFilter {
   falsePositiveRate(keys = this.sizedFor): number {
     return (1 - Math.exp((-this.probes * keys) / this.bits)) ** this.probes;
   }
-}
-
-/** Adds every whole key in `bytes` (a key list: KEY_BYTES a key, a torn tail ignored). */
-export function addKeyList(filter: KeyFilter, bytes: Uint8Array, len = bytes.byteLength): void {
-  for (let at = 0; at + KEY_BYTES <= len; at += KEY_BYTES) filter.add(bytes, at);
 }
 
 /** MurmurHash3's 32-bit finaliser: every input bit affects every output bit. */
