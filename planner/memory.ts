@@ -27,7 +27,8 @@ const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 /**
  * The layout for an input of `size` bytes and about `expectedLines` lines whose lines may reach
  * `maxLineBytes`; an InputError when such lines cannot fit (`configuredLineBytes` is what the
- * user asked for, named in the message).
+ * user asked for, named in the message). `keyed`: the scan threads also compute each line's request
+ * key and look it up in the answer store (reuse).
  */
 export function layOutMemory(
   size: number,
@@ -36,14 +37,17 @@ export function layOutMemory(
   configuredLineBytes: number,
   writing: boolean,
   tuning: PlanTuning,
+  keyed = false,
 ): MemoryLayout {
   // Scan threads for inputs worth them; one only past 2.5M lines, where the id table needs the room
-  // (peak RSS stays under 256 MB at 10M lines).
+  // (peak RSS stays under 256 MB at 10M lines), unless the lines are keyed: hashing and looking up
+  // every line is then most of a plan's work, and a second thread halves it (at 10M lines with 50%
+  // reuse: bench/README.md, Reuse) for a few slots more.
   const threads =
     tuning.workers ??
     (size <= 16 * MiB
       ? 0
-      : Math.max(1, Math.min(expectedLines > 2_500_000 ? 1 : 2, os.availableParallelism())));
+      : Math.max(1, Math.min(expectedLines > 2_500_000 && !keyed ? 1 : 2, os.availableParallelism())));
   // A slot holds a chunk and must hold any line that may be accepted (plus CR, BOM, newline).
   const slotBytes = roundUp(Math.max(tuning.chunkBytes ?? 4 * MiB, maxLineBytes + PAGE), PAGE);
   // Spare slots let the scan threads run ahead of the main thread; with one scan thread (large

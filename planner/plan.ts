@@ -149,6 +149,7 @@ class Planner {
       opts.limits.maxLineBytes,
       !!opts.outDir,
       tuning,
+      rules.keyScope !== undefined,
     );
     const memory = scanMemory(mem.slots * mem.slotBytes + mem.arenaBytes, mem.threads > 0);
     const u8 = new Uint8Array(memory.buffer);
