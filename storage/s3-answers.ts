@@ -29,6 +29,7 @@ import {
   SegmentWriter,
   segmentsToEvict,
   STALE_TMP_MS,
+  type FinishedSegment,
   type ListedSegment,
 } from './answer-segments.ts';
 import { isNotFound, keyPrefix, ObjectStore, parseS3Uri, type S3Location } from './s3.ts';
@@ -170,9 +171,10 @@ export class S3AnswerStore implements AnswerStore {
     return {
       put: (key, answer) => segment.putAnswer(key, jobId, answer),
       close: async () => {
-        const done = segment.finish();
+        let done: FinishedSegment | undefined;
         try {
-          if (done) await this.commit(done.name, done.file, done.index);
+          done = segment.finish();
+          if (done) await this.commit(done);
         } finally {
           segment.abandon();
         }
@@ -183,7 +185,7 @@ export class S3AnswerStore implements AnswerStore {
   }
 
   /** The segment, then its index (so a listed index always has its segment), then a cached copy. */
-  private async commit(name: string, segmentFile: string, index: Buffer): Promise<void> {
+  private async commit({ name, file: segmentFile, index }: FinishedSegment): Promise<void> {
     await this.objects.write(this.at('seg', name), fs.createReadStream(segmentFile), { ifAbsent: true });
     await this.objects.write(this.at('idx', name), index, { ifAbsent: true });
     // This worker's own answers need no download before its next plan.
